@@ -1,0 +1,194 @@
+//! Reading the `Cookie` header and writing `Set-Cookie`, as Node's `cookie` package does.
+
+use std::borrow::Cow;
+
+use crate::clock;
+use crate::record::CookieRecord;
+
+/// Finds the first cookie called `name` in a `Cookie` header value and returns its decoded
+/// value, as `cookie.parse(header)[name]` does: pairs split on `;`, names and values trimmed,
+/// one pair of surrounding double quotes removed, `%XX` escapes decoded when they form valid
+/// UTF-8 (otherwise the raw value is kept). The first cookie of a name wins.
+pub fn find<'a>(header: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    for pair in header.split(';') {
+        let Some(eq) = pair.find('=') else { continue };
+        if pair[..eq].trim_matches(is_ws) != name {
+            continue;
+        }
+        let mut value = pair[eq + 1..].trim_matches(is_ws);
+        if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            value = &value[1..value.len() - 1];
+        }
+        return Some(decode(value));
+    }
+    None
+}
+
+fn is_ws(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// JavaScript's `decodeURIComponent`, falling back to the input when it would throw.
+pub fn decode(value: &str) -> Cow<'_, str> {
+    if !value.contains('%') {
+        return Cow::Borrowed(value);
+    }
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+                let h = std::str::from_utf8(h).ok()?;
+                u8::from_str_radix(h, 16).ok()
+            });
+            match hex {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => return Cow::Borrowed(value),
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(_) => Cow::Borrowed(value),
+    }
+}
+
+/// JavaScript's `encodeURIComponent`.
+pub fn encode(value: &str) -> Cow<'_, str> {
+    fn keep(b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            )
+    }
+    if value.bytes().all(keep) {
+        return Cow::Borrowed(value);
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `name` is a valid cookie name (an RFC 7230 token), as `cookie.serialize` demands.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether a domain or path can be sent in an attribute without breaking the header.
+pub fn is_valid_attribute(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b';')
+}
+
+/// `cookie.serialize(name, value, cookie.data)`: the `Set-Cookie` value express sends.
+/// `value` is encoded with `encodeURIComponent`. Attribute order: Domain, Path, Expires,
+/// HttpOnly, Secure, Partitioned, Priority, SameSite. `Max-Age` is never sent.
+pub fn serialize(name: &str, value: &str, c: &CookieRecord) -> String {
+    let value = encode(value);
+    let mut out = String::with_capacity(name.len() + value.len() + 96);
+    out.push_str(name);
+    out.push('=');
+    out.push_str(&value);
+    if let Some(domain) = &c.domain {
+        out.push_str("; Domain=");
+        out.push_str(domain);
+    }
+    out.push_str("; Path=");
+    out.push_str(&c.path);
+    if let Some(expires) = c.expires {
+        out.push_str("; Expires=");
+        out.push_str(&clock::to_http_date(expires));
+    }
+    if c.http_only {
+        out.push_str("; HttpOnly");
+    }
+    if c.secure == Some(true) {
+        out.push_str("; Secure");
+    }
+    if c.partitioned == Some(true) {
+        out.push_str("; Partitioned");
+    }
+    if let Some(p) = c.priority {
+        out.push_str("; Priority=");
+        out.push_str(p.attribute());
+    }
+    if let Some(s) = c.same_site {
+        out.push_str("; SameSite=");
+        out.push_str(s.attribute());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Priority, SameSite};
+    use std::sync::Arc;
+
+    #[test]
+    fn parse_follows_the_cookie_package() {
+        let h = "a=1; connect.sid=s%3Aabc.def; connect.sid=second;b=\"q\"";
+        assert_eq!(find(h, "connect.sid").as_deref(), Some("s:abc.def"));
+        assert_eq!(find(h, "b").as_deref(), Some("q"));
+        assert_eq!(find(h, "a").as_deref(), Some("1"));
+        assert_eq!(find(h, "missing"), None);
+        assert_eq!(find("  x = y ;", "x").as_deref(), Some("y"));
+        assert_eq!(find("x=%E0%A4%A", "x").as_deref(), Some("%E0%A4%A"));
+        assert_eq!(find("x=%FF", "x").as_deref(), Some("%FF"));
+        assert_eq!(find("novalue; x", "x"), None);
+        assert_eq!(find("x=", "x").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn encode_matches_encode_uri_component() {
+        assert_eq!(encode("s:a/b+c=d.e"), "s%3Aa%2Fb%2Bc%3Dd.e");
+        assert_eq!(encode("-_.!~*'()"), "-_.!~*'()");
+        assert_eq!(encode("é %"), "%C3%A9%20%25");
+        assert_eq!(decode(&encode("é %;=")), "é %;=");
+    }
+
+    #[test]
+    fn serialize_orders_attributes_like_express() {
+        let c = CookieRecord {
+            original_max_age: Some(1000),
+            expires: Some(0),
+            secure: Some(true),
+            http_only: true,
+            domain: Some(Arc::from("example.com")),
+            path: Arc::from("/app"),
+            same_site: Some(SameSite::True),
+            partitioned: Some(true),
+            priority: Some(Priority::High),
+        };
+        assert_eq!(
+            serialize("sid", "s:x", &c),
+            "sid=s%3Ax; Domain=example.com; Path=/app; Expires=Thu, 01 Jan 1970 00:00:00 GMT; \
+             HttpOnly; Secure; Partitioned; Priority=High; SameSite=Strict"
+        );
+        assert_eq!(
+            serialize("sid", "v", &CookieRecord::default()),
+            "sid=v; Path=/; HttpOnly"
+        );
+    }
+}

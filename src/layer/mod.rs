@@ -1,0 +1,387 @@
+//! The tower [`Layer`](tower_layer::Layer): express-session's middleware.
+//!
+//! The data's path, one request:
+//! 1. [`service`]: the request comes in; the path is checked against `cookie.path`.
+//! 2. The `Cookie` header is read and its signature verified ([`crate::cookie`],
+//!    [`crate::signing`]); a bad cookie counts as no cookie.
+//! 3. The record is loaded from the store, or a new session generated ([`crate::session`]).
+//! 4. The handler runs with the [`Session`](crate::Session) in the request's extensions.
+//! 5. The session is committed to the store ([`Session::commit`](crate::Session)); a store
+//!    failure turns the response into the error handler's response.
+//! 6. `Set-Cookie` is added and the response goes out.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+
+use crate::error::{ConfigError, Error};
+use crate::id::{GenId, RequestHead};
+use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
+use crate::signing::Secrets;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::SessionStore;
+
+mod service;
+
+pub use service::{ResponseBody, ResponseFuture, SessionService};
+
+/// Builds the response sent when a session operation fails in the layer (the store is down,
+/// a record is corrupt). The default sends `500 Internal Server Error` with no `Set-Cookie`.
+pub type ErrorHandler = Arc<dyn Fn(&Error) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// The resolved configuration shared by the layer, its services and every session.
+pub(crate) struct Config {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) secrets: Secrets,
+    pub(crate) name: String,
+    pub(crate) cookie: CookieSource,
+    pub(crate) genid: Option<GenId>,
+    pub(crate) proxy: Proxy,
+    pub(crate) trust_proxy: bool,
+    pub(crate) resave: bool,
+    pub(crate) rolling: bool,
+    pub(crate) save_uninitialized: bool,
+    pub(crate) unset: Unset,
+    pub(crate) on_error: ErrorHandler,
+}
+
+impl Config {
+    /// Whether hooks need the request head kept with the session.
+    pub(crate) fn keeps_head(&self) -> bool {
+        self.genid.is_some() || matches!(self.cookie, CookieSource::PerRequest(_))
+    }
+}
+
+/// The session middleware. Build it with [`SessionLayer::builder`].
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use sessile::{Session, SessionLayer};
+///
+/// async fn views(session: Session) -> Result<String, sessile::Error> {
+///     let n: u64 = session.get("views")?.unwrap_or(0) + 1;
+///     session.insert("views", n)?;
+///     Ok(format!("{n} views"))
+/// }
+///
+/// let layer = SessionLayer::builder().secret("keyboard cat").build().unwrap();
+/// let app: Router = Router::new().route("/", get(views)).layer(layer);
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    config: Arc<Config>,
+}
+
+impl SessionLayer {
+    /// Starts a builder with this crate's defaults: `name = "connect.sid"`,
+    /// `resave = false`, `saveUninitialized = false`, `rolling = false`, `unset = keep`,
+    /// an in-memory [`EmbeddedStore`], and express's cookie defaults.
+    pub fn builder() -> SessionLayerBuilder {
+        SessionLayerBuilder::default()
+    }
+
+    /// The store sessions are kept in.
+    pub fn store(&self) -> Arc<dyn SessionStore> {
+        self.config.store.clone()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService::new(inner, self.config.clone())
+    }
+}
+
+/// Options for [`SessionLayer`], under express-session's names.
+#[must_use]
+pub struct SessionLayerBuilder {
+    store: Option<Arc<dyn SessionStore>>,
+    secrets: Vec<Vec<u8>>,
+    name: String,
+    cookie: CookieSource,
+    genid: Option<GenId>,
+    proxy: Proxy,
+    trust_proxy: bool,
+    resave: bool,
+    rolling: bool,
+    save_uninitialized: bool,
+    unset: Unset,
+    on_error: Option<ErrorHandler>,
+}
+
+impl Default for SessionLayerBuilder {
+    fn default() -> Self {
+        SessionLayerBuilder {
+            store: None,
+            secrets: Vec::new(),
+            name: "connect.sid".into(),
+            cookie: CookieSource::Fixed(CookieOptions::default()),
+            genid: None,
+            proxy: Proxy::Default,
+            trust_proxy: false,
+            resave: false,
+            rolling: false,
+            save_uninitialized: false,
+            unset: Unset::Keep,
+            on_error: None,
+        }
+    }
+}
+
+impl SessionLayerBuilder {
+    /// `secret`: the secret that signs and verifies the cookie. Required (this or
+    /// [`secrets`](Self::secrets)).
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("keyboard cat").build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secrets = vec![secret.as_ref().to_vec()];
+        self
+    }
+
+    /// `secret: [...]`: several secrets; the first signs, all verify. Rotate a secret by
+    /// putting the new one first and keeping the old one until its cookies have expired.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secrets(["new secret", "old secret"]).build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn secrets<I, S>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        self.secrets = secrets.into_iter().map(|s| s.as_ref().to_vec()).collect();
+        self
+    }
+
+    /// `store`: where sessions live (default: an in-memory [`EmbeddedStore`]).
+    ///
+    /// ```
+    /// let store = sessile::EmbeddedStore::new();
+    /// let layer = sessile::SessionLayer::builder().secret("s").store(store).build();
+    /// ```
+    pub fn store(mut self, store: impl SessionStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// `store`, given as a shared handle (for a store the application also uses directly).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let store = Arc::new(sessile::EmbeddedStore::new());
+    /// let layer = sessile::SessionLayer::builder().secret("s").store_arc(store.clone()).build();
+    /// ```
+    pub fn store_arc(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// `name`: the cookie's name (default `connect.sid`).
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").name("app.sid").build();
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// `cookie`: the cookie's options.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .cookie(sessile::CookieOptions::new().max_age(Duration::from_secs(3600)))
+    ///     .build();
+    /// ```
+    pub fn cookie(mut self, cookie: CookieOptions) -> Self {
+        self.cookie = CookieSource::Fixed(cookie);
+        self
+    }
+
+    /// `cookie: function (req) {...}`: the cookie's options computed for each request that
+    /// starts a new session (and for the path check).
+    ///
+    /// ```
+    /// use sessile::CookieOptions;
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .cookie_fn(|req| {
+    ///         let admin = req.uri.path().starts_with("/admin");
+    ///         CookieOptions::new().max_age_ms(Some(if admin { 600_000 } else { 86_400_000 }))
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn cookie_fn(
+        mut self,
+        f: impl Fn(&RequestHead) -> CookieOptions + Send + Sync + 'static,
+    ) -> Self {
+        self.cookie = CookieSource::PerRequest(Arc::new(f));
+        self
+    }
+
+    /// `genid`: makes the id of each new session from the request. Ids must be unique and
+    /// unguessable; the default (24 random bytes, base64url) is both.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .genid(|_req| format!("app-{}", sessile::id::generate().unwrap()))
+    ///     .build();
+    /// ```
+    pub fn genid(mut self, f: impl Fn(&RequestHead) -> String + Send + Sync + 'static) -> Self {
+        self.genid = Some(Arc::new(f));
+        self
+    }
+
+    /// `proxy`: whether `X-Forwarded-Proto` decides if the request is secure.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").proxy(sessile::Proxy::Trust).build();
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// express's `app.set('trust proxy', true)`, consulted when `proxy` is
+    /// [`Proxy::Default`]: trust `X-Forwarded-Proto`.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").trust_proxy(true).build();
+    /// ```
+    pub fn trust_proxy(mut self, trust: bool) -> Self {
+        self.trust_proxy = trust;
+        self
+    }
+
+    /// `resave`: write the whole session back on every request, even unmodified (express's
+    /// old default). Off (the default), unmodified sessions are only touched and modified
+    /// ones get a field-level update that cannot lose a parallel request's change.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").resave(true).build();
+    /// ```
+    pub fn resave(mut self, on: bool) -> Self {
+        self.resave = on;
+        self
+    }
+
+    /// `rolling`: send the cookie on every response, restarting its `maxAge` countdown.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").rolling(true).build();
+    /// ```
+    pub fn rolling(mut self, on: bool) -> Self {
+        self.rolling = on;
+        self
+    }
+
+    /// `saveUninitialized`: store new sessions even when the handler put nothing in them
+    /// (off by default: no cookie and no store write until there is something to keep).
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").save_uninitialized(true).build();
+    /// ```
+    pub fn save_uninitialized(mut self, on: bool) -> Self {
+        self.save_uninitialized = on;
+        self
+    }
+
+    /// `unset`: what [`Session::unset`](crate::Session::unset) does to the stored session.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").unset(sessile::Unset::Destroy).build();
+    /// ```
+    pub fn unset(mut self, unset: Unset) -> Self {
+        self.unset = unset;
+        self
+    }
+
+    /// The response sent when the store fails (default: `500`, no `Set-Cookie`).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .on_error(|err| {
+    ///         let mut res = http::Response::new(Full::new(Bytes::from(format!("try again: {err}"))));
+    ///         *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    ///         res
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn on_error(
+        mut self,
+        f: impl Fn(&Error) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_error = Some(Arc::new(f));
+        self
+    }
+
+    /// Checks the options and builds the layer.
+    ///
+    /// # Errors
+    /// No secret, an empty secret, or a cookie name or attribute that cannot be sent.
+    pub fn build(self) -> Result<SessionLayer, ConfigError> {
+        let secrets = Secrets::new(&self.secrets).ok_or_else(|| {
+            ConfigError("a non-empty secret is required (secret or secrets)".into())
+        })?;
+        if !crate::cookie::is_valid_name(&self.name) {
+            return Err(ConfigError(format!("invalid cookie name {:?}", self.name)));
+        }
+        if let CookieSource::Fixed(c) = &self.cookie {
+            let rec = c.new_record(false);
+            let bad = !crate::cookie::is_valid_attribute(&rec.path)
+                || rec
+                    .domain
+                    .as_deref()
+                    .is_some_and(|d| !crate::cookie::is_valid_attribute(d));
+            if bad {
+                return Err(ConfigError("invalid cookie path or domain".into()));
+            }
+        }
+        let store = match self.store {
+            Some(s) => s,
+            None => Arc::new(EmbeddedStore::new()),
+        };
+        Ok(SessionLayer {
+            config: Arc::new(Config {
+                store,
+                secrets,
+                name: self.name,
+                cookie: self.cookie,
+                genid: self.genid,
+                proxy: self.proxy,
+                trust_proxy: self.trust_proxy,
+                resave: self.resave,
+                rolling: self.rolling,
+                save_uninitialized: self.save_uninitialized,
+                unset: self.unset,
+                on_error: self
+                    .on_error
+                    .unwrap_or_else(|| Arc::new(default_error_response)),
+            }),
+        })
+    }
+}
+
+fn default_error_response(_: &Error) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(b"Internal Server Error")));
+    *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}

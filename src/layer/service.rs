@@ -1,0 +1,188 @@
+//! The [`Service`] the layer wraps around the application, and its response future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{Either, Full};
+use tower_service::Service;
+
+use super::Config;
+use crate::error::Error;
+use crate::id::RequestHead;
+use crate::options::{IsSecure, Proxy};
+use crate::session::Session;
+
+/// The response body of a [`SessionService`]: the application's body, or the error
+/// handler's.
+pub type ResponseBody<B> = Either<B, Full<Bytes>>;
+
+/// The future of a [`SessionService`] call.
+pub type ResponseFuture<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send + 'static>>;
+
+/// The middleware service made by [`SessionLayer`](super::SessionLayer).
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        SessionService { inner, config }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The clone is not ready yet; the instance polled ready is the one that serves.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(handle(inner, self.config.clone(), req))
+    }
+}
+
+async fn handle<S, ReqBody, ResBody>(
+    mut inner: S,
+    config: Arc<Config>,
+    req: Request<ReqBody>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let (mut parts, body) = req.into_parts();
+    let head = config
+        .keeps_head()
+        .then(|| Arc::new(RequestHead::from_parts(&parts)));
+
+    // Requests outside the cookie's path get no session.
+    let path_ok = {
+        let empty;
+        let h = match &head {
+            Some(h) => h,
+            None => {
+                empty = RequestHead {
+                    method: http::Method::GET,
+                    uri: http::Uri::default(),
+                    headers: http::HeaderMap::new(),
+                };
+                &empty
+            }
+        };
+        let opts = config.cookie.resolve(&|| h.clone());
+        parts.uri.path().starts_with(opts.get_path())
+    };
+    if !path_ok {
+        let res = inner.call(Request::from_parts(parts, body)).await?;
+        return Ok(res.map(Either::Left));
+    }
+
+    let secure = is_secure(&parts, config.proxy, config.trust_proxy);
+    let cookie_id = read_cookie(&parts.headers, &config);
+    let session = match load(&config, cookie_id, secure, head).await {
+        Ok(s) => s,
+        Err(e) => return Ok(error_response(&config, &e)),
+    };
+    parts.extensions.insert(session.clone());
+
+    let mut res = inner.call(Request::from_parts(parts, body)).await?;
+
+    match session.commit().await {
+        Ok(commit) => {
+            if let Some(c) = commit.set_cookie {
+                match HeaderValue::try_from(c) {
+                    Ok(v) => {
+                        res.headers_mut().append(http::header::SET_COOKIE, v);
+                    }
+                    Err(_) => {
+                        let e = Error::Value(serde::ser::Error::custom(
+                            "session cookie is not a valid header value",
+                        ));
+                        return Ok(error_response(&config, &e));
+                    }
+                }
+            }
+            Ok(res.map(Either::Left))
+        }
+        Err(e) => Ok(error_response(&config, &e)),
+    }
+}
+
+async fn load(
+    config: &Arc<Config>,
+    cookie_id: Option<String>,
+    secure: bool,
+    head: Option<Arc<RequestHead>>,
+) -> Result<Session, Error> {
+    if let Some(id) = &cookie_id {
+        if let Some(record) = config.store.get(id).await? {
+            return Ok(Session::inflate(
+                config.clone(),
+                id.clone(),
+                record,
+                secure,
+                head,
+            ));
+        }
+    }
+    Session::generate(config.clone(), cookie_id, secure, head)
+}
+
+fn error_response<B>(config: &Config, e: &Error) -> Response<ResponseBody<B>> {
+    (config.on_error)(e).map(Either::Right)
+}
+
+/// The verified session id from the first cookie of the configured name.
+fn read_cookie(headers: &http::HeaderMap, config: &Config) -> Option<String> {
+    for value in headers.get_all(http::header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        if let Some(raw) = crate::cookie::find(text, &config.name) {
+            if raw.is_empty() {
+                return None;
+            }
+            return crate::signing::session_id(&raw, &config.secrets).map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// express-session's `issecure(req, trustProxy)`.
+fn is_secure(parts: &http::request::Parts, proxy: Proxy, trust_proxy: bool) -> bool {
+    let ext = parts.extensions.get::<IsSecure>().copied();
+    if ext == Some(IsSecure(true)) || parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+        return true;
+    }
+    let forwarded = || {
+        let header = parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        header.split(',').next().unwrap_or("").trim().to_owned()
+    };
+    match proxy {
+        Proxy::Ignore => false,
+        Proxy::Trust => forwarded().eq_ignore_ascii_case("https"),
+        // express's `req.secure`: with `trust proxy`, the forwarded protocol decides.
+        Proxy::Default => ext.is_none() && trust_proxy && forwarded() == "https",
+    }
+}

@@ -1,0 +1,65 @@
+//! # sessile
+//!
+//! express-session for tower and axum.
+//!
+//! - [`SessionLayer`]: the middleware, with every express-session option under its Rust name
+//!   (see [`options`]), and cookies signed exactly as express signs them, so a Node service
+//!   and a Rust service with the same secret read each other's cookies.
+//! - [`Session`]: `req.session`, with `regenerate`, `destroy`, `reload`, `save`, `touch`, the
+//!   cookie's `maxAge`, and an axum extractor (feature `axum`, on by default).
+//! - [`SessionStore`]: express's store interface, async, with typed errors.
+//! - [`EmbeddedStore`]: the default store, sharded in memory with idle expiry and caps.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use sessile::{CookieOptions, Session, SessionLayer};
+//! use std::time::Duration;
+//!
+//! async fn views(session: Session) -> Result<String, sessile::Error> {
+//!     let n: u64 = session.get("views")?.unwrap_or(0) + 1;
+//!     session.insert("views", n)?;
+//!     Ok(format!("you have been here {n} times"))
+//! }
+//!
+//! let sessions = SessionLayer::builder()
+//!     .secret("keyboard cat")
+//!     .cookie(CookieOptions::new().max_age(Duration::from_secs(3600)))
+//!     .build()
+//!     .expect("valid options");
+//! let app: Router = Router::new().route("/", get(views)).layer(sessions);
+//! ```
+//!
+//! ## What differs from express-session (and why it cannot be seen on the wire)
+//!
+//! - The store write finishes before the response is handed back, so a redirect never
+//!   reaches the browser before the login is saved.
+//! - With `resave = false` (the default here), a request sends only the fields it changed,
+//!   applied atomically, so parallel requests of one session do not lose each other's
+//!   changes.
+//! - Defaults: `resave = false` and `saveUninitialized = false` (express's defaults are
+//!   deprecated and both `true`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+pub mod cookie;
+pub mod error;
+#[cfg(feature = "axum")]
+pub mod extract;
+pub mod id;
+pub mod layer;
+pub mod options;
+pub mod record;
+pub mod session;
+pub mod signing;
+pub mod store;
+mod sync;
+
+pub use error::{ConfigError, Error, StoreError};
+pub use layer::{SessionLayer, SessionLayerBuilder, SessionService};
+pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset};
+pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
+pub use session::Session;
+pub use signing::Secrets;
+pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder};
+pub use store::{Applied, SessionStore};

@@ -1,0 +1,514 @@
+//! The stored session record, in express-session's JSON shape.
+//!
+//! A record is `{"cookie": {...}, ...data}`: the cookie object that express keeps with every
+//! session plus the application's own fields. Any store that holds this JSON can be shared
+//! with Node (see the Redis store), and every store receives it through the
+//! [`SessionStore`](crate::SessionStore) trait.
+//!
+//! The application data is kept as compact JSON text ([`Data`]) so that a store can hand a
+//! record out by bumping a reference count, and the per-request session parses it only when a
+//! handler looks inside.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::Error as _;
+use serde_json::{Map, Value};
+
+use crate::clock;
+use crate::error::StoreError;
+
+/// The `SameSite` attribute as express stores it (`true`, `"lax"`, `"strict"`, `"none"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `sameSite: true`: sent as `SameSite=Strict`, stored as `true`.
+    True,
+    /// `sameSite: "lax"`.
+    Lax,
+    /// `sameSite: "strict"`.
+    Strict,
+    /// `sameSite: "none"` (browsers require `Secure` with it).
+    None,
+}
+
+impl SameSite {
+    /// The attribute value sent in `Set-Cookie`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SameSite::True | SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+
+    fn to_json(self) -> Value {
+        match self {
+            SameSite::True => Value::Bool(true),
+            SameSite::Lax => Value::from("lax"),
+            SameSite::Strict => Value::from("strict"),
+            SameSite::None => Value::from("none"),
+        }
+    }
+
+    fn from_json(v: &Value) -> Result<Option<Self>, String> {
+        Ok(match v {
+            Value::Null | Value::Bool(false) => None,
+            Value::Bool(true) => Some(SameSite::True),
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "lax" => Some(SameSite::Lax),
+                "strict" => Some(SameSite::Strict),
+                "none" => Some(SameSite::None),
+                other => return Err(format!("invalid cookie.sameSite {other:?}")),
+            },
+            other => return Err(format!("invalid cookie.sameSite {other}")),
+        })
+    }
+}
+
+/// The `Priority` cookie attribute (a Chrome extension express supports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// `Priority=Low`.
+    Low,
+    /// `Priority=Medium`.
+    Medium,
+    /// `Priority=High`.
+    High,
+}
+
+impl Priority {
+    /// The attribute value sent in `Set-Cookie`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Priority::Low => "Low",
+            Priority::Medium => "Medium",
+            Priority::High => "High",
+        }
+    }
+
+    fn json_name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+        }
+    }
+
+    /// Parses express's spelling (`"low"`, `"medium"`, `"high"`, any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Some(Priority::Low),
+            "medium" => Some(Priority::Medium),
+            "high" => Some(Priority::High),
+            _ => None,
+        }
+    }
+}
+
+/// The `cookie` object express keeps inside every stored session.
+///
+/// Its fields are the attributes of the session cookie as they were when the session was
+/// created; a loaded session sends its cookie with these, not with the current options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieRecord {
+    /// `originalMaxAge`: the lifetime in milliseconds the cookie was given, or `None` for a
+    /// browser-session cookie.
+    pub original_max_age: Option<i64>,
+    /// `expires`, in milliseconds since the Unix epoch; `None` for a browser-session cookie.
+    pub expires: Option<i64>,
+    /// `secure`; `None` when express would leave it undefined.
+    pub secure: Option<bool>,
+    /// `httpOnly` (express's default: `true`).
+    pub http_only: bool,
+    /// `domain`.
+    pub domain: Option<Arc<str>>,
+    /// `path` (express's default: `/`).
+    pub path: Arc<str>,
+    /// `sameSite`.
+    pub same_site: Option<SameSite>,
+    /// `partitioned`.
+    pub partitioned: Option<bool>,
+    /// `priority`.
+    pub priority: Option<Priority>,
+}
+
+impl Default for CookieRecord {
+    fn default() -> Self {
+        CookieRecord {
+            original_max_age: None,
+            expires: None,
+            secure: None,
+            http_only: true,
+            domain: None,
+            path: Arc::from("/"),
+            same_site: None,
+            partitioned: None,
+            priority: None,
+        }
+    }
+}
+
+impl CookieRecord {
+    /// `cookie.maxAge`: milliseconds until `expires` (negative once passed), `None` for a
+    /// browser-session cookie.
+    pub fn max_age(&self) -> Option<i64> {
+        self.expires.map(|e| e - clock::now_ms())
+    }
+
+    /// `cookie.maxAge = ms`: sets `expires` to now + `ms` and `originalMaxAge` to `ms`;
+    /// `None` makes it a browser-session cookie.
+    pub fn set_max_age(&mut self, ms: Option<i64>) {
+        self.expires = ms.map(|ms| clock::now_ms().saturating_add(ms));
+        self.original_max_age = ms;
+    }
+
+    /// `session.touch()`: resets `expires` to now + `originalMaxAge`.
+    pub fn touch(&mut self) {
+        let original = self.original_max_age;
+        self.expires = original.map(|ms| clock::now_ms().saturating_add(ms));
+    }
+
+    /// Whether `expires` has passed at `now_ms`.
+    pub fn is_expired_at(&self, now_ms: i64) -> bool {
+        self.expires.is_some_and(|e| e <= now_ms)
+    }
+
+    /// The cookie as express serialises it (`Cookie.prototype.data`, key order included).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "originalMaxAge".into(),
+            self.original_max_age.map_or(Value::Null, Value::from),
+        );
+        if let Some(p) = self.partitioned {
+            m.insert("partitioned".into(), Value::Bool(p));
+        }
+        if let Some(p) = self.priority {
+            m.insert("priority".into(), Value::from(p.json_name()));
+        }
+        m.insert(
+            "expires".into(),
+            self.expires
+                .map_or(Value::Null, |e| Value::from(clock::to_iso(e))),
+        );
+        if let Some(s) = self.secure {
+            m.insert("secure".into(), Value::Bool(s));
+        }
+        m.insert("httpOnly".into(), Value::Bool(self.http_only));
+        if let Some(d) = &self.domain {
+            m.insert("domain".into(), Value::from(&**d));
+        }
+        m.insert("path".into(), Value::from(&*self.path));
+        if let Some(s) = self.same_site {
+            m.insert("sameSite".into(), s.to_json());
+        }
+        Value::Object(m)
+    }
+
+    /// Reads the cookie object as express (or Node's connect-redis) wrote it.
+    pub fn from_json(v: &Value) -> Result<Self, String> {
+        let obj = v.as_object().ok_or("cookie is not an object")?;
+        let mut c = CookieRecord::default();
+        for (k, v) in obj {
+            match k.as_str() {
+                "originalMaxAge" => c.original_max_age = json_ms(v, "originalMaxAge")?,
+                "expires" => {
+                    c.expires = match v {
+                        Value::Null | Value::Bool(false) => None,
+                        Value::String(s) => Some(
+                            clock::parse_date(s).ok_or_else(|| format!("invalid expires {s:?}"))?,
+                        ),
+                        Value::Number(_) => json_ms(v, "expires")?,
+                        other => return Err(format!("invalid expires {other}")),
+                    }
+                }
+                "secure" => c.secure = json_bool(v, "secure")?,
+                "httpOnly" => c.http_only = json_bool(v, "httpOnly")?.unwrap_or(true),
+                "domain" => c.domain = json_str(v, "domain")?.map(Arc::from),
+                "path" => c.path = json_str(v, "path")?.map_or_else(|| Arc::from("/"), Arc::from),
+                "sameSite" => c.same_site = SameSite::from_json(v)?,
+                "partitioned" => c.partitioned = json_bool(v, "partitioned")?,
+                "priority" => {
+                    c.priority = match json_str(v, "priority")? {
+                        None => None,
+                        Some(s) => Some(
+                            Priority::parse(s).ok_or_else(|| format!("invalid priority {s:?}"))?,
+                        ),
+                    }
+                }
+                // express copies any other property onto the cookie but never sends it.
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}
+
+fn json_ms(v: &Value, what: &str) -> Result<Option<i64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| format!("invalid {what} {n}")),
+        other => Err(format!("invalid {what} {other}")),
+    }
+}
+
+fn json_bool(v: &Value, what: &str) -> Result<Option<bool>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        other => Err(format!("invalid {what} {other}")),
+    }
+}
+
+fn json_str<'a>(v: &'a Value, what: &str) -> Result<Option<&'a str>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        other => Err(format!("invalid {what} {other}")),
+    }
+}
+
+/// The application's session fields as compact JSON object text.
+///
+/// Cloning is a reference-count bump. Build one from a map with [`Data::from_map`] and look
+/// inside with [`Data::to_map`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Data(Arc<str>);
+
+impl Data {
+    /// No fields (`{}`).
+    pub fn empty() -> Self {
+        Data(Arc::from("{}"))
+    }
+
+    /// Serialises a map of fields. A field named `cookie` is dropped: that name belongs to the
+    /// cookie object.
+    pub fn from_map(map: &Map<String, Value>) -> Self {
+        if map.contains_key("cookie") {
+            let mut m = map.clone();
+            m.remove("cookie");
+            return Self::from_map(&m);
+        }
+        // Serialising a `Map<String, Value>` cannot fail.
+        Data(Arc::from(
+            serde_json::to_string(map).unwrap_or_else(|_| "{}".into()),
+        ))
+    }
+
+    /// Checks that `text` is a JSON object without a `cookie` field and keeps it as is.
+    pub fn from_json_text(text: &str) -> Result<Self, StoreError> {
+        let map: Map<String, Value> = serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+        if map.contains_key("cookie") {
+            return Ok(Self::from_map(&map));
+        }
+        Ok(Data(Arc::from(text)))
+    }
+
+    /// Parses the fields.
+    pub fn to_map(&self) -> Result<Map<String, Value>, StoreError> {
+        serde_json::from_str(&self.0).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+    }
+
+    /// The JSON object text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.trim() == "{}"
+    }
+
+    /// Bytes of JSON text held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Data::empty()
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A whole stored session: the cookie object and the application's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    /// The session cookie as stored.
+    pub cookie: CookieRecord,
+    /// The application's fields.
+    pub data: Data,
+}
+
+impl Record {
+    /// The record as express's JSON text: `{"cookie":{...},...data}`.
+    pub fn to_json(&self) -> String {
+        let cookie = self.cookie.to_json().to_string();
+        let data = self.data.as_str().trim();
+        let inner = data
+            .strip_prefix('{')
+            .and_then(|d| d.strip_suffix('}'))
+            .unwrap_or("")
+            .trim();
+        let mut out = String::with_capacity(cookie.len() + data.len() + 12);
+        out.push_str("{\"cookie\":");
+        out.push_str(&cookie);
+        if !inner.is_empty() {
+            out.push(',');
+            out.push_str(inner);
+        }
+        out.push('}');
+        out
+    }
+
+    /// Reads express's JSON text. Unknown fields are kept as data, so a record written by
+    /// Node round-trips untouched.
+    pub fn from_json(text: &str) -> Result<Self, StoreError> {
+        let mut map: Map<String, Value> = serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?;
+        Self::from_map(&mut map)
+    }
+
+    /// Splits an express-shaped object into cookie and data.
+    pub fn from_map(map: &mut Map<String, Value>) -> Result<Self, StoreError> {
+        let cookie = match map.shift_remove("cookie") {
+            Some(v) => CookieRecord::from_json(&v)
+                .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?,
+            None => CookieRecord::default(),
+        };
+        Ok(Record {
+            cookie,
+            data: Data::from_map(map),
+        })
+    }
+
+    /// The record's JSON as a `serde_json::Value` (what `/store/all` style APIs show).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.to_json()).unwrap_or(Value::Null)
+    }
+}
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.to_json())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut map = Map::<String, Value>::deserialize(d)?;
+        Record::from_map(&mut map).map_err(D::Error::custom)
+    }
+}
+
+/// One field change made by a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The field was set to this value.
+    Set(String, Value),
+    /// The field was removed.
+    Remove(String),
+}
+
+/// What one request changed in a loaded session, applied atomically by
+/// [`SessionStore::apply`](crate::SessionStore::apply).
+///
+/// Applying only the changed fields (not the whole record) is what keeps two parallel requests
+/// of one session from overwriting each other's changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes {
+    /// The cookie object to store (it carries the new expiry).
+    pub cookie: CookieRecord,
+    /// The field changes, in order.
+    pub fields: Vec<Change>,
+}
+
+impl Changes {
+    /// Applies the field changes to a map of fields.
+    pub fn apply_to(&self, map: &mut Map<String, Value>) {
+        for change in &self.fields {
+            match change {
+                Change::Set(k, v) => {
+                    map.insert(k.clone(), v.clone());
+                }
+                Change::Remove(k) => {
+                    map.shift_remove(k);
+                }
+            }
+        }
+    }
+
+    /// Applies the changes to stored data, producing the new data.
+    pub fn apply_to_data(&self, data: &Data) -> Result<Data, StoreError> {
+        if self.fields.is_empty() {
+            return Ok(data.clone());
+        }
+        let mut map = data.to_map()?;
+        self.apply_to(&mut map);
+        Ok(Data::from_map(&map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn express_shape_round_trips_with_unknown_fields() {
+        let text = r#"{"cookie":{"originalMaxAge":60000,"expires":"2030-01-02T03:04:05.678Z","secure":false,"httpOnly":true,"path":"/","sameSite":"lax"},"views":3,"passport":{"user":"alice"},"zz":[1,2]}"#;
+        let r = Record::from_json(text).unwrap();
+        assert_eq!(r.cookie.original_max_age, Some(60000));
+        assert_eq!(r.cookie.same_site, Some(SameSite::Lax));
+        assert_eq!(r.cookie.secure, Some(false));
+        assert_eq!(r.to_json(), text);
+    }
+
+    #[test]
+    fn default_cookie_serialises_like_express() {
+        let r = Record::default();
+        assert_eq!(
+            r.to_json(),
+            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"}}"#
+        );
+    }
+
+    #[test]
+    fn bad_records_are_errors_not_panics() {
+        for bad in [
+            "",
+            "[]",
+            "{\"cookie\":5}",
+            "{\"cookie\":{\"expires\":\"soon\"}}",
+            "{\"cookie\":{\"sameSite\":\"sideways\"}}",
+            "{\"cookie\":{\"originalMaxAge\":\"x\"}}",
+        ] {
+            assert!(Record::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn changes_apply_in_order() {
+        let d = Data::from_json_text(r#"{"a":1,"b":2}"#).unwrap();
+        let ch = Changes {
+            cookie: CookieRecord::default(),
+            fields: vec![
+                Change::Remove("a".into()),
+                Change::Set("c".into(), Value::from(3)),
+            ],
+        };
+        assert_eq!(ch.apply_to_data(&d).unwrap().as_str(), r#"{"b":2,"c":3}"#);
+    }
+}

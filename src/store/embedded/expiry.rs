@@ -1,0 +1,121 @@
+//! The expiry index of one shard: a wheel of one-second buckets.
+//!
+//! Every entry sits in exactly one bucket, the second of the deadline it had when it was
+//! placed. Touches move a deadline forward without touching the wheel (the deadline is an
+//! atomic beside the entry); when the sweeper reaches a bucket it frees the entries whose
+//! deadline has really passed and moves the others to the bucket of their current deadline.
+//! So a session is re-bucketed at most once per lifetime, and expired sessions are found
+//! without scanning the map.
+//!
+//! Each entry remembers its bucket and its slot in that bucket's vector, so removing a
+//! destroyed session from the wheel is O(1) (`swap_remove` and one slot fix-up).
+
+use std::collections::BTreeMap;
+
+use std::sync::Arc;
+
+/// The bucket of a deadline in milliseconds.
+pub(crate) fn bucket_of(deadline_ms: i64) -> i64 {
+    deadline_ms.div_euclid(1000)
+}
+
+/// Where an entry sits in the wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub(crate) bucket: i64,
+    pub(crate) slot: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Wheel {
+    buckets: BTreeMap<i64, Vec<Arc<str>>>,
+    len: usize,
+}
+
+impl Wheel {
+    /// Puts `key` in the bucket of `deadline_ms` and returns its place.
+    pub(crate) fn insert(&mut self, key: Arc<str>, deadline_ms: i64) -> Place {
+        let bucket = bucket_of(deadline_ms);
+        let v = self.buckets.entry(bucket).or_default();
+        v.push(key);
+        self.len += 1;
+        Place {
+            bucket,
+            slot: (v.len() - 1) as u32,
+        }
+    }
+
+    /// Removes the key at `place`. Returns the key that moved into that slot (whose place
+    /// must now be `place`), if any.
+    pub(crate) fn remove(&mut self, place: Place) -> Option<Arc<str>> {
+        let v = self.buckets.get_mut(&place.bucket)?;
+        let slot = place.slot as usize;
+        if slot >= v.len() {
+            return None;
+        }
+        v.swap_remove(slot);
+        self.len -= 1;
+        let moved = v.get(slot).cloned();
+        if v.is_empty() {
+            self.buckets.remove(&place.bucket);
+        }
+        moved
+    }
+
+    /// The earliest bucket whose second has fully passed at `now_ms`, if any.
+    pub(crate) fn due(&self, now_ms: i64) -> Option<i64> {
+        let (&b, _) = self.buckets.first_key_value()?;
+        (b < bucket_of(now_ms)).then_some(b)
+    }
+
+    /// Takes up to `budget` keys from the end of `bucket` (so the remaining slots stay valid).
+    pub(crate) fn take(&mut self, bucket: i64, budget: usize) -> Vec<Arc<str>> {
+        let Some(v) = self.buckets.get_mut(&bucket) else {
+            return Vec::new();
+        };
+        let n = budget.min(v.len());
+        let out = v.split_off(v.len() - n);
+        self.len -= out.len();
+        if v.is_empty() {
+            self.buckets.remove(&bucket);
+        }
+        out
+    }
+
+    /// The keys of the earliest bucket, for eviction when a cap is reached.
+    pub(crate) fn earliest(&self) -> Option<i64> {
+        self.buckets.first_key_value().map(|(&b, _)| b)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.buckets.clear();
+        self.len = 0;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_fixes_up_the_moved_slot() {
+        let mut w = Wheel::default();
+        let a = w.insert(Arc::from("a"), 1500);
+        let b = w.insert(Arc::from("b"), 1200);
+        let c = w.insert(Arc::from("c"), 1999);
+        assert_eq!((a.bucket, a.slot, b.slot, c.slot), (1, 0, 1, 2));
+        assert_eq!(w.remove(a).as_deref(), Some("c"));
+        assert_eq!(w.len(), 2);
+        assert_eq!(w.due(2000), Some(1));
+        assert_eq!(w.due(1999), None);
+        let taken = w.take(1, 10);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(w.len(), 0);
+        assert_eq!(w.earliest(), None);
+    }
+}
