@@ -610,7 +610,8 @@ impl State {
             config.rolling || (self.cookie.expires.is_some() && self.is_modified()?)
         };
         // Only send secure cookies over secure connections; the session is saved regardless.
-        Ok(send && !(self.cookie.secure == Some(true) && !self.secure))
+        let sendable = self.secure || self.cookie.secure != Some(true);
+        Ok(send && sendable)
     }
 
     /// The store write that saves this session: field changes against what the store holds

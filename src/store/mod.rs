@@ -13,6 +13,7 @@ use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
 
 pub mod embedded;
+pub mod suite;
 
 /// What [`SessionStore::apply`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,4 +61,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// `store.length()`: how many live records there are.
     async fn len(&self) -> Result<usize, StoreError>;
+
+    /// Whether there are no live records.
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len().await? == 0)
+    }
 }

@@ -1,0 +1,335 @@
+//! A server for an external conformance harness that compares sessile with express-session.
+//!
+//! ```text
+//! cargo run --release --example conformance -- --addr 127.0.0.1:4000 --config options.json
+//! ```
+//!
+//! `options.json` holds express-session's options under express's names; `null` means absent,
+//! and absent `resave` / `saveUninitialized` take express's defaults (both `true`):
+//!
+//! ```json
+//! { "name": "connect.sid", "secret": ["new", "old"], "resave": false, "rolling": false,
+//!   "saveUninitialized": false, "unset": "destroy", "proxy": null, "trustProxy": true,
+//!   "cookie": { "path": "/", "httpOnly": true, "secure": "auto", "maxAge": 60000,
+//!               "sameSite": "lax", "partitioned": false, "priority": "high" },
+//!   "store": "memory" }
+//! ```
+//!
+//! Routes (all GET, JSON bodies): `/noop`, `/read`, `/views`, `/set/:key/:value`, `/get/:key`,
+//! `/id`, `/cookie`, `/maxage/:ms`, `/regenerate`, `/destroy`, `/save`, `/touch`, `/unset`,
+//! `/reload`, `/store/length`, `/store/all`, `/store/clear`. Errors answer
+//! `500 {"error": "..."}`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Parser;
+use serde_json::{json, Map, Value};
+use sessile::{
+    CookieOptions, EmbeddedStore, Priority, Proxy, SameSiteOption, Secure, Session, SessionLayer,
+    SessionStore, Unset,
+};
+
+#[derive(Parser)]
+#[command(about = "sessile conformance server")]
+struct Args {
+    /// Address to listen on, e.g. 127.0.0.1:4000.
+    #[arg(long)]
+    addr: String,
+    /// express-session options as JSON.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+type Store = Arc<dyn SessionStore>;
+
+/// A JSON error response.
+struct Fail(String);
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": self.0 })),
+        )
+            .into_response()
+    }
+}
+
+impl From<sessile::Error> for Fail {
+    fn from(e: sessile::Error) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+impl From<sessile::StoreError> for Fail {
+    fn from(e: sessile::StoreError) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+type Reply = Result<Json<Value>, Fail>;
+
+fn need(session: Option<Session>) -> Result<Session, Fail> {
+    session.ok_or_else(|| Fail("no session".into()))
+}
+
+fn ok() -> Reply {
+    Ok(Json(json!("ok")))
+}
+
+/// Reads the options file into a layer, mapping express's JSON onto the builder.
+fn layer_from(config: &Value, store: Option<Store>) -> Result<SessionLayer, String> {
+    let opt = |key: &str| config.get(key).filter(|v| !v.is_null());
+    let flag = |key: &str, default: bool| -> Result<bool, String> {
+        match opt(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(format!("{key} must be a boolean, got {other}")),
+        }
+    };
+    let mut b = SessionLayer::builder();
+    if let Some(store) = store {
+        b = b.store_arc(store);
+    }
+    b = match opt("secret") {
+        Some(Value::String(s)) => b.secret(s),
+        Some(Value::Array(a)) => {
+            let secrets: Option<Vec<&str>> = a.iter().map(Value::as_str).collect();
+            b.secrets(secrets.ok_or("secret array must hold strings")?)
+        }
+        _ => return Err("secret option required".into()),
+    };
+    if let Some(name) = opt("name") {
+        b = b.name(name.as_str().ok_or("name must be a string")?);
+    }
+    b = b
+        .resave(flag("resave", true)?)
+        .rolling(flag("rolling", false)?)
+        .save_uninitialized(flag("saveUninitialized", true)?);
+    b = b.unset(match opt("unset").and_then(Value::as_str) {
+        None | Some("keep") => Unset::Keep,
+        Some("destroy") => Unset::Destroy,
+        Some(other) => {
+            return Err(format!(
+                "unset must be \"destroy\" or \"keep\", got {other}"
+            ))
+        }
+    });
+    b = b.proxy(match opt("proxy") {
+        None => Proxy::Default,
+        Some(Value::Bool(true)) => Proxy::Trust,
+        Some(Value::Bool(false)) => Proxy::Ignore,
+        Some(other) => return Err(format!("proxy must be a boolean or null, got {other}")),
+    });
+    // express's `trust proxy`: true, a hop count or an address list. The harness connects
+    // from loopback, so anything but false/0 trusts the forwarded protocol.
+    b = b.trust_proxy(match opt("trustProxy") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n > 0.0),
+        Some(_) => true,
+    });
+    if let Some(cookie) = opt("cookie") {
+        b = b.cookie(cookie_from(cookie)?);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+fn cookie_from(c: &Value) -> Result<CookieOptions, String> {
+    let opt = |key: &str| c.get(key).filter(|v| !v.is_null());
+    let mut o = CookieOptions::new();
+    if let Some(p) = opt("path") {
+        o = o.path(p.as_str().ok_or("cookie.path must be a string")?);
+    }
+    if let Some(d) = opt("domain") {
+        o = o.domain(d.as_str().ok_or("cookie.domain must be a string")?);
+    }
+    if let Some(h) = opt("httpOnly") {
+        o = o.http_only(h.as_bool().ok_or("cookie.httpOnly must be a boolean")?);
+    }
+    o = o.secure(match opt("secure") {
+        None => Secure::Unset,
+        Some(Value::Bool(true)) => Secure::On,
+        Some(Value::Bool(false)) => Secure::Off,
+        Some(Value::String(s)) if s == "auto" => Secure::Auto,
+        Some(other) => return Err(format!("invalid cookie.secure {other}")),
+    });
+    if let Some(m) = opt("maxAge") {
+        let ms = m.as_f64().ok_or("cookie.maxAge must be a number")?;
+        o = o.max_age_ms(Some(ms as i64));
+    }
+    o = o.same_site(match opt("sameSite") {
+        None | Some(Value::Bool(false)) => SameSiteOption::Off,
+        Some(Value::Bool(true)) => SameSiteOption::True,
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "lax" => SameSiteOption::Lax,
+            "strict" => SameSiteOption::Strict,
+            "none" => SameSiteOption::None,
+            "auto" => SameSiteOption::Auto,
+            other => return Err(format!("invalid cookie.sameSite {other}")),
+        },
+        Some(other) => return Err(format!("invalid cookie.sameSite {other}")),
+    });
+    if let Some(p) = opt("partitioned") {
+        o = o.partitioned(p.as_bool().ok_or("cookie.partitioned must be a boolean")?);
+    }
+    if let Some(p) = opt("priority") {
+        let p = p.as_str().and_then(Priority::parse);
+        o = o.priority(p.ok_or("cookie.priority must be low, medium or high")?);
+    }
+    Ok(o)
+}
+
+fn store_from(config: &Value) -> Result<Option<Store>, String> {
+    match config.get("store") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s == "memory" => Ok(Some(Arc::new(EmbeddedStore::new()))),
+        Some(Value::Object(o)) if o.contains_key("dir") => {
+            Err("the durable embedded store (\"store\": {\"dir\": ...}) is not built yet".into())
+        }
+        Some(other) => Err(format!("unsupported store {other}")),
+    }
+}
+
+async fn noop() -> Reply {
+    ok()
+}
+
+async fn read(s: Option<Session>) -> Reply {
+    Ok(Json(Value::Object(need(s)?.data()?)))
+}
+
+async fn views(s: Option<Session>) -> Reply {
+    let s = need(s)?;
+    let n = s.get::<i64>("views").ok().flatten().unwrap_or(0) + 1;
+    s.insert("views", n)?;
+    Ok(Json(json!(n)))
+}
+
+async fn set(s: Option<Session>, Path((key, value)): Path<(String, String)>) -> Reply {
+    need(s)?.insert(&key, value)?;
+    ok()
+}
+
+async fn get_key(s: Option<Session>, Path(key): Path<String>) -> Reply {
+    Ok(Json(need(s)?.get_value(&key)?.unwrap_or(Value::Null)))
+}
+
+async fn id(s: Option<Session>) -> Reply {
+    let id = need(s)?.id().ok_or_else(|| Fail("no session".into()))?;
+    Ok(Json(json!(id)))
+}
+
+async fn cookie(s: Option<Session>) -> Reply {
+    let c = need(s)?.cookie()?;
+    Ok(Json(json!({
+        "maxAge": c.max_age(),
+        "originalMaxAge": c.original_max_age,
+        "expires": c.expires.map(sessile::clock::to_iso),
+        "httpOnly": c.http_only,
+        "path": &*c.path,
+        "secure": c.secure.unwrap_or(false),
+        "sameSite": c.to_json().get("sameSite").cloned().unwrap_or(Value::Bool(false)),
+    })))
+}
+
+async fn maxage(s: Option<Session>, Path(ms): Path<String>) -> Reply {
+    let ms: f64 = ms
+        .parse()
+        .map_err(|_| Fail(format!("invalid maxAge {ms:?}")))?;
+    need(s)?.set_max_age_ms(Some(ms as i64))?;
+    ok()
+}
+
+async fn regenerate(s: Option<Session>) -> Reply {
+    let s = need(s)?;
+    s.regenerate().await?;
+    s.insert("regenerated", true)?;
+    Ok(Json(json!(s.id())))
+}
+
+async fn destroy(s: Option<Session>) -> Reply {
+    need(s)?.destroy().await?;
+    ok()
+}
+
+async fn save(s: Option<Session>) -> Reply {
+    need(s)?.save().await?;
+    ok()
+}
+
+async fn touch(s: Option<Session>) -> Reply {
+    need(s)?.touch()?;
+    ok()
+}
+
+async fn unset(s: Option<Session>) -> Reply {
+    need(s)?.unset();
+    ok()
+}
+
+async fn reload(s: Option<Session>) -> Reply {
+    let s = need(s)?;
+    s.reload().await?;
+    Ok(Json(Value::Object(s.data()?)))
+}
+
+async fn store_length(State(store): State<Store>) -> Reply {
+    Ok(Json(json!(store.len().await?)))
+}
+
+async fn store_all(State(store): State<Store>) -> Reply {
+    let mut out = Map::new();
+    for (sid, record) in store.all().await? {
+        let data = record.data.to_map()?;
+        out.insert(sid, Value::Object(data));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+async fn store_clear(State(store): State<Store>) -> Reply {
+    store.clear().await?;
+    ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("reading {}: {e}", args.config.display()))?;
+    let config: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("parsing {}: {e}", args.config.display()))?;
+    let layer = layer_from(&config, store_from(&config)?)?;
+    let store = layer.store();
+
+    let app = Router::new()
+        .route("/noop", get(noop))
+        .route("/read", get(read))
+        .route("/views", get(views))
+        .route("/set/{key}/{value}", get(set))
+        .route("/get/{key}", get(get_key))
+        .route("/id", get(id))
+        .route("/cookie", get(cookie))
+        .route("/maxage/{ms}", get(maxage))
+        .route("/regenerate", get(regenerate))
+        .route("/destroy", get(destroy))
+        .route("/save", get(save))
+        .route("/touch", get(touch))
+        .route("/unset", get(unset))
+        .route("/reload", get(reload))
+        .route("/store/length", get(store_length))
+        .route("/store/all", get(store_all))
+        .route("/store/clear", get(store_clear))
+        .with_state(store)
+        .layer(layer);
+
+    let listener = tokio::net::TcpListener::bind(&args.addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
