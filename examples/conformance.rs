@@ -15,6 +15,10 @@
 //!   "store": "memory" }
 //! ```
 //!
+//! `"store"` may also be `{"redis": "redis://127.0.0.1:6379", "prefix": "sess:"}` (sessions in
+//! Redis as Node's connect-redis keeps them; build with
+//! `cargo run --release --features redis --example conformance -- ...`).
+//!
 //! Routes (all GET, JSON bodies): `/noop`, `/read`, `/views`, `/set/:key/:value`, `/get/:key`,
 //! `/id`, `/cookie`, `/maxage/:ms`, `/regenerate`, `/destroy`, `/save`, `/touch`, `/unset`,
 //! `/reload`, `/store/length`, `/store/all`, `/store/clear`. Errors answer
@@ -190,10 +194,46 @@ fn store_from(config: &Value) -> Result<Option<Store>, String> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s == "memory" => Ok(Some(Arc::new(EmbeddedStore::new()))),
         Some(Value::Object(o)) if o.contains_key("dir") => {
-            Err("the durable embedded store (\"store\": {\"dir\": ...}) is not built yet".into())
+            let dir = o["dir"].as_str().ok_or("store.dir must be a string")?;
+            let store = EmbeddedStore::open(dir).map_err(|e| format!("opening {dir}: {e}"))?;
+            Ok(Some(Arc::new(store)))
         }
         Some(other) => Err(format!("unsupported store {other}")),
     }
+}
+
+/// `"store": {"redis": "redis://127.0.0.1:6379", "prefix": "sess:"}`: sessions in Redis, in
+/// connect-redis's format (`prefix` optional, default `sess:`). Needs `--features redis`.
+/// `Ok(None)` for any other store.
+async fn redis_store_from(config: &Value) -> Result<Option<Store>, String> {
+    let Some(Value::Object(o)) = config.get("store") else {
+        return Ok(None);
+    };
+    let Some(url) = o.get("redis") else {
+        return Ok(None);
+    };
+    let url = url.as_str().ok_or("store.redis must be a URL string")?;
+    let prefix = match o.get("prefix") {
+        None | Some(Value::Null) => "sess:",
+        Some(Value::String(p)) => p.as_str(),
+        Some(other) => return Err(format!("store.prefix must be a string, got {other}")),
+    };
+    redis_store(url, prefix).await
+}
+
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str, prefix: &str) -> Result<Option<Store>, String> {
+    let store = sessile::RedisStore::builder(url)
+        .prefix(prefix)
+        .build()
+        .await
+        .map_err(|e| format!("Redis store: {e}"))?;
+    Ok(Some(Arc::new(store)))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_store(_url: &str, _prefix: &str) -> Result<Option<Store>, String> {
+    Err("this build has no Redis store: run the example with `--features redis`".into())
 }
 
 async fn noop() -> Reply {
@@ -304,7 +344,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("reading {}: {e}", args.config.display()))?;
     let config: Value = serde_json::from_str(&text)
         .map_err(|e| format!("parsing {}: {e}", args.config.display()))?;
-    let layer = layer_from(&config, store_from(&config)?)?;
+    let store = match redis_store_from(&config).await? {
+        Some(store) => Some(store),
+        None => store_from(&config)?,
+    };
+    let layer = layer_from(&config, store)?;
     let store = layer.store();
 
     let app = Router::new()

@@ -8,9 +8,19 @@
 //! your visits; logging in gives the session a new id (`cycle_id`, the defence against session
 //! fixation) and keeps the counter; logging out destroys the session.
 //!
+//! Sessions are kept by the durable embedded store in `./demo-sessions` (`--dir` to choose
+//! another directory, `--memory` for none): stop the server (Ctrl-C, or even `kill -9`), start
+//! it again, and you are still logged in.
+//!
+//! With `--redis redis://127.0.0.1:6379/` (and `--features redis`) sessions live in Redis
+//! instead, as Node's connect-redis keeps them: run two demo servers and an Express app on
+//! one Redis and one secret, and a login on one is a login on all (see the README's "Many
+//! nodes" section).
+//!
 //! Set `SESSION_SECRET` to sign cookies with your own secret (a fixed development secret is
 //! used otherwise, with a warning).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -18,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use clap::Parser;
 use serde::Deserialize;
-use sessile::{CookieOptions, SameSiteOption, Session, SessionLayer};
+use sessile::{CookieOptions, EmbeddedStore, SameSiteOption, Session, SessionLayer, SessionStore};
 
 #[derive(Parser)]
 #[command(about = "sessile demo: a login app")]
@@ -26,6 +36,17 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
+    /// Where the durable session store keeps its log and snapshots.
+    #[arg(long, default_value = "demo-sessions")]
+    dir: std::path::PathBuf,
+    /// Keep sessions in memory only (lost when the server stops).
+    #[arg(long)]
+    memory: bool,
+    /// Keep sessions in Redis at this URL instead (connect-redis's format, prefix `sess:`),
+    /// shared with every server and Express app using the same Redis, secret and prefix.
+    /// Needs `--features redis`.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 const USER: &str = "user1";
@@ -109,6 +130,21 @@ async fn logout(session: Session) -> Result<Redirect, sessile::Error> {
     Ok(Redirect::to("/"))
 }
 
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, Box<dyn std::error::Error>> {
+    let store = sessile::RedisStore::connect(url).await?;
+    println!("sessions in Redis under {}*", store.prefix());
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_store(_url: &str) -> Result<Arc<dyn SessionStore>, Box<dyn std::error::Error>> {
+    Err(
+        "this build has no Redis store: run with `cargo run --features redis --example demo`"
+            .into(),
+    )
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -116,8 +152,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("warning: SESSION_SECRET is not set; using a development secret");
         "thisismysecrctekeyfhrgfgrfrty84fwir767".to_owned()
     });
+    let store: Arc<dyn SessionStore> = if let Some(url) = &args.redis {
+        redis_store(url).await?
+    } else if args.memory {
+        Arc::new(EmbeddedStore::new())
+    } else {
+        let store = EmbeddedStore::open(&args.dir)?;
+        println!(
+            "sessions in {} ({} restored)",
+            args.dir.display(),
+            store.len().await?
+        );
+        Arc::new(store)
+    };
     let sessions = SessionLayer::builder()
         .secret(secret)
+        .store_arc(store)
         .cookie(
             CookieOptions::new()
                 .max_age(Duration::from_secs(24 * 3600))

@@ -94,11 +94,41 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Whether a domain or path can be sent in an attribute without breaking the header.
-pub fn is_valid_attribute(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b';')
+/// Whether `domain` is a valid `Domain` attribute, by the rule of Node's `cookie` package:
+/// dot-separated labels of letters, digits and inner hyphens, at most 63 characters each, with
+/// an optional leading dot.
+pub fn is_valid_domain(domain: &str) -> bool {
+    let d = domain.strip_prefix('.').unwrap_or(domain);
+    !d.is_empty()
+        && d.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
+/// Whether `path` is a valid `Path` attribute, by the rule of Node's `cookie` package:
+/// characters 0x20-0x3A and 0x3D-0x7E (printable ASCII without `;` and `<`).
+pub fn is_valid_path(path: &str) -> bool {
+    path.bytes()
+        .all(|b| (0x20..=0x3a).contains(&b) || (0x3d..=0x7e).contains(&b))
+}
+
+/// Checks the attributes of a cookie before it is sent, as `cookie.serialize` does (it throws
+/// where this returns an error): an invalid domain or path could otherwise inject attributes.
+pub fn check(c: &CookieRecord) -> Result<(), String> {
+    if let Some(d) = &c.domain {
+        if !is_valid_domain(d) {
+            return Err(format!("invalid cookie domain {d:?}"));
+        }
+    }
+    if !is_valid_path(&c.path) {
+        return Err(format!("invalid cookie path {:?}", c.path));
+    }
+    Ok(())
 }
 
 /// `cookie.serialize(name, value, cookie.data)`: the `Set-Cookie` value express sends.
@@ -158,6 +188,29 @@ mod tests {
         assert_eq!(find("x=%FF", "x").as_deref(), Some("%FF"));
         assert_eq!(find("novalue; x", "x"), None);
         assert_eq!(find("x=", "x").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn attribute_rules_follow_the_cookie_package() {
+        for ok in ["example.com", ".example.com", "a-b.c0", "localhost"] {
+            assert!(is_valid_domain(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "ex ample.com",
+            "a.com; Secure",
+            "é.com",
+        ] {
+            assert!(!is_valid_domain(bad), "{bad}");
+        }
+        assert!(is_valid_path("/a/b c:d=e~"));
+        assert!(!is_valid_path("/a;b"));
+        assert!(!is_valid_path("/a<b"));
+        assert!(!is_valid_path("/a\nb"));
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum Error {
     /// A value could not be converted to or from JSON.
     #[error("session value: {0}")]
     Value(#[from] serde_json::Error),
+    /// The session cookie cannot be sent: an invalid domain or path (from a per-request
+    /// cookie function, or a stored record).
+    #[error("session cookie: {0}")]
+    Cookie(String),
     /// A session id could not be generated (the OS has no randomness to give).
     #[error("session id generation failed: {0}")]
     Id(String),

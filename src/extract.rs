@@ -1,7 +1,7 @@
 //! The axum extractor (feature `axum`).
 
-use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum_core::response::{IntoResponse, Response};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 

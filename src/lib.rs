@@ -9,6 +9,8 @@
 //!   cookie's `maxAge`, and an axum extractor (feature `axum`, on by default).
 //! - [`SessionStore`]: express's store interface, async, with typed errors.
 //! - [`EmbeddedStore`]: the default store, sharded in memory with idle expiry and caps.
+//! - `RedisStore` (feature `redis`): sessions in Redis for many nodes, in the format of Node's
+//!   connect-redis, so an Express app can share them.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -61,5 +63,8 @@ pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset}
 pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
 pub use session::Session;
 pub use signing::Secrets;
-pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder};
+pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::redis::{RedisStore, RedisStoreBuilder};
 pub use store::{Applied, SessionStore};

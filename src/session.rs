@@ -159,7 +159,7 @@ impl Session {
         head: Option<Arc<RequestHead>>,
     ) -> Result<Self, Error> {
         let id = config.new_id(head.as_deref())?;
-        let cookie = config.new_cookie(head.as_deref(), secure);
+        let cookie = config.new_cookie(head.as_deref(), secure)?;
         let raw = Data::empty();
         let st = State {
             original_id: id.clone(),
@@ -399,9 +399,17 @@ impl Session {
         let op = self.with(|st| st.write_op(&self.inner.config))?;
         let done = self.run_write(op).await?;
         let mut st = self.inner.state.lock();
-        st.saved = Some(done.clone());
-        st.persisted = Some(done);
-        Ok(())
+        match done {
+            Some(done) => {
+                st.saved = Some(done.clone());
+                st.persisted = Some(done);
+                Ok(())
+            }
+            None => {
+                st.present = false;
+                Err(Error::NotInStore)
+            }
+        }
     }
 
     /// `req.session.reload()`: replaces the fields and cookie with what the store holds now.
@@ -438,7 +446,7 @@ impl Session {
             let mut st = self.inner.state.lock();
             let config = &self.inner.config;
             let id = config.new_id(st.head.as_deref())?;
-            st.cookie = config.new_cookie(st.head.as_deref(), st.secure);
+            st.cookie = config.new_cookie(st.head.as_deref(), st.secure)?;
             st.fields = Fields::new(Data::empty());
             st.id = id;
             st.present = true;
@@ -473,25 +481,19 @@ impl Session {
         Ok(())
     }
 
-    async fn run_write(&self, op: WriteOp) -> Result<Snap, Error> {
+    /// Runs a store write; `None` when the session was no longer in the store.
+    async fn run_write(&self, op: WriteOp) -> Result<Option<Snap>, Error> {
         let store = &self.inner.config.store;
         match op {
             WriteOp::Set { id, record, snap } => {
                 store.set(&id, &record).await?;
-                Ok(snap)
+                Ok(Some(snap))
             }
-            WriteOp::Apply {
-                id,
-                changes,
-                record,
-                snap,
-            } => {
-                if store.apply(&id, &changes).await? == Applied::Missing {
-                    // Destroyed or expired since it was loaded: write it whole, as express's
-                    // `store.set` would.
-                    store.set(&id, &record).await?;
-                }
-                Ok(snap)
+            WriteOp::Apply { id, changes, snap } => {
+                // A session destroyed (a logout in a parallel request) or expired since it
+                // was loaded stays gone: express would write it back whole and undo the
+                // logout.
+                Ok((store.apply(&id, &changes).await? == Applied::Applied).then_some(snap))
             }
         }
     }
@@ -535,15 +537,25 @@ impl Session {
             }
             Step::Nothing => {}
             Step::Write(op) => {
-                let snap = self.run_write(op).await?;
+                let done = self.run_write(op).await?;
                 let mut st = self.inner.state.lock();
-                st.saved = Some(snap.clone());
-                st.persisted = Some(snap);
+                match done {
+                    Some(snap) => {
+                        st.saved = Some(snap.clone());
+                        st.persisted = Some(snap);
+                    }
+                    None => {
+                        // The session ended in the store meanwhile: no cookie for it.
+                        st.present = false;
+                        return Ok(Commit { set_cookie: None });
+                    }
+                }
             }
             Step::Touch(id, cookie) => config.store.touch(&id, &cookie).await?,
         }
         let mut st = self.inner.state.lock();
         let set_cookie = if st.should_set_cookie(config)? {
+            crate::cookie::check(&st.cookie).map_err(Error::Cookie)?;
             Some(crate::cookie::serialize(
                 &config.name,
                 &crate::signing::cookie_value(&st.id, &config.secrets),
@@ -565,7 +577,6 @@ enum WriteOp {
     Apply {
         id: String,
         changes: Changes,
-        record: Record,
         snap: Snap,
     },
 }
@@ -617,10 +628,6 @@ impl State {
     /// The store write that saves this session: field changes against what the store holds
     /// when that is known and `resave` is off, the whole record otherwise.
     fn write_op(&mut self, config: &Config) -> Result<WriteOp, Error> {
-        let record = Record {
-            cookie: self.cookie.clone(),
-            data: self.fields.data(),
-        };
         let snap = self.fields.snap();
         let id = self.id.clone();
         match (&self.persisted, config.resave) {
@@ -641,11 +648,17 @@ impl State {
                         cookie: self.cookie.clone(),
                         fields,
                     },
-                    record,
                     snap,
                 })
             }
-            _ => Ok(WriteOp::Set { id, record, snap }),
+            _ => Ok(WriteOp::Set {
+                id,
+                record: Record {
+                    cookie: self.cookie.clone(),
+                    data: self.fields.data(),
+                },
+                snap,
+            }),
         }
     }
 }
@@ -673,7 +686,11 @@ impl Config {
         }
     }
 
-    pub(crate) fn new_cookie(&self, head: Option<&RequestHead>, secure: bool) -> CookieRecord {
+    pub(crate) fn new_cookie(
+        &self,
+        head: Option<&RequestHead>,
+        secure: bool,
+    ) -> Result<CookieRecord, Error> {
         let empty = || RequestHead {
             method: http::Method::GET,
             uri: http::Uri::default(),
@@ -683,7 +700,9 @@ impl Config {
             Some(h) => self.cookie.resolve(&|| h.clone()),
             None => self.cookie.resolve(&empty),
         };
-        opts.new_record(secure)
+        let record = opts.new_record(secure);
+        crate::cookie::check(&record).map_err(Error::Cookie)?;
+        Ok(record)
     }
 }
 

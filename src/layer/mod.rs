@@ -341,15 +341,7 @@ impl SessionLayerBuilder {
             return Err(ConfigError(format!("invalid cookie name {:?}", self.name)));
         }
         if let CookieSource::Fixed(c) = &self.cookie {
-            let rec = c.new_record(false);
-            let bad = !crate::cookie::is_valid_attribute(&rec.path)
-                || rec
-                    .domain
-                    .as_deref()
-                    .is_some_and(|d| !crate::cookie::is_valid_attribute(d));
-            if bad {
-                return Err(ConfigError("invalid cookie path or domain".into()));
-            }
+            crate::cookie::check(&c.new_record(false)).map_err(ConfigError)?;
         }
         let store = match self.store {
             Some(s) => s,

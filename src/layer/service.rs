@@ -89,7 +89,7 @@ where
             }
         };
         let opts = config.cookie.resolve(&|| h.clone());
-        parts.uri.path().starts_with(opts.get_path())
+        original_path(&parts).starts_with(opts.get_path())
     };
     if !path_ok {
         let res = inner.call(Request::from_parts(parts, body)).await?;
@@ -149,6 +149,16 @@ async fn load(
 
 fn error_response<B>(config: &Config, e: &Error) -> Response<ResponseBody<B>> {
     (config.on_error)(e).map(Either::Right)
+}
+
+/// The request's path as the client sent it: express checks `cookie.path` against
+/// `req.originalUrl`, and axum's `Router::nest` strips its prefix before inner layers run.
+fn original_path(parts: &http::request::Parts) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::OriginalUri(uri)) = parts.extensions.get() {
+        return uri.path();
+    }
+    parts.uri.path()
 }
 
 /// The verified session id from the first cookie of the configured name.

@@ -13,6 +13,9 @@ use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
 
 pub mod embedded;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 pub mod suite;
 
 /// What [`SessionStore::apply`] found.

@@ -82,6 +82,11 @@ impl Wheel {
         out
     }
 
+    /// The keys in `bucket`.
+    pub(crate) fn keys(&self, bucket: i64) -> &[Arc<str>] {
+        self.buckets.get(&bucket).map_or(&[], Vec::as_slice)
+    }
+
     /// The keys of the earliest bucket, for eviction when a cap is reached.
     pub(crate) fn earliest(&self) -> Option<i64> {
         self.buckets.first_key_value().map(|(&b, _)| b)
@@ -92,13 +97,13 @@ impl Wheel {
         self.len = 0;
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(sessile_loom)))]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(sessile_loom)))]
 mod tests {
     use super::*;
 

@@ -13,7 +13,9 @@ use crate::record::{Changes, CookieRecord, Record};
 use crate::store::Applied;
 use std::sync::Arc;
 
-use crate::sync::{AtomicI64, Ordering, RwLock};
+use super::durable::wal::Wal;
+use super::durable::Op;
+use crate::sync::{AtomicI64, Ordering, RwLock, WriteGuard};
 
 /// Bytes charged per entry on top of its id and data, for the memory cap.
 const ENTRY_OVERHEAD: usize = 160;
@@ -26,6 +28,8 @@ pub(crate) struct Entry {
     record: Record,
     place: Place,
     bytes: usize,
+    /// The deadline last written to the log (touches that move it less are not logged).
+    logged: AtomicI64,
 }
 
 impl Entry {
@@ -53,6 +57,9 @@ pub(crate) struct Limits {
     pub(crate) max_bytes: usize,
     /// The idle lifetime of a session whose cookie has no expiry.
     pub(crate) default_ttl_ms: i64,
+    /// A touch is logged only when it moves the logged deadline by more than this, or by
+    /// more than 1 % of the cookie's `originalMaxAge` if that is larger.
+    pub(crate) touch_log_ms: i64,
 }
 
 impl Limits {
@@ -113,6 +120,7 @@ impl Inner {
                 record,
                 place,
                 bytes,
+                logged: AtomicI64::new(deadline),
             },
         );
     }
@@ -177,8 +185,9 @@ impl Inner {
         freed
     }
 
-    /// Evicts the entries closest to expiry until the limits hold.
-    fn enforce(&mut self, limits: &Limits, now_ms: i64) {
+    /// Evicts the entries closest to expiry until the limits hold. Evictions are logged so a
+    /// restart does not bring them back.
+    fn enforce(&mut self, limits: &Limits, now_ms: i64, log: Option<&Wal>) {
         let over = |s: &Self| s.map.len() > limits.max_entries || s.bytes > limits.max_bytes;
         if !over(self) {
             return;
@@ -191,7 +200,23 @@ impl Inner {
             let keys = self.wheel.take(bucket, 1);
             for key in keys {
                 if let Some(e) = self.map.get(&key) {
+                    let deadline = e.deadline();
+                    if e.place.bucket == bucket && bucket_of(deadline) > bucket {
+                        // Touched or changed since it was placed: it expires later than its
+                        // bucket says. Move it to its own bucket rather than evict it.
+                        let place = self.wheel.insert(key.clone(), deadline);
+                        if let Some(e) = self.map.get_mut(&key) {
+                            e.place = place;
+                        }
+                        continue;
+                    }
                     if e.place.bucket == bucket {
+                        if let Some(w) = log {
+                            // Best effort: if the log refuses, the eviction still frees memory.
+                            let _ = w.append(&Op::Destroy {
+                                sid: key.to_string(),
+                            });
+                        }
                         if let Some(e) = self.map.remove(&key) {
                             self.bytes -= e.bytes;
                         }
@@ -202,6 +227,13 @@ impl Inner {
     }
 }
 
+fn append(log: Option<&Wal>, op: impl FnOnce() -> Op) -> Result<Option<u64>, StoreError> {
+    match log {
+        Some(w) => w.append(&op()).map(Some),
+        None => Ok(None),
+    }
+}
+
 impl Shard {
     pub(crate) fn get(&self, key: &str, now_ms: i64) -> Option<Record> {
         let g = self.inner.read();
@@ -209,41 +241,59 @@ impl Shard {
         e.live_at(now_ms).then(|| e.record())
     }
 
-    pub(crate) fn set(&self, key: &str, record: Record, limits: &Limits, now_ms: i64) {
-        let deadline = limits.deadline(&record.cookie, now_ms);
+    /// Stores a whole record. With a log, the record is logged first (while the lock is held,
+    /// so the log's order for this id is the memory's); a refused log write changes nothing.
+    pub(crate) fn set(
+        &self,
+        key: &str,
+        record: Record,
+        deadline: i64,
+        limits: &Limits,
+        now_ms: i64,
+        log: Option<&Wal>,
+    ) -> Result<Option<u64>, StoreError> {
         let mut g = self.inner.write();
+        let seq = append(log, || Op::Set {
+            sid: key.to_owned(),
+            record: record.clone(),
+            deadline,
+        })?;
         g.sweep(now_ms, 8);
         g.remove(key);
-        if deadline <= now_ms {
-            // Already expired: storing it would only keep garbage.
-            return;
+        if deadline > now_ms {
+            g.insert(Arc::from(key), record, deadline);
+            g.enforce(limits, now_ms, log);
         }
-        g.insert(Arc::from(key), record, deadline);
-        g.enforce(limits, now_ms);
+        Ok(seq)
     }
 
     pub(crate) fn apply(
         &self,
         key: &str,
         changes: &Changes,
+        deadline: i64,
         limits: &Limits,
         now_ms: i64,
-    ) -> Result<Applied, StoreError> {
-        let deadline = limits.deadline(&changes.cookie, now_ms);
+        log: Option<&Wal>,
+    ) -> Result<(Applied, Option<u64>), StoreError> {
         let mut g = self.inner.write();
         g.sweep(now_ms, 8);
         let Some(e) = g.map.get_mut(key) else {
-            return Ok(Applied::Missing);
+            return Ok((Applied::Missing, None));
         };
         if !e.live_at(now_ms) {
-            g.remove(key);
-            return Ok(Applied::Missing);
-        }
-        if deadline <= now_ms {
-            g.remove(key);
-            return Ok(Applied::Applied);
+            return Ok((Applied::Missing, None));
         }
         let data = changes.apply_to_data(&e.record.data)?;
+        let seq = append(log, || Op::Apply {
+            sid: key.to_owned(),
+            changes: changes.clone(),
+            deadline,
+        })?;
+        if deadline <= now_ms {
+            g.remove(key);
+            return Ok((Applied::Applied, seq));
+        }
         let bytes = ENTRY_OVERHEAD + key.len() + data.len();
         let delta = bytes as isize - e.bytes as isize;
         e.record = Record {
@@ -252,45 +302,147 @@ impl Shard {
         };
         e.bytes = bytes;
         e.deadline.store(deadline, Ordering::Release);
+        e.logged.store(deadline, Ordering::Release);
         g.bytes = (g.bytes as isize + delta) as usize;
         g.rebucket_if_earlier(key, deadline);
-        g.enforce(limits, now_ms);
-        Ok(Applied::Applied)
+        g.enforce(limits, now_ms, log);
+        Ok((Applied::Applied, seq))
     }
 
-    pub(crate) fn touch(&self, key: &str, cookie: &CookieRecord, limits: &Limits, now_ms: i64) {
-        let deadline = limits.deadline(cookie, now_ms);
+    /// Stores a new cookie and deadline for a live record. A touch that only moves the
+    /// deadline forward takes the read lock and is logged only when it moves the logged
+    /// deadline by more than the coalescing window.
+    pub(crate) fn touch(
+        &self,
+        key: &str,
+        cookie: &CookieRecord,
+        deadline: i64,
+        limits: &Limits,
+        now_ms: i64,
+        log: Option<&Wal>,
+    ) -> Result<Option<u64>, StoreError> {
         {
             let g = self.inner.read();
-            let Some(e) = g.map.get(key) else { return };
+            let Some(e) = g.map.get(key) else {
+                return Ok(None);
+            };
             if !e.live_at(now_ms) {
-                return;
+                return Ok(None);
             }
-            let current = e.deadline();
-            if same_shape(&e.record.cookie, cookie) && deadline >= current {
-                // Moving the deadline forward is all a plain touch does. A racing touch may
-                // have moved it further; keep the later one.
-                e.deadline.fetch_max(deadline, Ordering::AcqRel);
-                return;
+            if same_shape(&e.record.cookie, cookie) && deadline >= e.deadline() {
+                // A racing touch may have moved it further; keep the later one.
+                let deadline = e
+                    .deadline
+                    .fetch_max(deadline, Ordering::AcqRel)
+                    .max(deadline);
+                let window = limits
+                    .touch_log_ms
+                    .max(cookie.original_max_age.unwrap_or(0) / 100);
+                if log.is_none() || deadline - e.logged.load(Ordering::Acquire) <= window {
+                    return Ok(None);
+                }
+                let seq = append(log, || Op::Touch {
+                    sid: key.to_owned(),
+                    cookie: cookie.clone(),
+                    deadline,
+                })?;
+                e.logged.fetch_max(deadline, Ordering::AcqRel);
+                return Ok(seq);
             }
         }
         let mut g = self.inner.write();
-        let Some(e) = g.map.get_mut(key) else { return };
+        let Some(e) = g.map.get_mut(key) else {
+            return Ok(None);
+        };
         if !e.live_at(now_ms) {
-            return;
+            return Ok(None);
         }
+        let seq = append(log, || Op::Touch {
+            sid: key.to_owned(),
+            cookie: cookie.clone(),
+            deadline,
+        })?;
         if deadline <= now_ms {
             g.remove(key);
-            return;
+            return Ok(seq);
         }
         e.record.cookie = cookie.clone();
         e.deadline.store(deadline, Ordering::Release);
+        e.logged.store(deadline, Ordering::Release);
         g.rebucket_if_earlier(key, deadline);
+        Ok(seq)
     }
 
-    pub(crate) fn destroy(&self, key: &str) {
+    pub(crate) fn destroy(&self, key: &str, log: Option<&Wal>) -> Result<Option<u64>, StoreError> {
         let mut g = self.inner.write();
+        if !g.map.contains_key(key) {
+            return Ok(None);
+        }
+        let seq = append(log, || Op::Destroy {
+            sid: key.to_owned(),
+        })?;
         g.remove(key);
+        Ok(seq)
+    }
+
+    /// Applies a recovered log record: no log, no expiry checks (expired sessions are purged
+    /// after the whole log is replayed), no caps.
+    pub(crate) fn replay(&self, op: Op) {
+        let mut g = self.inner.write();
+        match op {
+            Op::Set {
+                sid,
+                record,
+                deadline,
+            } => {
+                g.remove(&sid);
+                g.insert(Arc::from(sid), record, deadline);
+            }
+            Op::Apply {
+                sid,
+                changes,
+                deadline,
+            } => {
+                let Some(e) = g.map.get_mut(sid.as_str()) else {
+                    return;
+                };
+                // A record whose data cannot be parsed keeps its data; the cookie still moves.
+                if let Ok(data) = changes.apply_to_data(&e.record.data) {
+                    let bytes = ENTRY_OVERHEAD + sid.len() + data.len();
+                    let delta = bytes as isize - e.bytes as isize;
+                    e.record.data = data;
+                    e.bytes = bytes;
+                    g.bytes = (g.bytes as isize + delta) as usize;
+                }
+                if let Some(e) = g.map.get_mut(sid.as_str()) {
+                    e.record.cookie = changes.cookie;
+                    e.deadline.store(deadline, Ordering::Release);
+                    e.logged.store(deadline, Ordering::Release);
+                }
+                g.rebucket_if_earlier(&sid, deadline);
+            }
+            Op::Touch {
+                sid,
+                cookie,
+                deadline,
+            } => {
+                let Some(e) = g.map.get_mut(sid.as_str()) else {
+                    return;
+                };
+                e.record.cookie = cookie;
+                e.deadline.store(deadline, Ordering::Release);
+                e.logged.store(deadline, Ordering::Release);
+                g.rebucket_if_earlier(&sid, deadline);
+            }
+            Op::Destroy { sid } => {
+                g.remove(&sid);
+            }
+            Op::Clear => {
+                g.map = Map::default();
+                g.wheel.clear();
+                g.bytes = 0;
+            }
+        }
     }
 
     pub(crate) fn sweep(&self, now_ms: i64, budget: usize) -> usize {
@@ -303,6 +455,29 @@ impl Shard {
         self.inner.write().sweep(now_ms, budget)
     }
 
+    /// Whether a bucket whose second has passed waits to be swept.
+    pub(crate) fn has_due(&self, now_ms: i64) -> bool {
+        self.inner.read().wheel.due(now_ms).is_some()
+    }
+
+    /// Frees the expired entries of the bucket of `now_ms`, the second that is not over
+    /// yet and that sweeps leave alone (an entry's bucket is never later than its deadline's,
+    /// so this and the due buckets hold every expired entry). Scans that one bucket.
+    pub(crate) fn purge_current(&self, now_ms: i64) -> usize {
+        let mut g = self.inner.write();
+        let expired: Vec<Arc<str>> = g
+            .wheel
+            .keys(bucket_of(now_ms))
+            .iter()
+            .filter(|k| g.map.get(&***k).is_some_and(|e| !e.live_at(now_ms)))
+            .cloned()
+            .collect();
+        for key in &expired {
+            g.remove(key);
+        }
+        expired.len()
+    }
+
     pub(crate) fn for_each_live(&self, now_ms: i64, mut f: impl FnMut(&str, Record)) {
         let g = self.inner.read();
         for (k, e) in &g.map {
@@ -312,21 +487,41 @@ impl Shard {
         }
     }
 
+    /// The live entries with their deadlines (for a snapshot).
+    pub(crate) fn live_entries(&self, now_ms: i64) -> Vec<(String, Record, i64)> {
+        let g = self.inner.read();
+        g.map
+            .iter()
+            .filter(|(_, e)| e.live_at(now_ms))
+            .map(|(k, e)| (k.to_string(), e.record(), e.deadline()))
+            .collect()
+    }
+
     pub(crate) fn count_live(&self, now_ms: i64) -> usize {
         let g = self.inner.read();
         g.map.values().filter(|e| e.live_at(now_ms)).count()
     }
 
-    pub(crate) fn clear(&self) {
-        let mut g = self.inner.write();
-        g.map = Map::default();
-        g.wheel.clear();
-        g.bytes = 0;
+    /// Takes the write lock for `clear` (all shards are locked, in order, before the clear is
+    /// logged).
+    pub(crate) fn lock_for_clear(&self) -> ClearGuard<'_> {
+        ClearGuard(self.inner.write())
     }
 
     /// Entries held (live or not yet swept) and bytes charged.
     pub(crate) fn usage(&self) -> (usize, usize) {
         let g = self.inner.read();
         (g.map.len(), g.bytes)
+    }
+}
+
+/// A shard locked for `clear`.
+pub(crate) struct ClearGuard<'a>(WriteGuard<'a, Inner>);
+
+impl ClearGuard<'_> {
+    pub(crate) fn clear(&mut self) {
+        self.0.map = Map::default();
+        self.0.wheel.clear();
+        self.0.bytes = 0;
     }
 }

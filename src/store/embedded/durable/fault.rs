@@ -1,0 +1,340 @@
+//! A fault-injecting [`Storage`] for the crash tests.
+//!
+//! Files live in memory with two images: the *current* one (what the process sees, the page
+//! cache) and the *durable* one (what survives a power failure: the bytes of a range become
+//! durable when it is synced, names when the directory is synced). [`FaultStorage::power_loss`]
+//! throws the current images away. Faults: fail the Nth write, sync or allocation, refuse
+//! allocations (a full disk), patch bytes of a file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::fs::{FileBytes, NewFile, SegmentMap, Storage};
+
+#[derive(Default)]
+struct FileData {
+    current: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    files: HashMap<u64, FileData>,
+    names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    next: u64,
+    writes: u64,
+    syncs: u64,
+    allocs: u64,
+}
+
+/// Which operations fail.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Faults {
+    /// Fail the write with this number (counting from 1), and every later one while set.
+    pub(crate) fail_write_from: Option<u64>,
+    /// Fail syncs from this number on (EIO).
+    pub(crate) fail_sync_from: Option<u64>,
+    /// Refuse allocations (ENOSPC) while true.
+    pub(crate) disk_full: bool,
+}
+
+/// The in-memory, fault-injecting file system.
+#[derive(Default, Clone)]
+pub(crate) struct FaultStorage {
+    state: Arc<Mutex<State>>,
+    pub(crate) faults: Arc<Mutex<Faults>>,
+}
+
+fn eio(what: &str) -> io::Error {
+    io::Error::other(format!("injected EIO on {what}"))
+}
+
+impl FaultStorage {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// An independent copy of the whole file system (to run several trials from one state).
+    pub(crate) fn deep_copy(&self) -> FaultStorage {
+        let st = self.state.lock();
+        let files = st
+            .files
+            .iter()
+            .map(|(id, f)| {
+                (
+                    *id,
+                    FileData {
+                        current: f.current.clone(),
+                        durable: f.durable.clone(),
+                    },
+                )
+            })
+            .collect();
+        FaultStorage {
+            state: Arc::new(Mutex::new(State {
+                files,
+                names: st.names.clone(),
+                durable_names: st.durable_names.clone(),
+                next: st.next,
+                writes: 0,
+                syncs: 0,
+                allocs: 0,
+            })),
+            faults: Arc::new(Mutex::new(Faults::default())),
+        }
+    }
+
+    /// How many syncs (range, file and directory) have happened.
+    pub(crate) fn syncs(&self) -> u64 {
+        self.state.lock().syncs
+    }
+
+    /// A power failure: every file and name reverts to its durable image.
+    pub(crate) fn power_loss(&self) {
+        let mut st = self.state.lock();
+        st.names = st.durable_names.clone();
+        let live: Vec<u64> = st.names.values().copied().collect();
+        st.files.retain(|id, _| live.contains(id));
+        for f in st.files.values_mut() {
+            f.current = f.durable.clone();
+        }
+    }
+
+    /// Overwrites bytes of a file in both images (bit rot, a torn sector).
+    pub(crate) fn patch(&self, path: &Path, offset: usize, bytes: &[u8]) {
+        let mut st = self.state.lock();
+        let Some(&id) = st.names.get(path) else {
+            return;
+        };
+        if let Some(f) = st.files.get_mut(&id) {
+            for img in [&mut f.current, &mut f.durable] {
+                if img.len() < offset + bytes.len() {
+                    img.resize(offset + bytes.len(), 0);
+                }
+                img[offset..offset + bytes.len()].copy_from_slice(bytes);
+            }
+        }
+    }
+
+    /// The current bytes of a file.
+    pub(crate) fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.state.lock();
+        let id = st.names.get(path)?;
+        st.files.get(id).map(|f| f.current.clone())
+    }
+
+    /// The names in the directory now.
+    pub(crate) fn names(&self) -> Vec<PathBuf> {
+        self.state.lock().names.keys().cloned().collect()
+    }
+
+    fn count_write(&self) -> io::Result<()> {
+        let n = {
+            let mut st = self.state.lock();
+            st.writes += 1;
+            st.writes
+        };
+        match self.faults.lock().fail_write_from {
+            Some(k) if n >= k => Err(eio("write")),
+            _ => Ok(()),
+        }
+    }
+
+    fn count_sync(&self) -> io::Result<()> {
+        let n = {
+            let mut st = self.state.lock();
+            st.syncs += 1;
+            st.syncs
+        };
+        match self.faults.lock().fail_sync_from {
+            Some(k) if n >= k => Err(eio("sync")),
+            _ => Ok(()),
+        }
+    }
+
+    fn create(&self, path: &Path, len: usize) -> io::Result<u64> {
+        let mut st = self.state.lock();
+        if st.names.contains_key(path) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
+        }
+        st.next += 1;
+        let id = st.next;
+        st.files.insert(
+            id,
+            FileData {
+                current: vec![0; len],
+                durable: vec![0; len],
+            },
+        );
+        st.names.insert(path.to_owned(), id);
+        Ok(id)
+    }
+}
+
+struct FaultSegment {
+    fs: FaultStorage,
+    id: u64,
+    len: usize,
+}
+
+impl SegmentMap for FaultSegment {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn write(&self, offset: usize, data: &[u8]) -> io::Result<()> {
+        self.fs.count_write()?;
+        let mut st = self.fs.state.lock();
+        let f = st
+            .files
+            .get_mut(&self.id)
+            .ok_or_else(|| eio("write to removed file"))?;
+        let end = offset + data.len();
+        if end > f.current.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write past segment",
+            ));
+        }
+        f.current[offset..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn sync(&self, from: usize, to: usize) -> io::Result<()> {
+        self.fs.count_sync()?;
+        let mut st = self.fs.state.lock();
+        if let Some(f) = st.files.get_mut(&self.id) {
+            let to = to.min(f.current.len());
+            if from < to {
+                let (cur, dur) = (&f.current, &mut f.durable);
+                dur[from..to].copy_from_slice(&cur[from..to]);
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Bytes(Vec<u8>);
+
+impl FileBytes for Bytes {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+struct FaultFile {
+    fs: FaultStorage,
+    id: u64,
+}
+
+impl NewFile for FaultFile {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.fs.count_write()?;
+        let mut st = self.fs.state.lock();
+        let f = st
+            .files
+            .get_mut(&self.id)
+            .ok_or_else(|| eio("write to removed file"))?;
+        f.current.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.fs.count_sync()?;
+        let mut st = self.fs.state.lock();
+        if let Some(f) = st.files.get_mut(&self.id) {
+            f.durable = f.current.clone();
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FaultStorage {
+    fn create_dir(&self, _: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn create_segment(&self, path: &Path, len: usize) -> io::Result<Box<dyn SegmentMap>> {
+        {
+            let mut st = self.state.lock();
+            st.allocs += 1;
+        }
+        if self.faults.lock().disk_full {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        let id = self.create(path, len)?;
+        Ok(Box::new(FaultSegment {
+            fs: self.clone(),
+            id,
+            len,
+        }))
+    }
+
+    fn open_segment(&self, path: &Path) -> io::Result<Box<dyn SegmentMap>> {
+        let st = self.state.lock();
+        let id = *st
+            .names
+            .get(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let len = st.files.get(&id).map_or(0, |f| f.current.len());
+        Ok(Box::new(FaultSegment {
+            fs: self.clone(),
+            id,
+            len,
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Box<dyn FileBytes>> {
+        self.contents(path)
+            .map(|b| Box::new(Bytes(b)) as Box<dyn FileBytes>)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn create_file(&self, path: &Path) -> io::Result<Box<dyn NewFile>> {
+        let id = self.create(path, 0)?;
+        Ok(Box::new(FaultFile {
+            fs: self.clone(),
+            id,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let id = st
+            .names
+            .remove(from)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        st.names.insert(to.to_owned(), id);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.state.lock();
+        Ok(st
+            .names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn sync_dir(&self, _: &Path) -> io::Result<()> {
+        self.count_sync()?;
+        let mut st = self.state.lock();
+        st.durable_names = st.names.clone();
+        Ok(())
+    }
+}

@@ -1,0 +1,487 @@
+//! The byte layout of log records (see `docs/FORMAT.md`).
+//!
+//! Every record is a 20-byte header and a payload, little-endian:
+//!
+//! ```text
+//! 0..4    payload length (u32)
+//! 4       kind: 1 set, 2 apply-changes, 3 touch, 4 destroy, 5 clear
+//! 5..8    zero
+//! 8..16   sequence number (u64), +1 per record
+//! 16..24  the highest sequence number known to be synced when this record was written
+//! 24..28  CRC32C over bytes 0..24 and the payload
+//! 28..    payload
+//! ```
+//!
+//! The synced watermark lets recovery tell a torn tail from corruption: a bad record that a
+//! later valid record says was already synced is corruption (bit rot); one that no later record
+//! vouches for was never known durable, so it and everything after it is a torn tail.
+//!
+//! Decoding never trusts the bytes: every length is bounds-checked, every enum value checked,
+//! and a record whose checksum does not match is reported, not used.
+
+use std::sync::Arc;
+
+use crate::record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
+
+/// Bytes in a record header.
+pub(crate) const HEADER: usize = 28;
+/// The largest payload accepted (a session of 64 MiB is certainly corruption).
+pub(crate) const MAX_PAYLOAD: usize = 64 << 20;
+
+const SET: u8 = 1;
+const APPLY: u8 = 2;
+const TOUCH: u8 = 3;
+const DESTROY: u8 = 4;
+const CLEAR: u8 = 5;
+
+/// One logged mutation of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Op {
+    /// A whole record stored, with its deadline (ms since the epoch).
+    Set {
+        sid: String,
+        record: Record,
+        deadline: i64,
+    },
+    /// Field changes applied to a live record.
+    Apply {
+        sid: String,
+        changes: Changes,
+        deadline: i64,
+    },
+    /// A new cookie / deadline for a live record.
+    Touch {
+        sid: String,
+        cookie: CookieRecord,
+        deadline: i64,
+    },
+    /// A record removed.
+    Destroy { sid: String },
+    /// Every record removed.
+    Clear,
+}
+
+/// Appends one encoded record (header and payload) for `op` with sequence number `seq`,
+/// written when everything up to `synced` was durable.
+pub(crate) fn encode(op: &Op, seq: u64, synced: u64, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER]);
+    let kind = match op {
+        Op::Set {
+            sid,
+            record,
+            deadline,
+        } => {
+            put_str(out, sid);
+            put_cookie(out, &record.cookie);
+            out.extend_from_slice(&deadline.to_le_bytes());
+            put_str(out, record.data.as_str());
+            SET
+        }
+        Op::Apply {
+            sid,
+            changes,
+            deadline,
+        } => {
+            put_str(out, sid);
+            put_cookie(out, &changes.cookie);
+            out.extend_from_slice(&deadline.to_le_bytes());
+            out.extend_from_slice(&(changes.fields.len() as u32).to_le_bytes());
+            for c in &changes.fields {
+                match c {
+                    Change::Set(k, v) => {
+                        out.push(1);
+                        put_str(out, k);
+                        put_str(out, &v.to_string());
+                    }
+                    Change::Remove(k) => {
+                        out.push(2);
+                        put_str(out, k);
+                    }
+                }
+            }
+            APPLY
+        }
+        Op::Touch {
+            sid,
+            cookie,
+            deadline,
+        } => {
+            put_str(out, sid);
+            put_cookie(out, cookie);
+            out.extend_from_slice(&deadline.to_le_bytes());
+            TOUCH
+        }
+        Op::Destroy { sid } => {
+            put_str(out, sid);
+            DESTROY
+        }
+        Op::Clear => CLEAR,
+    };
+    let len = (out.len() - start - HEADER) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4] = kind;
+    out[start + 8..start + 16].copy_from_slice(&seq.to_le_bytes());
+    out[start + 16..start + 24].copy_from_slice(&synced.to_le_bytes());
+    let crc = crc32c::crc32c(&out[start..start + 24]);
+    let crc = crc32c::crc32c_append(crc, &out[start + HEADER..]);
+    out[start + 24..start + 28].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// What the bytes at some offset of a segment hold.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Decoded {
+    /// A valid record of `len` bytes in all.
+    Record {
+        seq: u64,
+        synced: u64,
+        op: Op,
+        len: usize,
+    },
+    /// Only zeros from here on in this header: the end of the written log.
+    End,
+    /// Not a valid record (torn, corrupt); the reason says why.
+    Bad(&'static str),
+}
+
+/// Decodes the record at the start of `buf`.
+pub(crate) fn decode(buf: &[u8]) -> Decoded {
+    if buf.len() < HEADER {
+        return if buf.iter().all(|&b| b == 0) {
+            Decoded::End
+        } else {
+            Decoded::Bad("truncated header")
+        };
+    }
+    let header = &buf[..HEADER];
+    if header.iter().all(|&b| b == 0) {
+        return Decoded::End;
+    }
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let kind = header[4];
+    if header[5..8] != [0, 0, 0] || !(SET..=CLEAR).contains(&kind) {
+        return Decoded::Bad("invalid header");
+    }
+    if len > MAX_PAYLOAD || buf.len() - HEADER < len {
+        return Decoded::Bad("truncated payload");
+    }
+    let seq = u64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8]));
+    let synced = u64::from_le_bytes(header[16..24].try_into().unwrap_or([0; 8]));
+    let stored = u32::from_le_bytes(header[24..28].try_into().unwrap_or([0; 4]));
+    let payload = &buf[HEADER..HEADER + len];
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[..24]), payload);
+    if crc != stored {
+        return Decoded::Bad("checksum mismatch");
+    }
+    match decode_payload(kind, payload) {
+        Some(op) => Decoded::Record {
+            seq,
+            synced,
+            op,
+            len: HEADER + len,
+        },
+        None => Decoded::Bad("invalid payload"),
+    }
+}
+
+fn decode_payload(kind: u8, payload: &[u8]) -> Option<Op> {
+    let mut r = Reader(payload);
+    let op = match kind {
+        SET => {
+            let sid = r.string()?;
+            let cookie = r.cookie()?;
+            let deadline = r.i64()?;
+            let data = Data::from_trusted(r.str()?);
+            Op::Set {
+                sid,
+                record: Record { cookie, data },
+                deadline,
+            }
+        }
+        APPLY => {
+            let sid = r.string()?;
+            let cookie = r.cookie()?;
+            let deadline = r.i64()?;
+            let n = r.u32()? as usize;
+            let mut fields = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                match r.u8()? {
+                    1 => {
+                        let k = r.string()?;
+                        let v = serde_json::from_str(r.str()?).ok()?;
+                        fields.push(Change::Set(k, v));
+                    }
+                    2 => fields.push(Change::Remove(r.string()?)),
+                    _ => return None,
+                }
+            }
+            Op::Apply {
+                sid,
+                changes: Changes { cookie, fields },
+                deadline,
+            }
+        }
+        TOUCH => {
+            let sid = r.string()?;
+            let cookie = r.cookie()?;
+            let deadline = r.i64()?;
+            Op::Touch {
+                sid,
+                cookie,
+                deadline,
+            }
+        }
+        DESTROY => Op::Destroy { sid: r.string()? },
+        CLEAR => Op::Clear,
+        _ => return None,
+    };
+    r.0.is_empty().then_some(op)
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+const F_MAX_AGE: u16 = 1;
+const F_EXPIRES: u16 = 1 << 1;
+const F_SECURE_SET: u16 = 1 << 2;
+const F_SECURE: u16 = 1 << 3;
+const F_HTTP_ONLY: u16 = 1 << 4;
+const F_DOMAIN: u16 = 1 << 5;
+const F_PARTITIONED_SET: u16 = 1 << 6;
+const F_PARTITIONED: u16 = 1 << 7;
+const F_ALL: u16 = (1 << 8) - 1;
+
+/// The cookie object in binary: flags, sameSite, priority, the optional numbers and strings.
+pub(crate) fn put_cookie(out: &mut Vec<u8>, c: &CookieRecord) {
+    let mut flags = 0u16;
+    let mut set = |cond: bool, f: u16| {
+        if cond {
+            flags |= f
+        }
+    };
+    set(c.original_max_age.is_some(), F_MAX_AGE);
+    set(c.expires.is_some(), F_EXPIRES);
+    set(c.secure.is_some(), F_SECURE_SET);
+    set(c.secure == Some(true), F_SECURE);
+    set(c.http_only, F_HTTP_ONLY);
+    set(c.domain.is_some(), F_DOMAIN);
+    set(c.partitioned.is_some(), F_PARTITIONED_SET);
+    set(c.partitioned == Some(true), F_PARTITIONED);
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.push(match c.same_site {
+        None => 0,
+        Some(SameSite::True) => 1,
+        Some(SameSite::Lax) => 2,
+        Some(SameSite::Strict) => 3,
+        Some(SameSite::None) => 4,
+    });
+    out.push(match c.priority {
+        None => 0,
+        Some(Priority::Low) => 1,
+        Some(Priority::Medium) => 2,
+        Some(Priority::High) => 3,
+    });
+    if let Some(m) = c.original_max_age {
+        out.extend_from_slice(&m.to_le_bytes());
+    }
+    if let Some(e) = c.expires {
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    if let Some(d) = &c.domain {
+        put_str(out, d);
+    }
+    put_str(out, &c.path);
+}
+
+/// A bounds-checked reader over untrusted bytes.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+
+    pub(crate) fn string(&mut self) -> Option<String> {
+        self.str().map(str::to_owned)
+    }
+
+    pub(crate) fn cookie(&mut self) -> Option<CookieRecord> {
+        let flags = self.u16()?;
+        if flags & !F_ALL != 0 {
+            return None;
+        }
+        let same_site = match self.u8()? {
+            0 => None,
+            1 => Some(SameSite::True),
+            2 => Some(SameSite::Lax),
+            3 => Some(SameSite::Strict),
+            4 => Some(SameSite::None),
+            _ => return None,
+        };
+        let priority = match self.u8()? {
+            0 => None,
+            1 => Some(Priority::Low),
+            2 => Some(Priority::Medium),
+            3 => Some(Priority::High),
+            _ => return None,
+        };
+        let has = |f: u16| flags & f != 0;
+        let original_max_age = if has(F_MAX_AGE) {
+            Some(self.i64()?)
+        } else {
+            None
+        };
+        let expires = if has(F_EXPIRES) {
+            Some(self.i64()?)
+        } else {
+            None
+        };
+        let domain = if has(F_DOMAIN) {
+            Some(Arc::from(self.str()?))
+        } else {
+            None
+        };
+        let path = Arc::from(self.str()?);
+        Some(CookieRecord {
+            original_max_age,
+            expires,
+            secure: has(F_SECURE_SET).then_some(has(F_SECURE)),
+            http_only: has(F_HTTP_ONLY),
+            domain,
+            path,
+            same_site,
+            partitioned: has(F_PARTITIONED_SET).then_some(has(F_PARTITIONED)),
+            priority,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cookie() -> CookieRecord {
+        CookieRecord {
+            original_max_age: Some(60_000),
+            expires: Some(1_700_000_000_123),
+            secure: Some(false),
+            http_only: true,
+            domain: Some(Arc::from("example.com")),
+            path: Arc::from("/"),
+            same_site: Some(SameSite::Lax),
+            partitioned: None,
+            priority: Some(Priority::High),
+        }
+    }
+
+    fn ops() -> Vec<Op> {
+        vec![
+            Op::Set {
+                sid: "a%/é".into(),
+                record: Record {
+                    cookie: cookie(),
+                    data: Data::from_json_text(r#"{"views":3,"user":{"n":"x"}}"#).unwrap(),
+                },
+                deadline: 5,
+            },
+            Op::Apply {
+                sid: "a".into(),
+                changes: Changes {
+                    cookie: CookieRecord::default(),
+                    fields: vec![
+                        Change::Set("k".into(), json!([1, "two", null])),
+                        Change::Remove("views".into()),
+                    ],
+                },
+                deadline: -7,
+            },
+            Op::Touch {
+                sid: "b".into(),
+                cookie: cookie(),
+                deadline: i64::MAX,
+            },
+            Op::Destroy { sid: String::new() },
+            Op::Clear,
+        ]
+    }
+
+    #[test]
+    fn every_op_round_trips() {
+        let mut buf = Vec::new();
+        for (i, op) in ops().iter().enumerate() {
+            encode(op, i as u64 + 1, i as u64, &mut buf);
+        }
+        buf.extend_from_slice(&[0; 64]);
+        let mut at = 0;
+        for (i, op) in ops().into_iter().enumerate() {
+            match decode(&buf[at..]) {
+                Decoded::Record {
+                    seq,
+                    synced,
+                    op: got,
+                    len,
+                } => {
+                    assert_eq!((seq, synced), (i as u64 + 1, i as u64));
+                    assert_eq!(got, op);
+                    at += len;
+                }
+                other => panic!("record {i}: {other:?}"),
+            }
+        }
+        assert_eq!(decode(&buf[at..]), Decoded::End);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_detected() {
+        let mut buf = Vec::new();
+        encode(&ops()[0], 9, 3, &mut buf);
+        for cut in 0..buf.len() {
+            let mut b = buf[..cut].to_vec();
+            b.resize(buf.len() + HEADER, 0);
+            match decode(&b) {
+                Decoded::Record { .. } => panic!("truncation at {cut} decoded"),
+                Decoded::End => assert_eq!(cut, 0),
+                Decoded::Bad(_) => {}
+            }
+        }
+        for byte in 0..buf.len() {
+            for bit in 0..8 {
+                let mut b = buf.clone();
+                b[byte] ^= 1 << bit;
+                assert!(
+                    !matches!(decode(&b), Decoded::Record { .. }),
+                    "flip {byte}:{bit} decoded"
+                );
+            }
+        }
+    }
+}

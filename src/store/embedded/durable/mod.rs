@@ -1,0 +1,183 @@
+//! Durability for the embedded store: a memory-mapped write-ahead log, snapshots, recovery.
+//!
+//! The on-disk formats are described byte by byte in `docs/FORMAT.md`.
+//!
+//! - [`wal`]: segments allocated with `fallocate`, written through a map, synced in groups by a
+//!   dedicated thread according to the [`FsyncPolicy`].
+//! - [`snapshot`]: the live sessions at a cut of the log, as checksummed rkyv archives.
+//! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut, corruption
+//!   refused (or salvaged on request).
+//! - [`fs`]: the storage seam, real or fault-injecting (tests).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::error::StoreError;
+use crate::record::Record;
+
+#[cfg(test)]
+pub(crate) mod fault;
+pub(crate) mod format;
+pub(crate) mod fs;
+#[cfg(all(test, sessile_loom))]
+mod loom_tests;
+pub(crate) mod recovery;
+pub(crate) mod snapshot;
+#[cfg(test)]
+mod tests;
+pub(crate) mod wal;
+
+pub(crate) use format::Op;
+use fs::{DirLock, Storage};
+use wal::Wal;
+
+/// When the log is made durable against power failure, as Redis names it. Under every
+/// policy a write is acknowledged only once its record is in the mapped log, so killing the
+/// process loses nothing acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// A write is acknowledged after the fdatasync that covers it; concurrent writers share
+    /// one sync (group commit).
+    Always,
+    /// The log is synced about once a second: a power failure loses at most about a second.
+    #[default]
+    EverySec,
+    /// The operating system decides when to write back; a clean shutdown still syncs.
+    Never,
+}
+
+/// The durability options (set through [`EmbeddedStoreBuilder`](super::EmbeddedStoreBuilder)).
+#[derive(Debug, Clone)]
+pub(crate) struct DurableOptions {
+    pub(crate) fsync: FsyncPolicy,
+    pub(crate) segment_size: usize,
+    pub(crate) snapshot_bytes: u64,
+    pub(crate) snapshot_interval: Option<Duration>,
+    pub(crate) touch_interval_ms: i64,
+    pub(crate) salvage: bool,
+}
+
+impl Default for DurableOptions {
+    fn default() -> Self {
+        DurableOptions {
+            fsync: FsyncPolicy::EverySec,
+            segment_size: 64 << 20,
+            snapshot_bytes: 64 << 20,
+            snapshot_interval: Some(Duration::from_secs(3600)),
+            touch_interval_ms: 1000,
+            salvage: false,
+        }
+    }
+}
+
+/// The durable part of an open store.
+pub(crate) struct Durable {
+    pub(crate) wal: Arc<Wal>,
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) opts: DurableOptions,
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+    snapshotting: Mutex<()>,
+    _lock: Option<DirLock>,
+}
+
+impl Durable {
+    /// Locks and recovers `dir` (feeding the recovered state to `apply`), then opens the log
+    /// and starts its sync thread.
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        opts: DurableOptions,
+        lock: bool,
+        apply: impl FnMut(Op),
+    ) -> Result<(Durable, recovery::Report), StoreError> {
+        storage.create_dir(dir)?;
+        let lock = if lock {
+            Some(DirLock::acquire(dir)?)
+        } else {
+            None
+        };
+        let (resume, report) = recovery::recover(&*storage, dir, opts.salvage, apply)?;
+        let wal = Wal::open(storage.clone(), dir, opts.fsync, opts.segment_size, resume)?;
+        // Under loom the models drive the sync rounds themselves.
+        #[cfg(not(sessile_loom))]
+        let syncer = {
+            let w = wal.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("sessile-log-sync".into())
+                    .spawn(move || w.run_syncer())?,
+            )
+        };
+        #[cfg(sessile_loom)]
+        let syncer = None;
+        Ok((
+            Durable {
+                wal,
+                opts,
+                storage,
+                dir: dir.to_owned(),
+                syncer: Mutex::new(syncer),
+                snapshotting: Mutex::new(()),
+                _lock: lock,
+            },
+            report,
+        ))
+    }
+
+    /// Takes a snapshot: cuts the log, writes the entries `collect` yields (it is called after
+    /// the cut), then removes what the previous snapshot made redundant. Returns the cut.
+    pub(crate) fn snapshot<I>(&self, collect: impl FnOnce() -> I) -> Result<u64, StoreError>
+    where
+        I: Iterator<Item = (String, Record, i64)>,
+    {
+        let _one_at_a_time = self.snapshotting.lock();
+        let cut = self.wal.cut()?;
+        // The cut's segments must be durable before the snapshot that relies on them.
+        self.wal
+            .sync_now()
+            .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))?;
+        snapshot::write(&*self.storage, &self.dir, cut, collect())?;
+        let mut snaps: Vec<u64> = self
+            .storage
+            .list(&self.dir)?
+            .iter()
+            .filter_map(|n| snapshot::parse_snapshot_name(n))
+            .collect();
+        snaps.sort_unstable_by(|a, b| b.cmp(a));
+        // Keep this snapshot and the one before it (the fallback if this one goes bad), and
+        // the log from the older one on.
+        if let Some(&previous) = snaps.get(1) {
+            for old in &snaps[2..] {
+                self.storage
+                    .remove(&self.dir.join(snapshot::snapshot_name(*old)))?;
+            }
+            self.storage.sync_dir(&self.dir)?;
+            self.wal.remove_segments_through(previous)?;
+        }
+        Ok(cut)
+    }
+
+    /// Syncs the log now.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.wal
+            .sync_now()
+            .map(|_| ())
+            .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        // A clean shutdown syncs under every policy.
+        self.wal.shutdown();
+        if let Some(t) = self.syncer.lock().take() {
+            let _ = t.join();
+        }
+    }
+}

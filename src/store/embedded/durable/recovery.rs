@@ -1,0 +1,262 @@
+//! Recovery: the newest valid snapshot, then every log record after its cut.
+//!
+//! - Leftover temporary files (`*.tmp`) of an interrupted snapshot are removed.
+//! - Snapshots are tried newest first; a bad one falls back to the previous one.
+//! - Log records are replayed in sequence order; sequence numbers must be contiguous.
+//! - A torn tail (a partial or garbled last record with nothing valid after it, in the last
+//!   segment) is cut off: its bytes are zeroed and the segment synced.
+//! - A bad record followed by good ones is corruption: opening fails with the file and offset,
+//!   unless salvage is on, which keeps the good prefix and moves the bad segment (and any
+//!   after it) aside as `*.corrupt`.
+
+use std::path::Path;
+
+use super::format::{self, Decoded, Op};
+use super::fs::Storage;
+use super::snapshot;
+use super::wal::{self, Resume, SEGMENT_HEADER};
+use crate::error::StoreError;
+
+/// What recovery found, besides the state fed to the caller.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// The snapshot used, by cut sequence number.
+    pub(crate) snapshot: Option<u64>,
+    /// Snapshots skipped as invalid, with the reason.
+    pub(crate) bad_snapshots: Vec<String>,
+    /// Log records replayed.
+    pub(crate) replayed: u64,
+    /// Bytes of torn tail cut off.
+    pub(crate) torn_bytes: usize,
+    /// Segments moved aside by salvage.
+    pub(crate) salvaged: Vec<String>,
+}
+
+/// Recovers the directory: feeds the state to `apply` and says where the log continues.
+pub(crate) fn recover(
+    storage: &dyn Storage,
+    dir: &Path,
+    salvage: bool,
+    mut apply: impl FnMut(Op),
+) -> Result<(Resume, Report), StoreError> {
+    let mut report = Report::default();
+    let names = storage.list(dir)?;
+    let mut removed_tmp = false;
+    for n in names.iter().filter(|n| n.ends_with(".tmp")) {
+        storage.remove(&dir.join(n))?;
+        removed_tmp = true;
+    }
+    if removed_tmp {
+        storage.sync_dir(dir)?;
+    }
+
+    let mut snaps: Vec<u64> = names
+        .iter()
+        .filter_map(|n| snapshot::parse_snapshot_name(n))
+        .collect();
+    snaps.sort_unstable_by(|a, b| b.cmp(a));
+    let mut base = 0u64;
+    for seq in &snaps {
+        let name = snapshot::snapshot_name(*seq);
+        let bytes = storage.read(&dir.join(&name))?;
+        let mut loaded = Vec::new();
+        match snapshot::load(&name, bytes.bytes(), |sid, record, deadline| {
+            loaded.push(Op::Set {
+                sid,
+                record,
+                deadline,
+            })
+        }) {
+            Ok(cut) if cut == *seq => {
+                loaded.into_iter().for_each(&mut apply);
+                base = cut;
+                report.snapshot = Some(cut);
+                break;
+            }
+            Ok(cut) => report
+                .bad_snapshots
+                .push(format!("{name}: names cut {seq} but holds cut {cut}")),
+            Err(e) => report.bad_snapshots.push(e.to_string()),
+        }
+    }
+    if report.snapshot.is_none() && !snaps.is_empty() && !salvage {
+        // Without a snapshot the log must reach back to the first record.
+        let earliest = names
+            .iter()
+            .filter_map(|n| wal::parse_segment_name(n))
+            .min();
+        if earliest != Some(1) {
+            return Err(StoreError::Corrupt(format!(
+                "no valid snapshot in {} and the log does not start at the first record: {}",
+                dir.display(),
+                report.bad_snapshots.join("; ")
+            )));
+        }
+    }
+
+    let mut segments: Vec<u64> = names
+        .iter()
+        .filter_map(|n| wal::parse_segment_name(n))
+        .collect();
+    segments.sort_unstable();
+    // The segments that can hold records after `base`: from the last one starting at or
+    // before `base + 1`.
+    let from = segments.iter().rposition(|&s| s <= base + 1).unwrap_or(0);
+    let live: Vec<u64> = segments[from..].to_vec();
+
+    let mut expected = base + 1;
+    // Where the log ends: the segment and the offset after its last good record.
+    let mut tail: Option<(u64, usize)> = None;
+    let mut kept: Vec<u64> = Vec::new();
+    // The first problem met: (index in `live`, segment to cut, offset to cut at, reason).
+    let mut problem: Option<(usize, Option<u64>, usize, String)> = None;
+    for (i, &first) in live.iter().enumerate() {
+        let name = wal::segment_name(first);
+        let bytes = storage.read(&dir.join(&name))?;
+        let b = bytes.bytes();
+        if wal::check_segment_header(b) != Some(first) {
+            let why = format!("log segment {name} at offset 0: invalid segment header");
+            problem = Some((i, None, 0, why));
+            break;
+        }
+        if first > expected {
+            let why =
+                format!("log segment {name} at offset 0: records {expected}..{first} are missing");
+            problem = Some((i, None, 0, why));
+            break;
+        }
+        let mut at = SEGMENT_HEADER;
+        loop {
+            match format::decode(&b[at..]) {
+                Decoded::Record { seq, op, len, .. } if seq < expected => {
+                    drop(op);
+                    at += len;
+                }
+                Decoded::Record { seq, op, len, .. } if seq == expected => {
+                    apply(op);
+                    report.replayed += 1;
+                    expected += 1;
+                    at += len;
+                }
+                Decoded::Record { .. } => {
+                    problem = Some((
+                        i,
+                        Some(first),
+                        at,
+                        format!("log segment {name} at offset {at}: sequence gap"),
+                    ));
+                    break;
+                }
+                Decoded::End => break,
+                Decoded::Bad(why) => {
+                    problem = Some((
+                        i,
+                        Some(first),
+                        at,
+                        format!("log segment {name} at offset {at}: {why}"),
+                    ));
+                    break;
+                }
+            }
+        }
+        if problem.is_some() {
+            break;
+        }
+        kept.push(first);
+        tail = Some((first, at));
+    }
+
+    if let Some((i, cut_segment, off, why)) = problem {
+        // Is the missing record `expected` vouched for as synced by any later valid record?
+        // Then it was durable once and is now damaged: corruption. Otherwise it was never
+        // known durable: a torn tail, and everything from it on is dropped.
+        let mut vouched = false;
+        for (k, &first) in live.iter().enumerate().skip(i) {
+            let bytes = storage.read(&dir.join(wal::segment_name(first)))?;
+            let from = if k == i && cut_segment.is_some() {
+                off + 1
+            } else {
+                SEGMENT_HEADER
+            };
+            if vouches_for(bytes.bytes(), from, expected) {
+                vouched = true;
+                break;
+            }
+        }
+        if vouched {
+            if !salvage {
+                return Err(StoreError::Corrupt(format!(
+                    "{why}, and later records say it was synced: the log is corrupt \
+                     (open with salvage to keep the records before it)"
+                )));
+            }
+            set_aside(storage, dir, &live[i..], &mut report)?;
+            tail = None;
+        } else {
+            let later = if cut_segment.is_some() { i + 1 } else { i };
+            for &first in &live[later..] {
+                storage.remove(&dir.join(wal::segment_name(first)))?;
+            }
+            if let Some(first) = cut_segment {
+                let path = dir.join(wal::segment_name(first));
+                let end = {
+                    let bytes = storage.read(&path)?;
+                    bytes
+                        .bytes()
+                        .iter()
+                        .rposition(|&x| x != 0)
+                        .map_or(off, |p| p + 1)
+                };
+                if end > off {
+                    let map = storage.open_segment(&path)?;
+                    map.write(off, &vec![0u8; end - off])?;
+                    map.sync(off, end)?;
+                    report.torn_bytes = end - off;
+                }
+                kept.push(first);
+                tail = Some((first, off));
+            }
+            storage.sync_dir(dir)?;
+        }
+    }
+
+    // Segments before `from` are fully covered by the snapshot; keep them listed so they are
+    // removed with a later snapshot.
+    let mut all = segments[..from].to_vec();
+    all.extend(kept);
+    if tail.is_none() {
+        all.retain(|s| *s < expected);
+    }
+    Ok((
+        Resume {
+            seq: expected - 1,
+            tail,
+            segments: all,
+        },
+        report,
+    ))
+}
+
+/// Whether a valid record at or after `from` says that record `seq` had been synced.
+fn vouches_for(b: &[u8], from: usize, seq: u64) -> bool {
+    // A record starts with a non-zero header, so none starts after the last non-zero byte.
+    let last = b.iter().rposition(|&x| x != 0).unwrap_or(0);
+    (from..=last)
+        .any(|p| matches!(format::decode(&b[p..]), Decoded::Record { synced, .. } if synced >= seq))
+}
+
+fn set_aside(
+    storage: &dyn Storage,
+    dir: &Path,
+    segments: &[u64],
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    for &s in segments {
+        let name = wal::segment_name(s);
+        let aside = format!("{name}.corrupt");
+        storage.rename(&dir.join(&name), &dir.join(&aside))?;
+        report.salvaged.push(aside);
+    }
+    storage.sync_dir(dir)?;
+    Ok(())
+}

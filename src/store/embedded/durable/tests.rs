@@ -1,0 +1,547 @@
+//! Crash and fault tests of the durable store, on the fault-injecting storage, each checked
+//! against a reference model (a map of the live sessions).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::fault::FaultStorage;
+use super::format::{self, Decoded};
+use super::wal::{self, SEGMENT_HEADER};
+use super::FsyncPolicy;
+use crate::error::StoreError;
+use crate::record::{Change, Changes, CookieRecord, Data, Record};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::{Applied, SessionStore};
+
+const DIR: &str = "/sessions";
+
+type Model = BTreeMap<String, Map<String, Value>>;
+
+fn cookie() -> CookieRecord {
+    let mut c = CookieRecord::default();
+    c.set_max_age(Some(3_600_000));
+    c
+}
+
+fn record(data: Value) -> Record {
+    Record {
+        cookie: cookie(),
+        data: Data::from_map(data.as_object().expect("object")),
+    }
+}
+
+fn open(
+    fs: &FaultStorage,
+    policy: FsyncPolicy,
+    salvage: bool,
+) -> Result<EmbeddedStore, StoreError> {
+    EmbeddedStore::builder()
+        .shards(4)
+        .sweep_interval(None)
+        .segment_size(4096)
+        .snapshot_after_bytes(u64::MAX)
+        .snapshot_interval(None)
+        .fsync(policy)
+        .salvage(salvage)
+        .open_with(Arc::new(fs.clone()), Path::new(DIR), false)
+}
+
+/// A deterministic pseudo-random sequence (xorshift), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Set(String, Value),
+    Apply(String, String, Value),
+    Destroy(String),
+    Touch(String),
+}
+
+fn steps(seed: u64, n: usize) -> Vec<Step> {
+    let mut r = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let sid = format!("s{}", r.below(12));
+            match r.below(10) {
+                0..=3 => Step::Set(
+                    sid,
+                    json!({ "i": i, "pad": "x".repeat(r.below(90) as usize) }),
+                ),
+                4..=6 => Step::Apply(sid, format!("k{}", r.below(4)), json!(i)),
+                7 => Step::Destroy(sid),
+                _ => Step::Touch(sid),
+            }
+        })
+        .collect()
+}
+
+/// Runs a step on the store (acknowledged when it returns `Ok`) and on the model.
+fn run(store: &EmbeddedStore, model: &mut Model, step: &Step) -> Result<(), StoreError> {
+    match step {
+        Step::Set(sid, v) => {
+            store.set_now(sid, &record(v.clone()))?;
+            model.insert(sid.clone(), v.as_object().cloned().unwrap_or_default());
+        }
+        Step::Apply(sid, k, v) => {
+            let changes = Changes {
+                cookie: cookie(),
+                fields: vec![Change::Set(k.clone(), v.clone())],
+            };
+            if store.apply_now(sid, &changes)? == Applied::Applied {
+                if let Some(m) = model.get_mut(sid) {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Step::Destroy(sid) => {
+            store.destroy_now(sid)?;
+            model.remove(sid);
+        }
+        Step::Touch(sid) => store.touch_now(sid, &cookie())?,
+    }
+    Ok(())
+}
+
+/// The live sessions, read with `all` and checked one by one with `get` (which routes by id,
+/// so a recovered session placed in the wrong shard would show).
+fn state(store: &EmbeddedStore) -> Model {
+    let all = futures_lite_block(store.all()).expect("all");
+    all.into_iter()
+        .map(|(k, r)| {
+            let by_id = store
+                .get_now(&k)
+                .unwrap_or_else(|| panic!("{k} listed but not found"));
+            assert_eq!(by_id, r, "{k}");
+            (k, r.data.to_map().expect("data"))
+        })
+        .collect()
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// The model after each prefix of the steps: `prefixes[k]` is the state after `k` steps.
+fn prefixes(steps: &[Step]) -> Vec<Model> {
+    let mut out = vec![Model::new()];
+    let mut m = Model::new();
+    for s in steps {
+        match s {
+            Step::Set(sid, v) => {
+                m.insert(sid.clone(), v.as_object().cloned().unwrap_or_default());
+            }
+            Step::Apply(sid, k, v) => {
+                if let Some(x) = m.get_mut(sid) {
+                    x.insert(k.clone(), v.clone());
+                }
+            }
+            Step::Destroy(sid) => {
+                m.remove(sid);
+            }
+            Step::Touch(_) => {}
+        }
+        out.push(m.clone());
+    }
+    out
+}
+
+fn segments(fs: &FaultStorage) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs
+        .names()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Offsets of the records in a segment's bytes.
+fn record_offsets(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = SEGMENT_HEADER;
+    while let Decoded::Record { len, .. } = format::decode(&bytes[at..]) {
+        out.push((at, len));
+        at += len;
+    }
+    out
+}
+
+#[test]
+fn a_clean_restart_restores_every_session() {
+    let fs = FaultStorage::new();
+    let steps = steps(1, 400);
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for s in &steps {
+            run(&store, &mut model, s).unwrap();
+        }
+    }
+    // A clean shutdown syncs even under `Never`; a power failure after it loses nothing.
+    fs.power_loss();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn power_loss_keeps_every_write_acknowledged_under_always() {
+    let fs = FaultStorage::new();
+    let steps = steps(2, 150);
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Always, false).unwrap();
+    futures_lite_block(async {
+        for s in &steps {
+            match s {
+                Step::Set(sid, v) => {
+                    store.set(sid, &record(v.clone())).await.unwrap();
+                    model.insert(sid.clone(), v.as_object().cloned().unwrap_or_default());
+                }
+                Step::Apply(sid, k, v) => {
+                    let changes = Changes {
+                        cookie: cookie(),
+                        fields: vec![Change::Set(k.clone(), v.clone())],
+                    };
+                    if store.apply(sid, &changes).await.unwrap() == Applied::Applied {
+                        if let Some(m) = model.get_mut(sid) {
+                            m.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                Step::Destroy(sid) => {
+                    store.destroy(sid).await.unwrap();
+                    model.remove(sid);
+                }
+                Step::Touch(sid) => store.touch(sid, &cookie()).await.unwrap(),
+            }
+        }
+    });
+    // The process dies with the machine: no clean shutdown.
+    std::mem::forget(store);
+    fs.power_loss();
+    let store = open(&fs, FsyncPolicy::Always, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn power_loss_under_everysec_leaves_a_consistent_prefix() {
+    let fs = FaultStorage::new();
+    let steps = steps(3, 300);
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::EverySec, false).unwrap();
+    for (i, s) in steps.iter().enumerate() {
+        run(&store, &mut model, s).unwrap();
+        if i == 150 {
+            store.flush().unwrap();
+        }
+    }
+    std::mem::forget(store);
+    fs.power_loss();
+    let store = open(&fs, FsyncPolicy::EverySec, false).unwrap();
+    let got = state(&store);
+    let all = prefixes(&steps);
+    let k = all.iter().rposition(|m| *m == got).expect("a prefix state");
+    assert!(k > 150, "the flushed prefix survives (got prefix {k})");
+}
+
+/// Cuts the last segment at every byte offset of its last records: each cut must open
+/// (a torn tail is cut off) and hold exactly the records before the cut.
+#[test]
+fn a_torn_tail_at_every_offset_is_cut_off() {
+    let fs = FaultStorage::new();
+    let steps = steps(4, 60);
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for s in &steps {
+            run(&store, &mut model, s).unwrap();
+        }
+    }
+    let all = prefixes(&steps);
+    let last = segments(&fs).pop().expect("a segment");
+    let bytes = fs.contents(&last).unwrap();
+    let recs = record_offsets(&bytes);
+    assert!(recs.len() >= 3, "the last segment holds records");
+    let (first_cut, _) = recs[recs.len() - 3];
+    let (end_at, end_len) = recs[recs.len() - 1];
+    let end = end_at + end_len;
+    for cut in first_cut..end {
+        let trial = fs.deep_copy();
+        trial.patch(&last, cut, &vec![0u8; end - cut]);
+        let store =
+            open(&trial, FsyncPolicy::Never, false).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let got = state(&store);
+        assert!(all.contains(&got), "cut at {cut}: not a prefix state");
+        // What survives is exactly the records wholly before the cut.
+        let whole = recs.iter().filter(|(a, l)| a + l <= cut).count();
+        let dropped = recs.len() - whole;
+        assert_eq!(
+            store.core.durable.as_ref().unwrap().wal.bytes_since_cut(),
+            0,
+            "cut at {cut}"
+        );
+        drop(store);
+        // Reopening again after the cut-off is stable.
+        let again = open(&trial, FsyncPolicy::Never, false).unwrap();
+        assert_eq!(
+            state(&again),
+            got,
+            "cut at {cut}: second open ({dropped} dropped)"
+        );
+    }
+}
+
+#[test]
+fn a_garbled_last_record_is_a_torn_tail_too() {
+    let fs = FaultStorage::new();
+    let steps = steps(5, 40);
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for s in &steps {
+            run(&store, &mut model, s).unwrap();
+        }
+    }
+    let last = segments(&fs).pop().unwrap();
+    let bytes = fs.contents(&last).unwrap();
+    let (at, len) = *record_offsets(&bytes).last().unwrap();
+    fs.patch(&last, at + len / 2, &[0xA5, 0x5A, 0xFF]);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert!(prefixes(&steps).contains(&state(&store)));
+}
+
+/// Bit flips at sampled offsets of the log: either a clean error naming the file and offset,
+/// or (when the flip is in the last record) a prefix state; with salvage always a prefix
+/// state. Never a panic, never a state that did not exist.
+#[test]
+fn bit_flips_in_the_log_are_caught() {
+    let fs = FaultStorage::new();
+    let steps = steps(6, 200);
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for (i, s) in steps.iter().enumerate() {
+            run(&store, &mut model, s).unwrap();
+            if i % 10 == 0 {
+                // Syncs give later records a watermark that vouches for earlier ones.
+                store.flush().unwrap();
+            }
+        }
+    }
+    let all = prefixes(&steps);
+    let segs = segments(&fs);
+    let mut refused = 0;
+    for (i, seg) in segs.iter().enumerate() {
+        let bytes = fs.contents(seg).unwrap();
+        let recs = record_offsets(&bytes);
+        let Some(&(end_at, end_len)) = recs.last() else {
+            continue;
+        };
+        let end = end_at + end_len;
+        for off in (SEGMENT_HEADER..end).step_by(37) {
+            let trial = fs.deep_copy();
+            let flipped = bytes[off] ^ (1 << (off % 8));
+            trial.patch(seg, off, &[flipped]);
+            match open(&trial, FsyncPolicy::Never, false) {
+                Ok(store) => {
+                    assert!(
+                        all.contains(&state(&store)),
+                        "flip in {} at {off}: not a prefix state",
+                        seg.display()
+                    );
+                    let _ = i;
+                }
+                Err(e) => {
+                    refused += 1;
+                    let msg = e.to_string();
+                    let name = seg.file_name().unwrap().to_str().unwrap();
+                    assert!(msg.contains(name), "{msg}");
+                    assert!(msg.contains("offset"), "{msg}");
+                    let store = open(&trial.deep_copy(), FsyncPolicy::Never, true)
+                        .unwrap_or_else(|e| panic!("salvage failed: {e}"));
+                    assert!(all.contains(&state(&store)), "salvage: not a prefix state");
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "flips before the tail must be refused");
+}
+
+#[test]
+fn snapshots_restore_and_a_bad_snapshot_falls_back() {
+    let fs = FaultStorage::new();
+    let steps = steps(7, 300);
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for (i, s) in steps.iter().enumerate() {
+            run(&store, &mut model, s).unwrap();
+            if i == 100 || i == 200 {
+                store.snapshot().unwrap();
+            }
+        }
+    }
+    let snaps: Vec<PathBuf> = fs
+        .names()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rkyv"))
+        .collect();
+    assert_eq!(snaps.len(), 2, "the newest two snapshots are kept");
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+    drop(store);
+
+    // Rot in the newest snapshot: the previous one and the log after it still hold all.
+    let newest = snaps.iter().max().unwrap();
+    let bytes = fs.contents(newest).unwrap();
+    fs.patch(newest, bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn snapshots_leave_out_expired_sessions_and_restart_drops_them() {
+    let fs = FaultStorage::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        let mut short = record(json!({"short": true}));
+        short.cookie.set_max_age(Some(150));
+        store.set_now("short", &short).unwrap();
+        store
+            .set_now("long", &record(json!({"long": true})))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        store.snapshot().unwrap();
+        let mut later = record(json!({"later": true}));
+        later.cookie.set_max_age(Some(150));
+        store.set_now("later", &later).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    let got = state(&store);
+    assert_eq!(got.keys().collect::<Vec<_>>(), vec!["long"]);
+    assert_eq!(
+        store.usage().0,
+        1,
+        "expired sessions are not held after recovery"
+    );
+}
+
+#[test]
+fn a_full_disk_fails_writes_keeps_reads_and_recovers() {
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    store.set_now("kept", &record(json!({"v": 1}))).unwrap();
+    fs.faults.lock().disk_full = true;
+    let mut failed = None;
+    for i in 0..200 {
+        if let Err(e) = store.set_now(&format!("f{i}"), &record(json!({"pad": "y".repeat(100)}))) {
+            failed = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = failed.expect("a write fails once the segment is full");
+    assert!(e.to_string().contains("allocating log segment"), "{e}");
+    // The refused write changed nothing; reads go on.
+    assert!(store.get_now(&format!("f{i}")).is_none());
+    assert!(store.get_now("kept").is_some());
+    let big = record(json!({"pad": "y".repeat(100)}));
+    assert!(store.set_now("again", &big).is_err(), "still full");
+    // Space returns: writes resume.
+    fs.faults.lock().disk_full = false;
+    store.set_now("again", &record(json!({"v": 2}))).unwrap();
+    let expected = state(&store);
+    drop(store);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), expected);
+}
+
+#[test]
+fn a_full_disk_never_loses_the_old_snapshot() {
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for i in 0..20 {
+        store
+            .set_now(&format!("s{i}"), &record(json!({"i": i})))
+            .unwrap();
+    }
+    store.snapshot().unwrap();
+    for i in 20..40 {
+        store
+            .set_now(&format!("s{i}"), &record(json!({"i": i})))
+            .unwrap();
+    }
+    let expected = state(&store);
+    // The snapshot's file writes fail: the snapshot fails, the old one and the log stay.
+    fs.faults.lock().fail_write_from = Some(0);
+    assert!(store.snapshot().is_err());
+    fs.faults.lock().fail_write_from = None;
+    drop(store);
+    let names = fs.names();
+    assert!(names
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "rkyv")));
+    assert!(!names
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "tmp")));
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), expected);
+}
+
+#[test]
+fn an_fsync_error_poisons_the_log() {
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Always, false).unwrap();
+    futures_lite_block(async {
+        store.set("a", &record(json!({"v": 1}))).await.unwrap();
+        fs.faults.lock().fail_sync_from = Some(fs.syncs() + 1);
+        let e = store.set("b", &record(json!({"v": 2}))).await.unwrap_err();
+        assert!(e.to_string().contains("fsync failed"), "{e}");
+        let e = store.set("c", &record(json!({"v": 3}))).await.unwrap_err();
+        assert!(e.to_string().contains("poisoned"), "{e}");
+        // Reads still serve.
+        assert!(store.get("a").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn leftover_temporary_files_are_removed() {
+    let fs = FaultStorage::new();
+    drop(open(&fs, FsyncPolicy::Never, false).unwrap());
+    let tmp = Path::new(DIR).join("snap-00000000000000000007.tmp");
+    {
+        use super::fs::Storage;
+        let mut f = fs.create_file(&tmp).unwrap();
+        f.write_all(b"half a snapshot").unwrap();
+    }
+    drop(open(&fs, FsyncPolicy::Never, false).unwrap());
+    assert!(!fs.names().contains(&tmp));
+}
+
+#[test]
+fn segment_names_round_trip() {
+    assert_eq!(wal::parse_segment_name(&wal::segment_name(42)), Some(42));
+    assert_eq!(wal::parse_segment_name("wal-x.log"), None);
+    assert_eq!(wal::check_segment_header(&wal::segment_header(9)), Some(9));
+    assert_eq!(wal::check_segment_header(&[0; SEGMENT_HEADER]), None);
+}

@@ -1,0 +1,433 @@
+//! The write-ahead log: append-only segment files written through a memory map, and a
+//! dedicated sync thread that commits them in groups.
+//!
+//! A writer encodes its record and copies it into the mapped segment under the log's mutex
+//! (the shard lock of the session is held too, so the log's order per session is the memory's
+//! order). Once copied, the record is in the page cache: a killed process loses nothing. What
+//! a power failure may take depends on the [`FsyncPolicy`]: the sync thread makes the log
+//! durable after every batch of waiting writers (`Always`), about once a second (`EverySec`),
+//! or only at a clean shutdown (`Never`). A failed sync poisons the log: every waiter of that
+//! batch gets the error and every later write fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::format::{self, Op};
+use super::fs::{SegmentMap, Storage};
+use super::FsyncPolicy;
+use crate::error::StoreError;
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
+
+/// Bytes of a segment header.
+pub(crate) const SEGMENT_HEADER: usize = 32;
+const SEGMENT_MAGIC: &[u8; 8] = b"SESSWAL1";
+
+/// The file name of the segment whose first record has `first_seq`.
+pub(crate) fn segment_name(first_seq: u64) -> String {
+    format!("wal-{first_seq:020}.log")
+}
+
+/// The first sequence number named by a segment file name.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("wal-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+}
+
+/// The 32-byte segment header: magic, version, first sequence number, CRC32C.
+pub(crate) fn segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER] {
+    let mut h = [0u8; SEGMENT_HEADER];
+    h[..8].copy_from_slice(SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&1u32.to_le_bytes());
+    h[16..24].copy_from_slice(&first_seq.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Checks a segment header; returns its first sequence number.
+pub(crate) fn check_segment_header(bytes: &[u8]) -> Option<u64> {
+    let h = bytes.get(..SEGMENT_HEADER)?;
+    if &h[..8] != SEGMENT_MAGIC || h[8..12] != 1u32.to_le_bytes() {
+        return None;
+    }
+    let crc = u32::from_le_bytes(h[24..28].try_into().ok()?);
+    (crc32c::crc32c(&h[..24]) == crc)
+        .then(|| u64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8])))
+}
+
+struct Active {
+    map: Arc<dyn SegmentMap>,
+    pos: usize,
+    synced_pos: usize,
+}
+
+/// A full segment whose tail may not be synced yet.
+struct Sealed {
+    map: Arc<dyn SegmentMap>,
+    from: usize,
+    to: usize,
+}
+
+struct State {
+    /// The last sequence number assigned.
+    seq: u64,
+    active: Active,
+    unsynced: Vec<Sealed>,
+    /// First sequence numbers of every segment file, oldest first (the active one last).
+    segments: Vec<u64>,
+    scratch: Vec<u8>,
+    bytes_since_cut: u64,
+}
+
+/// Tells a writer waiting under `Always` that its record is synced, or why it is not.
+type Ack = oneshot::Sender<Result<(), Arc<str>>>;
+/// The writer's end of an [`Ack`].
+pub(crate) type AckWait = oneshot::Receiver<Result<(), Arc<str>>>;
+
+struct Waiters {
+    list: Vec<(u64, Ack)>,
+    shutdown: bool,
+}
+
+/// The log.
+pub(crate) struct Wal {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    policy: FsyncPolicy,
+    segment_size: usize,
+    state: Mutex<State>,
+    synced_seq: AtomicU64,
+    poisoned: Mutex<Option<Arc<str>>>,
+    is_poisoned: AtomicBool,
+    waiters: Mutex<Waiters>,
+    wake: Condvar,
+}
+
+/// Where the log continues after recovery.
+pub(crate) struct Resume {
+    /// The last sequence number in the log (or in the snapshot, if later).
+    pub(crate) seq: u64,
+    /// The segment to append to and the offset after its last good record, if any.
+    pub(crate) tail: Option<(u64, usize)>,
+    /// First sequence numbers of the existing segments, oldest first.
+    pub(crate) segments: Vec<u64>,
+}
+
+impl Wal {
+    /// Opens the log for appending after recovery.
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        policy: FsyncPolicy,
+        segment_size: usize,
+        resume: Resume,
+    ) -> Result<Arc<Wal>, StoreError> {
+        let mut segments = resume.segments;
+        let active = match resume.tail {
+            Some((first_seq, pos)) => {
+                let map: Arc<dyn SegmentMap> =
+                    Arc::from(storage.open_segment(&dir.join(segment_name(first_seq)))?);
+                Active {
+                    map,
+                    pos,
+                    synced_pos: pos,
+                }
+            }
+            None => {
+                let first_seq = resume.seq + 1;
+                let map = new_segment(&*storage, dir, first_seq, segment_size)?;
+                storage.sync_dir(dir)?;
+                segments.push(first_seq);
+                Active {
+                    map,
+                    pos: SEGMENT_HEADER,
+                    synced_pos: SEGMENT_HEADER,
+                }
+            }
+        };
+        Ok(Arc::new(Wal {
+            storage,
+            dir: dir.to_owned(),
+            policy,
+            segment_size,
+            state: Mutex::new(State {
+                seq: resume.seq,
+                active,
+                unsynced: Vec::new(),
+                segments,
+                scratch: Vec::with_capacity(4096),
+                bytes_since_cut: 0,
+            }),
+            synced_seq: AtomicU64::new(resume.seq),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            waiters: Mutex::new(Waiters {
+                list: Vec::new(),
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+        }))
+    }
+
+    fn poison_error(&self) -> Option<StoreError> {
+        if !self.is_poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        let why = self
+            .poisoned
+            .lock()
+            .clone()
+            .unwrap_or_else(|| Arc::from("unknown"));
+        Some(StoreError::Io(std::io::Error::other(format!(
+            "session log is poisoned by an earlier fsync failure, writes are refused: {why}"
+        ))))
+    }
+
+    /// Appends one record and returns its sequence number. When this returns `Ok`, the record
+    /// is in the mapped log (the page cache).
+    pub(crate) fn append(&self, op: &Op) -> Result<u64, StoreError> {
+        if let Some(e) = self.poison_error() {
+            return Err(e);
+        }
+        let mut st = self.state.lock();
+        let seq = st.seq + 1;
+        let mut scratch = std::mem::take(&mut st.scratch);
+        scratch.clear();
+        format::encode(
+            op,
+            seq,
+            self.synced_seq.load(Ordering::Acquire),
+            &mut scratch,
+        );
+        let result = self.append_encoded(&mut st, seq, &scratch);
+        st.scratch = scratch;
+        result?;
+        st.seq = seq;
+        Ok(seq)
+    }
+
+    fn append_encoded(&self, st: &mut State, seq: u64, rec: &[u8]) -> Result<(), StoreError> {
+        if st.active.pos + rec.len() > st.active.map.len() {
+            self.rotate(st, seq, rec.len())?;
+        }
+        st.active.map.write(st.active.pos, rec)?;
+        st.active.pos += rec.len();
+        st.bytes_since_cut += rec.len() as u64;
+        Ok(())
+    }
+
+    /// Seals the active segment and starts one whose first record is `first_seq`.
+    fn rotate(&self, st: &mut State, first_seq: u64, need: usize) -> Result<(), StoreError> {
+        let size = self.segment_size.max(SEGMENT_HEADER + need);
+        let map = new_segment(&*self.storage, &self.dir, first_seq, size)?;
+        self.storage.sync_dir(&self.dir)?;
+        let old = std::mem::replace(
+            &mut st.active,
+            Active {
+                map,
+                pos: SEGMENT_HEADER,
+                synced_pos: SEGMENT_HEADER,
+            },
+        );
+        st.unsynced.push(Sealed {
+            map: old.map,
+            from: old.synced_pos,
+            to: old.pos,
+        });
+        st.segments.push(first_seq);
+        Ok(())
+    }
+
+    /// Waits until the record `seq` is durable under `Always`; returns at once otherwise.
+    pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
+        if self.policy != FsyncPolicy::Always {
+            return Ok(());
+        }
+        let Some(rx) = self.register(seq)? else {
+            return Ok(());
+        };
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(StoreError::Io(std::io::Error::other(format!(
+                "session log fsync failed: {why}"
+            )))),
+            Err(_) => Err(StoreError::Io(std::io::Error::other(
+                "session log closed before the write was synced",
+            ))),
+        }
+    }
+
+    /// Registers a writer waiting for record `seq` to be synced; `None` when it already is.
+    pub(crate) fn register(&self, seq: u64) -> Result<Option<AckWait>, StoreError> {
+        let mut w = self.waiters.lock();
+        if let Some(e) = self.poison_error() {
+            return Err(e);
+        }
+        if self.synced_seq.load(Ordering::Acquire) >= seq {
+            return Ok(None);
+        }
+        let (tx, rx) = oneshot::channel();
+        w.list.push((seq, tx));
+        self.wake.notify_one();
+        Ok(Some(rx))
+    }
+
+    /// One group commit: syncs everything appended so far, then answers every waiter the
+    /// sync covers (or every waiter, with the error).
+    pub(crate) fn sync_round(&self) {
+        let result = self.sync_now();
+        let mut w = self.waiters.lock();
+        let list = std::mem::take(&mut w.list);
+        for (seq, tx) in list {
+            match &result {
+                Ok(done) if *done >= seq => {
+                    let _ = tx.send(Ok(()));
+                }
+                Ok(_) => w.list.push((seq, tx)),
+                Err(why) => {
+                    let _ = tx.send(Err(why.clone()));
+                }
+            }
+        }
+    }
+
+    /// Syncs everything appended so far. Returns the durable sequence number.
+    pub(crate) fn sync_now(&self) -> Result<u64, Arc<str>> {
+        if let Some(why) = self.poisoned.lock().clone() {
+            return Err(why);
+        }
+        let (target, jobs) = {
+            let mut st = self.state.lock();
+            let mut jobs: Vec<Sealed> = std::mem::take(&mut st.unsynced);
+            jobs.push(Sealed {
+                map: st.active.map.clone(),
+                from: st.active.synced_pos,
+                to: st.active.pos,
+            });
+            st.active.synced_pos = st.active.pos;
+            (st.seq, jobs)
+        };
+        for job in jobs {
+            if let Err(e) = job.map.sync(job.from, job.to) {
+                let why: Arc<str> = Arc::from(e.to_string());
+                *self.poisoned.lock() = Some(why.clone());
+                self.is_poisoned.store(true, Ordering::Release);
+                return Err(why);
+            }
+        }
+        self.synced_seq.fetch_max(target, Ordering::AcqRel);
+        Ok(target)
+    }
+
+    /// The sync thread's loop; returns at shutdown after a final sync.
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) fn run_syncer(&self) {
+        loop {
+            let shutdown = {
+                let mut w = self.waiters.lock();
+                match self.policy {
+                    FsyncPolicy::Always => {
+                        if w.list.is_empty() && !w.shutdown {
+                            w = self.wake.wait(w);
+                        }
+                    }
+                    FsyncPolicy::EverySec => {
+                        if !w.shutdown {
+                            w = self.wake.wait_for(w, Duration::from_secs(1));
+                        }
+                    }
+                    FsyncPolicy::Never => {
+                        if !w.shutdown {
+                            w = self.wake.wait(w);
+                        }
+                    }
+                }
+                w.shutdown
+            };
+            let due = shutdown
+                || self.policy == FsyncPolicy::EverySec
+                || !self.waiters.lock().list.is_empty();
+            if due {
+                self.sync_round();
+            }
+            if shutdown {
+                return;
+            }
+        }
+    }
+
+    /// Asks the sync thread to sync once more and stop.
+    pub(crate) fn shutdown(&self) {
+        self.waiters.lock().shutdown = true;
+        self.wake.notify_all();
+    }
+
+    /// Bytes appended since the last snapshot cut.
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) fn bytes_since_cut(&self) -> u64 {
+        self.state.lock().bytes_since_cut
+    }
+
+    /// The cut for a snapshot: starts a new segment so that every record up to the returned
+    /// sequence number is in the segments before it and every later one after.
+    pub(crate) fn cut(&self) -> Result<u64, StoreError> {
+        let mut st = self.state.lock();
+        let seq = st.seq;
+        if st.active.pos > SEGMENT_HEADER {
+            self.rotate(&mut st, seq + 1, 0)?;
+        }
+        st.bytes_since_cut = 0;
+        Ok(seq)
+    }
+
+    /// Removes the segments whose records all precede `upto + 1` (they are covered by a
+    /// durable snapshot). The active segment is never removed.
+    pub(crate) fn remove_segments_through(&self, upto: u64) -> Result<(), StoreError> {
+        let doomed: Vec<u64> = {
+            let st = self.state.lock();
+            st.segments
+                .windows(2)
+                .filter(|w| w[1] <= upto + 1)
+                .map(|w| w[0])
+                .collect()
+        };
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        for first in &doomed {
+            self.storage.remove(&self.dir.join(segment_name(*first)))?;
+            self.state.lock().segments.retain(|s| s != first);
+        }
+        self.storage.sync_dir(&self.dir)?;
+        Ok(())
+    }
+}
+
+fn new_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    first_seq: u64,
+    size: usize,
+) -> Result<Arc<dyn SegmentMap>, StoreError> {
+    let path = dir.join(segment_name(first_seq));
+    let map = storage.create_segment(&path, size).map_err(|e| {
+        StoreError::Io(std::io::Error::new(
+            e.kind(),
+            format!("allocating log segment {}: {e}", path.display()),
+        ))
+    })?;
+    let header = map
+        .write(0, &segment_header(first_seq))
+        .and_then(|()| map.sync(0, SEGMENT_HEADER));
+    if let Err(e) = header {
+        drop(map);
+        let _ = storage.remove(&path);
+        return Err(e.into());
+    }
+    Ok(Arc::from(map))
+}

@@ -1,0 +1,729 @@
+//! The Redis store: sessions shared by many nodes, and with Node's `connect-redis`.
+//!
+//! [`RedisStore`] keeps sessions exactly as `connect-redis` (v7 to v9) does, so an Express app
+//! using `express-session` + `connect-redis` and a sessile app with the same cookie name,
+//! secret and prefix share one login:
+//!
+//! | call | Redis | as connect-redis |
+//! | --- | --- | --- |
+//! | `get` | `GET prefix+sid`, parsed as express's JSON | yes |
+//! | `set` | `SET prefix+sid json EX ttl`, or `DEL` when `ttl <= 0` | yes |
+//! | `touch` | `EXPIRE prefix+sid ttl` (the value is not rewritten), or `DEL` when `ttl <= 0` | yes |
+//! | `destroy` | `DEL prefix+sid` | yes |
+//! | `all`, `len`, `clear` | `SCAN MATCH prefix*` (never `KEYS`), then `MGET` / `DEL` per page | yes |
+//! | `apply` | `GET`, then a compare-and-set Lua script (see below) | sessile only |
+//!
+//! - **Key**: the prefix (default `sess:`) followed by the session id.
+//! - **Value**: `{"cookie":{...},...fields}`, the text `JSON.stringify(req.session)` gives.
+//!   Fields this crate does not know (written by Node) are kept, in their order, and
+//!   `cookie.expires` is read in any form JavaScript's `Date` writes.
+//! - **TTL**: `ceil((cookie.expires - now) / 1000)` seconds; a browser-session cookie (no
+//!   `expires`) gets [`RedisStoreBuilder::default_ttl`] (one day, connect-redis's default).
+//!
+//! # Expiry, as read back
+//!
+//! A key's TTL is rounded up to whole seconds, so a key can outlive its `cookie.expires` by
+//! up to a second; and a `touch` moves only the TTL, so a key kept alive by touches (from
+//! either side) can outlive the `expires` written in its value by far. The store reads both
+//! the way the trait promises: a record whose stored `expires` has passed is live only if
+//! the key's remaining TTL (`PTTL`, read in the same transaction as the value) reaches at
+//! least a second past that `expires`, i.e. a touch extended it; its `cookie.expires` is
+//! then reported as the key's expiry. Otherwise it is treated as missing (and left for
+//! Redis to delete within the second).
+//!
+//! A `touch` stores the expiry only: like connect-redis, it never rewrites the value, so it
+//! cannot overwrite a field another node wrote meanwhile. A cookie attribute changed without
+//! any field change (`cookie.maxAge` set in a handler that changes nothing else) is therefore
+//! not stored by a touch, exactly as with express-session and connect-redis.
+//!
+//! # Parallel requests
+//!
+//! [`SessionStore::apply`] (what the layer sends for a modified session when `resave` is
+//! off) is atomic across every client of the Redis server: an optimistic read-modify-write
+//! whose write is a compare-and-set inside Redis, retried on conflict. Two nodes changing
+//! different fields of one session both keep their change. See [`script`] for the script
+//! and why it was chosen over `WATCH`/`MULTI` or a merge in Lua. Within one process,
+//! `apply` calls of one session queue up instead of racing each other's compare-and-set.
+//!
+//! # Failures
+//!
+//! One multiplexed connection (redis-rs's `ConnectionManager`) serves every call; it
+//! reconnects by itself after Redis restarts. Every call is bounded by
+//! [`RedisStoreBuilder::timeout`]: Redis down gives [`StoreError::Unavailable`], Redis too slow
+//! [`StoreError::Timeout`], a value that is not a session [`StoreError::Corrupt`]. The layer
+//! turns any of these into its error response (500 by default), and requests succeed again
+//! as soon as Redis answers again. Nothing Redis returns can make the store panic.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use async_trait::async_trait;
+
+use crate::clock;
+use crate::error::StoreError;
+use crate::record::{Changes, CookieRecord, Record};
+use crate::store::{Applied, SessionStore};
+
+mod locks;
+pub mod script;
+
+use locks::KeyLocks;
+use script::{Cas, CasOutcome};
+
+/// How long past its stored `cookie.expires` a key may live only because its TTL was rounded
+/// up to whole seconds. A key living longer than that was extended by a `touch`.
+const ROUNDING_MS: i64 = 1_000;
+
+/// Reconnection attempts per failed connection, before the calls waiting on it fail (the
+/// next call starts a new series).
+const RECONNECT_RETRIES: usize = 2;
+
+/// Sessions in Redis, in connect-redis's format. See the [module documentation](self).
+///
+/// Cloning gives another handle to the same connection.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use sessile::{RedisStore, SessionLayer};
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/").build().await?;
+/// let layer = SessionLayer::builder().secret("keyboard cat").store(store).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    prefix: String,
+    /// `SCAN MATCH` pattern: the prefix with glob characters escaped, then `*`.
+    pattern: String,
+    default_ttl_secs: i64,
+    timeout: Duration,
+    scan_count: usize,
+    cas: Cas,
+    /// Queues this process's `apply` calls per session (see [`locks`]).
+    locks: KeyLocks,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("default_ttl_secs", &self.inner.default_ttl_secs)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a [`RedisStore`]. Start with [`RedisStore::builder`].
+#[must_use]
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    default_ttl: Duration,
+    timeout: Duration,
+    scan_count: usize,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    // The URL may hold a password: it is left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("default_ttl", &self.default_ttl)
+            .field("timeout", &self.timeout)
+            .field("scan_count", &self.scan_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The key prefix (default `sess:`, connect-redis's). Use the same prefix on every node
+    /// and in the Express app that shares the sessions.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessile::StoreError> {
+    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
+    ///     .prefix("myapp:sess:")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a session whose cookie has no expiry (a browser-session cookie) lives after
+    /// its last request (default one day, connect-redis's `ttl` of 86400 s). Rounded up to
+    /// whole seconds, at least one.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessile::StoreError> {
+    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
+    ///     .default_ttl(std::time::Duration::from_secs(3600))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// The longest any store call may take (default 2 s): connecting, and each of `get`,
+    /// `set`, `apply`, `touch` and `destroy` as a whole; for `all`, `len` and `clear`, each
+    /// page of the key walk. Past it the call fails with [`StoreError::Timeout`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessile::StoreError> {
+    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
+    ///     .timeout(std::time::Duration::from_millis(500))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The `COUNT` hint of each `SCAN` page walked by `all`, `len` and `clear` (default 100,
+    /// connect-redis's `scanCount`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessile::StoreError> {
+    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
+    ///     .scan_count(1_000)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn scan_count(mut self, count: usize) -> Self {
+        self.scan_count = count.max(1);
+        self
+    }
+
+    /// Connects to Redis (within the [`timeout`](Self::timeout)) and builds the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for a URL that does not parse, [`StoreError::Unavailable`] or
+    /// [`StoreError::Timeout`] when Redis cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessile::StoreError> {
+    /// let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1/".into());
+    /// let store = sessile::RedisStore::builder(url).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(self) -> Result<RedisStore, StoreError> {
+        let client = ::redis::Client::open(self.url.as_str())
+            .map_err(|e| StoreError::backend(format!("invalid Redis URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let timeout = self.timeout;
+        let conn =
+            match tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+            {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return Err(store_error(e, timeout)),
+                Err(_) => return Err(StoreError::Timeout(timeout)),
+            };
+        let ms = self
+            .default_ttl
+            .as_millis()
+            .min(u128::from(u32::MAX) * 1000) as i64;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                pattern: format!("{}*", glob_escape(&self.prefix)),
+                prefix: self.prefix,
+                default_ttl_secs: ceil_secs(ms).max(1),
+                timeout,
+                scan_count: self.scan_count,
+                cas: Cas::new(),
+                locks: KeyLocks::default(),
+            }),
+        })
+    }
+}
+
+/// Whether a stored record is live, and the expiry to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Live, with this `cookie.expires`.
+    Live(Option<i64>),
+    /// Its `expires` has passed and no touch extended the key.
+    Expired,
+}
+
+/// The expiry rule of the [module documentation](self): `stored` is the value's
+/// `cookie.expires`, `pttl_ms` the key's `PTTL` (`-1` no TTL, `-2` no key).
+fn liveness(stored: Option<i64>, pttl_ms: i64, now_ms: i64) -> Liveness {
+    match stored {
+        None => Liveness::Live(None),
+        Some(e) if e > now_ms => Liveness::Live(Some(e)),
+        Some(e) => {
+            let key_expiry = now_ms.saturating_add(pttl_ms);
+            if pttl_ms > 0 && key_expiry >= e.saturating_add(ROUNDING_MS) {
+                Liveness::Live(Some(key_expiry))
+            } else {
+                Liveness::Expired
+            }
+        }
+    }
+}
+
+/// `Math.ceil(ms / 1000)`.
+fn ceil_secs(ms: i64) -> i64 {
+    ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
+}
+
+/// Escapes the characters `SCAN MATCH` treats as glob syntax.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Maps a client error to the store's error kinds.
+fn store_error(e: RedisError, timeout: Duration) -> StoreError {
+    if e.is_timeout() {
+        return StoreError::Timeout(timeout);
+    }
+    let unavailable = e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                )
+        );
+    if unavailable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// The bytes of a string reply; `None` for nil (a missing key, or `MGET` of a key that is
+/// not a string).
+fn bytes_of(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.into_bytes()),
+        _ => None,
+    }
+}
+
+fn utf8(key: &str, bytes: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(bytes)
+        .map_err(|_| StoreError::Corrupt(format!("Redis key {key:?}: the value is not UTF-8")))
+}
+
+fn parse(key: &str, text: &str) -> Result<Record, StoreError> {
+    Record::from_json(text).map_err(|e| match e {
+        StoreError::Corrupt(m) => StoreError::Corrupt(format!("Redis key {key:?}: {m}")),
+        other => other,
+    })
+}
+
+impl RedisStore {
+    /// Options for a store on the Redis server at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// or `rediss://` for TLS if redis-rs was built with a TLS feature).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessile::StoreError> {
+    /// let store = sessile::RedisStore::builder("redis://127.0.0.1:6379/0").build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: "sess:".into(),
+            default_ttl: Duration::from_secs(86_400),
+            timeout: Duration::from_secs(2),
+            scan_count: 100,
+        }
+    }
+
+    /// A store on `url` with the default options (`builder(url).build()`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessile::StoreError> {
+    /// let store = sessile::RedisStore::connect("redis://127.0.0.1/").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::build`].
+    pub async fn connect(url: impl Into<String>) -> Result<Self, StoreError> {
+        Self::builder(url).build().await
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The Redis key of a session id: the prefix followed by the id.
+    pub fn key(&self, sid: &str) -> String {
+        let mut key = String::with_capacity(self.inner.prefix.len() + sid.len());
+        key.push_str(&self.inner.prefix);
+        key.push_str(sid);
+        key
+    }
+
+    /// The TTL in seconds a record with this cookie gets; `<= 0` means delete.
+    fn ttl_secs(&self, cookie: &CookieRecord, now_ms: i64) -> i64 {
+        match cookie.expires {
+            None => self.inner.default_ttl_secs,
+            Some(e) => ceil_secs(e.min(clock::MAX_MS).saturating_sub(now_ms)),
+        }
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    fn err(&self, e: RedisError) -> StoreError {
+        store_error(e, self.inner.timeout)
+    }
+
+    /// Runs `fut` within the timeout.
+    async fn within<T>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(self.inner.timeout)),
+        }
+    }
+
+    async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let v: Value = ::redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.err(e))?;
+        bytes_of(v).map(|b| utf8(key, b)).transpose()
+    }
+
+    /// The record stored as `text` under `key` if it is live, with the text it was read
+    /// from. A record whose stored expiry has passed is read again together with the key's
+    /// TTL to tell a touched session from an expired one.
+    async fn live(&self, key: &str, text: String) -> Result<Option<(Record, String)>, StoreError> {
+        let record = parse(key, &text)?;
+        if liveness(record.cookie.expires, -2, clock::now_ms()) != Liveness::Expired {
+            return Ok(Some((record, text)));
+        }
+        let (value, pttl): (Value, i64) = ::redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg(key)
+            .cmd("PTTL")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.err(e))?;
+        let Some(bytes) = bytes_of(value) else {
+            return Ok(None);
+        };
+        let text = utf8(key, bytes)?;
+        let mut record = parse(key, &text)?;
+        match liveness(record.cookie.expires, pttl, clock::now_ms()) {
+            Liveness::Live(expires) => {
+                record.cookie.expires = expires;
+                Ok(Some((record, text)))
+            }
+            Liveness::Expired => Ok(None),
+        }
+    }
+
+    async fn write(&self, key: &str, record: &Record) -> Result<(), StoreError> {
+        let ttl = self.ttl_secs(&record.cookie, clock::now_ms());
+        let mut cmd = ::redis::cmd(if ttl > 0 { "SET" } else { "DEL" });
+        cmd.arg(key);
+        if ttl > 0 {
+            cmd.arg(record.to_json()).arg("EX").arg(ttl);
+        }
+        let _: Value = cmd
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn apply_inner(&self, key: &str, changes: &Changes) -> Result<Applied, StoreError> {
+        // This node's own writers of the session queue up; the compare-and-set handles the
+        // others.
+        let _turn = self.inner.locks.lock(key).await;
+        let mut conn = self.conn();
+        let mut stored = self.get_text(key).await?;
+        for _ in 0..script::MAX_ATTEMPTS {
+            let Some(text) = stored.take() else {
+                return Ok(Applied::Missing);
+            };
+            let Some((record, text)) = self.live(key, text).await? else {
+                return Ok(Applied::Missing);
+            };
+            let new = Record {
+                cookie: changes.cookie.clone(),
+                data: changes.apply_to_data(&record.data)?,
+            };
+            let ttl = self.ttl_secs(&new.cookie, clock::now_ms());
+            let outcome = self
+                .inner
+                .cas
+                .run(&mut conn, key, &text, &new.to_json(), ttl)
+                .await
+                .map_err(|e| self.err(e))?;
+            match outcome {
+                CasOutcome::Written => return Ok(Applied::Applied),
+                CasOutcome::Gone => return Ok(Applied::Missing),
+                CasOutcome::Conflict(now_stored) => stored = Some(utf8(key, now_stored)?),
+            }
+        }
+        Err(script::too_many_conflicts(key))
+    }
+
+    /// One `SCAN` page: the next cursor and the keys under the prefix, as session ids with
+    /// their keys.
+    async fn scan_page(&self, cursor: u64) -> Result<(u64, Vec<(String, String)>), StoreError> {
+        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&self.inner.pattern)
+            .arg("COUNT")
+            .arg(self.inner.scan_count)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.err(e))?;
+        let prefix = &self.inner.prefix;
+        let keys = keys
+            .into_iter()
+            // A key that is not UTF-8 cannot hold a session id of this crate's.
+            .filter_map(|k| String::from_utf8(k).ok())
+            .filter_map(|k| {
+                let sid = k.strip_prefix(prefix.as_str())?.to_owned();
+                Some((sid, k))
+            })
+            .collect();
+        Ok((next, keys))
+    }
+
+    /// Walks every key under the prefix, one `SCAN` page at a time, handing each page's live
+    /// records to `each`.
+    async fn walk(&self, mut each: impl FnMut(String, Record)) -> Result<(), StoreError> {
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.within(self.scan_page(cursor)).await?;
+            if !keys.is_empty() {
+                let values: Vec<Value> = self
+                    .within(async {
+                        let mut mget = ::redis::cmd("MGET");
+                        for (_, key) in &keys {
+                            mget.arg(key);
+                        }
+                        mget.query_async(&mut self.conn())
+                            .await
+                            .map_err(|e| self.err(e))
+                    })
+                    .await?;
+                for ((sid, key), value) in keys.into_iter().zip(values) {
+                    let Some(bytes) = bytes_of(value) else {
+                        continue;
+                    };
+                    let text = utf8(&key, bytes)?;
+                    if let Some((record, _)) = self.within(self.live(&key, text)).await? {
+                        each(sid, record);
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn get(&self, sid: &str) -> Result<Option<Record>, StoreError> {
+        let key = self.key(sid);
+        self.within(async {
+            let Some(text) = self.get_text(&key).await? else {
+                return Ok(None);
+            };
+            Ok(self.live(&key, text).await?.map(|(record, _)| record))
+        })
+        .await
+    }
+
+    async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
+        let key = self.key(sid);
+        self.within(self.write(&key, record)).await
+    }
+
+    async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
+        let key = self.key(sid);
+        self.within(self.apply_inner(&key, changes)).await
+    }
+
+    async fn destroy(&self, sid: &str) -> Result<(), StoreError> {
+        let key = self.key(sid);
+        self.within(async {
+            let _: Value = ::redis::cmd("DEL")
+                .arg(&key)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn touch(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError> {
+        let key = self.key(sid);
+        let ttl = self.ttl_secs(cookie, clock::now_ms());
+        self.within(async {
+            let mut cmd = ::redis::cmd(if ttl > 0 { "EXPIRE" } else { "DEL" });
+            cmd.arg(&key);
+            if ttl > 0 {
+                cmd.arg(ttl);
+            }
+            let _: Value = cmd
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
+        let mut out = BTreeMap::new();
+        self.walk(|sid, record| {
+            out.insert(sid, record);
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.within(self.scan_page(cursor)).await?;
+            if !keys.is_empty() {
+                self.within(async {
+                    let mut del = ::redis::cmd("DEL");
+                    for (_, key) in &keys {
+                        del.arg(key);
+                    }
+                    let _: Value = del
+                        .query_async(&mut self.conn())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    Ok(())
+                })
+                .await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    async fn len(&self) -> Result<usize, StoreError> {
+        // SCAN may return a key twice; count distinct ids.
+        let mut ids = std::collections::HashSet::new();
+        self.walk(|sid, _| {
+            ids.insert(sid);
+        })
+        .await?;
+        Ok(ids.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_javascripts_ceil() {
+        assert_eq!(ceil_secs(1), 1);
+        assert_eq!(ceil_secs(999), 1);
+        assert_eq!(ceil_secs(1_000), 1);
+        assert_eq!(ceil_secs(1_001), 2);
+        assert_eq!(ceil_secs(0), 0);
+        assert_eq!(ceil_secs(-1), 0);
+        assert_eq!(ceil_secs(-999), 0);
+        assert_eq!(ceil_secs(-1_000), -1);
+        assert_eq!(ceil_secs(-1_001), -1);
+        assert_eq!(ceil_secs(i64::MIN), i64::MIN / 1000);
+    }
+
+    #[test]
+    fn liveness_trusts_touches_but_not_rounding() {
+        let now = 1_000_000;
+        assert_eq!(liveness(None, -1, now), Liveness::Live(None));
+        assert_eq!(
+            liveness(Some(now + 1), -2, now),
+            Liveness::Live(Some(now + 1))
+        );
+        // Expired, the key alive only for the rest of its rounded-up second.
+        assert_eq!(liveness(Some(now - 100), 800, now), Liveness::Expired);
+        assert_eq!(liveness(Some(now), 999, now), Liveness::Expired);
+        // Expired, no key or no TTL.
+        assert_eq!(liveness(Some(now - 1), -2, now), Liveness::Expired);
+        assert_eq!(liveness(Some(now - 1), -1, now), Liveness::Expired);
+        // A touch moved the key's expiry well past the stored one.
+        assert_eq!(
+            liveness(Some(now - 5_000), 60_000, now),
+            Liveness::Live(Some(now + 60_000))
+        );
+        assert_eq!(
+            liveness(Some(now), 1_000, now),
+            Liveness::Live(Some(now + 1_000))
+        );
+        assert!(matches!(
+            liveness(Some(i64::MIN), i64::MAX, now),
+            Liveness::Live(_)
+        ));
+    }
+
+    #[test]
+    fn scan_pattern_escapes_globs() {
+        assert_eq!(glob_escape("sess:"), "sess:");
+        assert_eq!(glob_escape("a*b?[c]\\d^-"), "a\\*b\\?\\[c\\]\\\\d\\^\\-");
+    }
+}

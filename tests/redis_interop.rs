@@ -1,0 +1,374 @@
+//! Interop with the real Node packages: the Express app of `tests/interop/` (express,
+//! express-session, connect-redis and redis from the npm registry, versions pinned by its
+//! `package-lock.json`) and a sessile server, on one Redis, one prefix, one secret and one
+//! cookie name. A browser is played by a client carrying the cookie from one to the other.
+//!
+//! Needs `REDIS_URL`, `node` and `tests/interop/node_modules` (`npm ci --prefix
+//! tests/interop`); without them it prints that it was skipped, unless `CI` is set, where
+//! it fails (`.ci/run` provides all three).
+
+#![cfg(feature = "redis")]
+
+mod redis_common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use redis_common::*;
+use serde_json::{json, Map, Value};
+use sessile::{CookieOptions, RedisStore, SameSiteOption, Secrets, Session, SessionLayer};
+
+const SECRET: &str = "shared by node and rust";
+
+/// The Express app, killed on drop.
+struct NodeApp {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for NodeApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Starts `node tests/interop/app.js` on a free port and waits for its "listening on" line.
+fn start_node(redis_url: &str, prefix: &str) -> NodeApp {
+    let mut child = Command::new("node")
+        .arg("app.js")
+        .current_dir(interop_dir())
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .env("REDIS_URL", redis_url)
+        .env("SECRET", SECRET)
+        .env("PREFIX", prefix)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start node tests/interop/app.js");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the Express app did not print `listening on` within 30 s");
+        }
+    };
+    NodeApp {
+        child,
+        addr: addr.parse().expect("host:port"),
+    }
+}
+
+/// The sessile server: the same options as the Express app (cookie name `connect.sid`,
+/// a day's `maxAge`, `sameSite: 'lax'`, `resave: false`, `saveUninitialized: false`) and the
+/// same routes.
+async fn start_rust(redis_url: &str, prefix: &str) -> SocketAddr {
+    let store = RedisStore::builder(redis_url)
+        .prefix(prefix)
+        .build()
+        .await
+        .expect("connect to REDIS_URL");
+    let layer = SessionLayer::builder()
+        .secret(SECRET)
+        .cookie(
+            CookieOptions::new()
+                .max_age(Duration::from_secs(24 * 3600))
+                .same_site(SameSiteOption::Lax),
+        )
+        .store(store)
+        .build()
+        .expect("layer");
+
+    async fn views(s: Session) -> Result<Json<Value>, sessile::Error> {
+        let n = s.get::<i64>("views")?.unwrap_or(0) + 1;
+        s.insert("views", n)?;
+        Ok(Json(json!(n)))
+    }
+    async fn set(
+        s: Session,
+        Path((k, v)): Path<(String, String)>,
+    ) -> Result<Json<Value>, sessile::Error> {
+        s.insert(&k, v)?;
+        Ok(Json(json!("ok")))
+    }
+    async fn read(s: Session) -> Result<Json<Map<String, Value>>, sessile::Error> {
+        Ok(Json(s.data()?))
+    }
+    async fn id(s: Session) -> Json<Value> {
+        Json(json!(s.id()))
+    }
+    async fn logout(s: Session) -> Result<Json<Value>, sessile::Error> {
+        s.destroy().await?;
+        Ok(Json(json!("ok")))
+    }
+    let app = Router::new()
+        .route("/views", get(views))
+        .route("/set/{k}/{v}", get(set))
+        .route("/read", get(read))
+        .route("/id", get(id))
+        .route("/logout", get(logout))
+        .layer(layer);
+    serve(app).await
+}
+
+/// Whether everything the test needs is there; prints why not (or fails under CI).
+fn prerequisites(test: &str) -> Option<String> {
+    let url = redis_url(test)?;
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let modules = interop_dir().join("node_modules/connect-redis/package.json");
+    let missing = if !node_ok {
+        Some("node is not installed".to_owned())
+    } else if !modules.exists() {
+        Some("tests/interop/node_modules is missing (run `npm ci --prefix tests/interop`)".into())
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(
+            !in_ci(),
+            "{test}: {why}, and CI is set (.ci/run provides it)"
+        );
+        skip(test, &why);
+        return None;
+    }
+    Some(url)
+}
+
+/// The signed session id inside a `connect.sid=...` cookie, checked with the shared secret.
+fn sid_of(cookie: &str) -> String {
+    let value = cookie
+        .strip_prefix("connect.sid=")
+        .expect("connect.sid cookie");
+    let decoded = sessile::cookie::decode(value);
+    let secrets = Secrets::new([SECRET]).unwrap();
+    sessile::signing::session_id(&decoded, &secrets)
+        .unwrap_or_else(|| panic!("cookie {cookie:?} is not signed with the shared secret"))
+        .to_owned()
+}
+
+/// The attributes of a `Set-Cookie` header, with the date of `Expires` left out.
+fn attributes(header: &str) -> Vec<String> {
+    header
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim())
+        .map(|a| {
+            if a.to_ascii_lowercase().starts_with("expires=") {
+                "Expires".to_owned()
+            } else {
+                a.to_owned()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn express_and_sessile_share_sessions_through_connect_redis() {
+    let test = "express_and_sessile_share_sessions_through_connect_redis";
+    let Some(url) = prerequisites(test) else {
+        return;
+    };
+    let prefix = unique_prefix("interop");
+    let node = start_node(&url, &prefix);
+    let rust = start_rust(&url, &prefix).await;
+    let node = node.addr;
+    let mut conn = raw(&url).await;
+
+    // 1. A session created by Node is read and changed by Rust, and Node sees the change.
+    let created = fetch(node, "/set/user/alice", None).await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let node_cookie = created.set_cookie.clone().expect("Node sets the cookie");
+    let node_sid = sid_of(&node_cookie);
+    assert_eq!(
+        fetch(node, "/node-extras", Some(&node_cookie)).await.status,
+        200
+    );
+    let key = format!("{prefix}{node_sid}");
+    let written_by_node = raw_get(&mut conn, &key)
+        .await
+        .expect("connect-redis wrote the key");
+    let node_ttl = raw_ttl(&mut conn, &key).await;
+    assert!(
+        (86_398..=86_400).contains(&node_ttl),
+        "Node's TTL {node_ttl}"
+    );
+
+    let read = fetch(rust, "/read", Some(&node_cookie)).await;
+    assert_eq!(read.status, 200);
+    let node_only = json!({
+        "list": [1, 2.5, "three", null, true, {"deep": []}],
+        "nested": {"a": {"b": {"c": "d"}}},
+        "big": 9_007_199_254_740_991_i64,
+        "small": 1e-7,
+        "text": "é \"quoted\" \\ ✓",
+    });
+    assert_eq!(read.json(), json!({"user": "alice", "nodeOnly": node_only}));
+    assert_eq!(
+        fetch(rust, "/id", Some(&node_cookie)).await.json(),
+        json!(node_sid)
+    );
+
+    let changed = fetch(rust, "/views", Some(&node_cookie)).await;
+    assert_eq!(
+        (changed.status, changed.json()),
+        (http::StatusCode::OK, json!(1))
+    );
+    // Rust's cookie (if it sends one) is the same session, signed the same way.
+    if let Some(c) = &changed.set_cookie {
+        assert_eq!(sid_of(c), node_sid);
+    }
+    // What Rust wrote is what Node wrote plus the new field: Node's fields untouched, in
+    // their order, byte for byte.
+    let written_by_rust = raw_get(&mut conn, &key).await.expect("still there");
+    let node_fields =
+        &written_by_node[written_by_node.find(r#","user":"#).unwrap()..written_by_node.len() - 1];
+    assert!(
+        written_by_rust.contains(node_fields) && written_by_rust.ends_with(r#","views":1}"#),
+        "Node wrote {written_by_node}\nRust wrote {written_by_rust}"
+    );
+    let rust_ttl = raw_ttl(&mut conn, &key).await;
+    assert!(
+        (86_398..=86_400).contains(&rust_ttl),
+        "Rust's TTL {rust_ttl}"
+    );
+
+    let seen = fetch(node, "/read", Some(&node_cookie)).await;
+    assert_eq!(
+        seen.json(),
+        json!({"user": "alice", "nodeOnly": node_only, "views": 1}),
+        "Node sees Rust's change"
+    );
+    assert_eq!(
+        fetch(node, "/views", Some(&node_cookie)).await.json(),
+        json!(2)
+    );
+    assert_eq!(
+        fetch(rust, "/views", Some(&node_cookie)).await.json(),
+        json!(3)
+    );
+
+    // 2. The reverse: created by Rust, read and changed by Node, the change seen by Rust.
+    let created = fetch(rust, "/set/user/bob", None).await;
+    assert_eq!(created.status, 200);
+    let rust_cookie = created.set_cookie.clone().expect("Rust sets the cookie");
+    let rust_sid = sid_of(&rust_cookie);
+    assert!(raw_exists(&mut conn, &format!("{prefix}{rust_sid}")).await);
+    assert_eq!(
+        fetch(node, "/read", Some(&rust_cookie)).await.json(),
+        json!({"user": "bob"})
+    );
+    assert_eq!(
+        fetch(node, "/id", Some(&rust_cookie)).await.json(),
+        json!(rust_sid)
+    );
+    let node_cookie_info = fetch(node, "/cookie", Some(&rust_cookie)).await.json();
+    assert_eq!(node_cookie_info["originalMaxAge"], json!(86_400_000));
+    assert_eq!(node_cookie_info["sameSite"], json!("lax"));
+    assert_eq!(
+        fetch(node, "/views", Some(&rust_cookie)).await.json(),
+        json!(1)
+    );
+    assert_eq!(
+        fetch(node, "/set/color/green", Some(&rust_cookie))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        fetch(rust, "/read", Some(&rust_cookie)).await.json(),
+        json!({"user": "bob", "views": 1, "color": "green"}),
+        "Rust sees Node's changes"
+    );
+    assert_eq!(
+        fetch(rust, "/views", Some(&rust_cookie)).await.json(),
+        json!(2)
+    );
+    assert_eq!(
+        fetch(node, "/views", Some(&rust_cookie)).await.json(),
+        json!(3)
+    );
+
+    // 3. Cookies: both sides sign the same way and send the same attributes.
+    let node_header = created_header(node, "/set/probe/node").await;
+    let rust_header = created_header(rust, "/set/probe/rust").await;
+    assert_eq!(
+        attributes(&node_header),
+        attributes(&rust_header),
+        "Node: {node_header}\nRust: {rust_header}"
+    );
+    let secrets = Secrets::new([SECRET]).unwrap();
+    assert_eq!(
+        rust_cookie,
+        format!(
+            "connect.sid={}",
+            sessile::cookie::encode(&sessile::signing::cookie_value(&rust_sid, &secrets))
+        )
+    );
+    assert_eq!(
+        node_cookie,
+        format!(
+            "connect.sid={}",
+            sessile::cookie::encode(&sessile::signing::cookie_value(&node_sid, &secrets))
+        ),
+        "Node's cookie is exactly what sessile would send for that id"
+    );
+
+    // 4. A logout on one side ends the session on the other.
+    assert_eq!(fetch(node, "/logout", Some(&rust_cookie)).await.status, 200);
+    assert!(!raw_exists(&mut conn, &format!("{prefix}{rust_sid}")).await);
+    let after = fetch(rust, "/read", Some(&rust_cookie)).await;
+    assert_eq!(
+        after.json(),
+        json!({}),
+        "Rust no longer knows the session Node ended"
+    );
+    assert_eq!(fetch(rust, "/logout", Some(&node_cookie)).await.status, 200);
+    assert!(!raw_exists(&mut conn, &key).await);
+    let after = fetch(node, "/read", Some(&node_cookie)).await;
+    assert_eq!(
+        after.json(),
+        json!({}),
+        "Node no longer knows the session Rust ended"
+    );
+    // ... and a new visit with the old cookie starts a new session under a new id.
+    let fresh = fetch(node, "/views", Some(&node_cookie)).await;
+    assert_eq!(fresh.json(), json!(1));
+    let fresh_sid = sid_of(fresh.set_cookie.as_deref().expect("a new cookie"));
+    assert_ne!(fresh_sid, node_sid);
+
+    raw_clear(&mut conn, &prefix).await;
+}
+
+/// The whole `Set-Cookie` header of a new session made by `path`.
+async fn created_header(addr: SocketAddr, path: &str) -> String {
+    fetch(addr, path, None)
+        .await
+        .set_cookie_header
+        .unwrap_or_else(|| panic!("{path} on {addr} sets no cookie"))
+}

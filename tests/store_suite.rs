@@ -1,0 +1,287 @@
+//! The store conformance suite (`sessile::store::suite`) against every store of this crate.
+
+use std::sync::Arc;
+
+use sessile::store::suite;
+use sessile::{EmbeddedStore, Record, SessionStore};
+
+#[tokio::test]
+async fn embedded_store_default_passes_the_whole_suite() {
+    let store = EmbeddedStore::new();
+    if let Err(failure) = suite::run_destructive(&store).await {
+        panic!("{failure}");
+    }
+}
+
+#[tokio::test]
+async fn embedded_store_with_one_shard_passes_the_whole_suite() {
+    let store = EmbeddedStore::builder().shards(1).build();
+    if let Err(failure) = suite::run_destructive(&store).await {
+        panic!("{failure}");
+    }
+}
+
+#[tokio::test]
+async fn embedded_store_without_sweeper_passes_the_whole_suite() {
+    // Expired entries are then only hidden by reads and freed by writes.
+    let store = EmbeddedStore::builder().sweep_interval(None).build();
+    if let Err(failure) = suite::run_destructive(&store).await {
+        panic!("{failure}");
+    }
+}
+
+/// The non-destructive suite leaves other data alone and cleans up after itself, so it can
+/// run against a store that is in use.
+#[tokio::test]
+async fn the_suite_leaves_other_sessions_alone_and_cleans_up() {
+    let store = EmbeddedStore::new();
+    let mut others = Vec::new();
+    for i in 0..100 {
+        let id = format!("app-session-{i}");
+        let record: Record = serde_json::from_str(&format!(
+            r#"{{"cookie":{{"originalMaxAge":null}},"n":{i}}}"#
+        ))
+        .unwrap();
+        store.set(&id, &record).await.unwrap();
+        others.push((id, record));
+    }
+    suite::run(&store).await.unwrap();
+    assert_eq!(store.len().await.unwrap(), others.len());
+    assert_eq!(
+        store.usage().0,
+        others.len(),
+        "the suite left records behind"
+    );
+    let all = store.all().await.unwrap();
+    assert_eq!(all.len(), others.len());
+    for (id, record) in &others {
+        assert_eq!(all.get(id), Some(record));
+    }
+}
+
+/// The suite runs through a trait object, from spawned tasks on a multi-thread runtime
+/// (its futures are `Send`), and several runs share one store at once: only the `len`
+/// checks assume a quiet store, so the concurrent runs here are of the checks without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_runs_concurrently_through_a_trait_object() {
+    let store: Arc<dyn SessionStore> = Arc::new(EmbeddedStore::new());
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = &*store;
+            suite::check_get_missing(s).await?;
+            suite::check_set_get(s).await?;
+            suite::check_set_replaces(s).await?;
+            suite::check_destroy(s).await?;
+            suite::check_touch(s).await?;
+            suite::check_apply(s).await?;
+            suite::check_apply_missing(s).await?;
+            suite::check_concurrent_apply(s).await?;
+            suite::check_large_values(s).await?;
+            suite::check_odd_ids(s).await
+        }));
+    }
+    for task in tasks {
+        if let Err(failure) = task.await.unwrap() {
+            panic!("{failure}");
+        }
+    }
+    assert_eq!(store.len().await.unwrap(), 0);
+    // And the whole suite through the trait object.
+    suite::run_destructive(&*store).await.unwrap();
+}
+
+/// A store with one deliberate fault, to show the suite catches it.
+mod faulty {
+    use async_trait::async_trait;
+    use sessile::StoreError;
+    use sessile::{Applied, Changes, CookieRecord, Data, EmbeddedStore, Record, SessionStore};
+    use std::collections::BTreeMap;
+
+    pub enum Fault {
+        /// `set` merges the new fields into the old record instead of replacing it.
+        MergeOnSet,
+        /// `apply` reads, yields, then writes the whole record: a lost-update race.
+        RacyApply,
+        /// `touch` creates a missing record.
+        TouchCreates,
+    }
+
+    pub struct Faulty(pub EmbeddedStore, pub Fault);
+
+    #[async_trait]
+    impl SessionStore for Faulty {
+        async fn get(&self, sid: &str) -> Result<Option<Record>, StoreError> {
+            self.0.get(sid).await
+        }
+        async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
+            let Fault::MergeOnSet = self.1 else {
+                return self.0.set(sid, record).await;
+            };
+            let mut merged = match self.0.get(sid).await? {
+                Some(old) => old.data.to_map()?,
+                None => Default::default(),
+            };
+            merged.extend(record.data.to_map()?);
+            let merged = Record {
+                cookie: record.cookie.clone(),
+                data: Data::from_map(&merged),
+            };
+            self.0.set(sid, &merged).await
+        }
+        async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
+            let Fault::RacyApply = self.1 else {
+                return self.0.apply(sid, changes).await;
+            };
+            let Some(old) = self.0.get(sid).await? else {
+                return Ok(Applied::Missing);
+            };
+            tokio::task::yield_now().await;
+            let record = Record {
+                cookie: changes.cookie.clone(),
+                data: changes.apply_to_data(&old.data)?,
+            };
+            self.0.set(sid, &record).await?;
+            Ok(Applied::Applied)
+        }
+        async fn destroy(&self, sid: &str) -> Result<(), StoreError> {
+            self.0.destroy(sid).await
+        }
+        async fn touch(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError> {
+            if let Fault::TouchCreates = self.1 {
+                if self.0.get(sid).await?.is_none() {
+                    let record = Record {
+                        cookie: cookie.clone(),
+                        data: Data::empty(),
+                    };
+                    return self.0.set(sid, &record).await;
+                }
+            }
+            self.0.touch(sid, cookie).await
+        }
+        async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
+            self.0.all().await
+        }
+        async fn clear(&self) -> Result<(), StoreError> {
+            self.0.clear().await
+        }
+        async fn len(&self) -> Result<usize, StoreError> {
+            self.0.len().await
+        }
+    }
+}
+
+/// The suite really fails, naming the check, on stores that break the contract.
+#[tokio::test]
+async fn the_suite_catches_broken_stores() {
+    use faulty::{Fault, Faulty};
+    for (fault, check) in [
+        (Fault::MergeOnSet, "set_replaces"),
+        (Fault::TouchCreates, "touch"),
+        (Fault::RacyApply, "concurrent_apply"),
+    ] {
+        let failure = suite::run(&Faulty(EmbeddedStore::new(), fault))
+            .await
+            .expect_err("a broken store must fail the suite");
+        assert_eq!(failure.check(), check, "{failure}");
+        assert!(failure.to_string().contains(check), "{failure}");
+    }
+}
+
+/// A plain `Mutex<BTreeMap>` store written from the trait's documentation alone: the suite
+/// is not tailored to the embedded store. With expiry ignored it must fail.
+mod reference {
+    use async_trait::async_trait;
+    use sessile::{Applied, Changes, CookieRecord, Record, SessionStore, StoreError};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    pub struct MapStore {
+        map: Mutex<BTreeMap<String, Record>>,
+        honour_expiry: bool,
+    }
+
+    impl MapStore {
+        pub fn new(honour_expiry: bool) -> Self {
+            MapStore {
+                map: Mutex::new(BTreeMap::new()),
+                honour_expiry,
+            }
+        }
+
+        fn live(&self, r: &Record) -> bool {
+            !self.honour_expiry || !r.cookie.is_expired_at(sessile::clock::now_ms())
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for MapStore {
+        async fn get(&self, sid: &str) -> Result<Option<Record>, StoreError> {
+            let map = self.map.lock().unwrap();
+            Ok(map.get(sid).filter(|r| self.live(r)).cloned())
+        }
+        async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
+            self.map
+                .lock()
+                .unwrap()
+                .insert(sid.to_owned(), record.clone());
+            Ok(())
+        }
+        async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
+            let mut map = self.map.lock().unwrap();
+            match map.get(sid).filter(|r| self.live(r)).cloned() {
+                None => Ok(Applied::Missing),
+                Some(old) => {
+                    let data = changes.apply_to_data(&old.data)?;
+                    let cookie = changes.cookie.clone();
+                    map.insert(sid.to_owned(), Record { cookie, data });
+                    Ok(Applied::Applied)
+                }
+            }
+        }
+        async fn destroy(&self, sid: &str) -> Result<(), StoreError> {
+            self.map.lock().unwrap().remove(sid);
+            Ok(())
+        }
+        async fn touch(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError> {
+            let mut map = self.map.lock().unwrap();
+            let live = map.get(sid).is_some_and(|r| self.live(r));
+            if let (true, Some(r)) = (live, map.get_mut(sid)) {
+                r.cookie = cookie.clone();
+            }
+            Ok(())
+        }
+        async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
+            let map = self.map.lock().unwrap();
+            Ok(map
+                .iter()
+                .filter(|(_, r)| self.live(r))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect())
+        }
+        async fn clear(&self) -> Result<(), StoreError> {
+            self.map.lock().unwrap().clear();
+            Ok(())
+        }
+        async fn len(&self) -> Result<usize, StoreError> {
+            Ok(self
+                .map
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|r| self.live(r))
+                .count())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reference_map_store_passes_and_fails_without_expiry() {
+    use reference::MapStore;
+    suite::run_destructive(&MapStore::new(true)).await.unwrap();
+    let failure = suite::run(&MapStore::new(false))
+        .await
+        .expect_err("a store that ignores expires must fail the suite");
+    assert_eq!(failure.check(), "expiry", "{failure}");
+}
