@@ -221,6 +221,9 @@ impl CookieRecord {
                         Value::Number(_) => json_ms(v, "expires")?,
                         other => return Err(format!("invalid expires {other}")),
                     }
+                    // Dates past the years 0..=9999 cannot be printed (nor can JavaScript
+                    // hold them): clamp, so what is read is what is written back.
+                    .map(|e| e.clamp(clock::MIN_MS, clock::MAX_MS));
                 }
                 "secure" => c.secure = json_bool(v, "secure")?,
                 "httpOnly" => c.http_only = json_bool(v, "httpOnly")?.unwrap_or(true),

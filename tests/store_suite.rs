@@ -30,6 +30,44 @@ async fn embedded_store_without_sweeper_passes_the_whole_suite() {
     }
 }
 
+/// The durable store, under each fsync policy, then the same directory reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_embedded_store_passes_the_whole_suite_and_keeps_it_across_a_restart() {
+    use sessile::FsyncPolicy;
+    for policy in [
+        FsyncPolicy::Always,
+        FsyncPolicy::EverySec,
+        FsyncPolicy::Never,
+    ] {
+        let dir = std::env::temp_dir().join(format!(
+            "sessile-suite-{}",
+            sessile::id::generate().unwrap()
+        ));
+        let open = || {
+            EmbeddedStore::builder()
+                .fsync(policy)
+                .segment_size(64 << 10)
+                .open(&dir)
+                .unwrap()
+        };
+        let store = open();
+        if let Err(failure) = suite::run_destructive(&store).await {
+            panic!("{policy:?}: {failure}");
+        }
+        let mut kept = Record::default();
+        kept.cookie.set_max_age(Some(60_000));
+        store.set("kept", &kept).await.unwrap();
+        drop(store);
+        let store = open();
+        assert!(store.get("kept").await.unwrap().is_some(), "{policy:?}");
+        if let Err(failure) = suite::run(&store).await {
+            panic!("{policy:?} after a restart: {failure}");
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// The non-destructive suite leaves other data alone and cleans up after itself, so it can
 /// run against a store that is in use.
 #[tokio::test]

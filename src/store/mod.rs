@@ -34,7 +34,7 @@ pub enum Applied {
 /// never an error. Records whose `cookie.expires` has passed are treated as missing by every
 /// call.
 ///
-/// The `tests/store_suite.rs` suite runs every store of this crate through the same checks;
+/// The conformance suite [`suite`] runs every store of this crate through the same checks;
 /// a third-party store can run it too.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
@@ -53,7 +53,10 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn destroy(&self, sid: &str) -> Result<(), StoreError>;
 
     /// `store.touch(sid, session)`: store the cookie (and so the new expiry) of a live record
-    /// without rewriting its fields. A missing record stays missing.
+    /// without rewriting its fields, as express's MemoryStore does. A missing record stays
+    /// missing. A store shared with Node's connect-redis follows connect-redis instead: a touch
+    /// only moves the key's expiry, in whole seconds (the suite's `check_touch` and
+    /// `check_expiry` assume the whole cookie is stored, so such a store runs the others).
     async fn touch(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError>;
 
     /// `store.all()`: every live record by id.

@@ -649,6 +649,29 @@ pub mod fuzzing {
         out
     }
 
+    /// Gives the record at the start of `bytes` a correct checksum (when it has a whole
+    /// header and payload), so a fuzzer reaches the payload decoder; then decodes.
+    pub fn decode_log_with_valid_crc(bytes: &[u8]) -> usize {
+        let mut b = bytes.to_vec();
+        if b.len() >= format::HEADER {
+            let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            if len <= b.len() - format::HEADER {
+                let crc = crc32c::crc32c_append(
+                    crc32c::crc32c(&b[..24]),
+                    &b[format::HEADER..format::HEADER + len],
+                );
+                b[24..28].copy_from_slice(&crc.to_le_bytes());
+            }
+        }
+        decode_log(&b)
+    }
+
+    /// Frames arbitrary chunk bodies as a snapshot with valid header, chunk and footer
+    /// checksums, so a fuzzer reaches the archive validation.
+    pub fn frame_snapshot(seq: u64, chunks: &[&[u8]]) -> Vec<u8> {
+        snapshot::frame(seq, chunks)
+    }
+
     /// Loads a snapshot from `bytes` as recovery does; returns the number of sessions.
     pub fn load_snapshot(bytes: &[u8]) -> Result<usize, crate::StoreError> {
         let mut n = 0;

@@ -133,6 +133,34 @@ fn write_tmp(
     Ok(())
 }
 
+/// A snapshot file around the given chunk bodies, with valid framing and checksums (entry
+/// counts are taken as zero): for the fuzz target of the loader.
+pub(crate) fn frame(seq: u64, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&1u32.to_le_bytes());
+    h[16..24].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&h);
+    for body in chunks {
+        out.extend_from_slice(CHUNK_TAG);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(&[0u8; 16][..pad16(body.len())]);
+    }
+    let mut end = [0u8; 16];
+    end[..4].copy_from_slice(END_TAG);
+    end[4..8].copy_from_slice(&(chunks.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c(&end[..8]);
+    end[8..12].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&end);
+    out
+}
+
 fn corrupt(what: &str, offset: usize, why: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("snapshot {what} at offset {offset}: {why}"))
 }
