@@ -125,6 +125,23 @@ impl Inner {
         );
     }
 
+    /// Replaces the record under `key` in place when there is one (no new key, no wheel
+    /// change unless the deadline's bucket gets earlier), or inserts it.
+    fn upsert(&mut self, key: &str, record: Record, deadline: i64) {
+        if let Some(e) = self.map.get_mut(key) {
+            let bytes = ENTRY_OVERHEAD + key.len() + record.data.len();
+            let delta = bytes as isize - e.bytes as isize;
+            e.record = record;
+            e.bytes = bytes;
+            e.deadline.store(deadline, Ordering::Release);
+            e.logged.store(deadline, Ordering::Release);
+            self.bytes = (self.bytes as isize + delta) as usize;
+            self.rebucket_if_earlier(key, deadline);
+            return;
+        }
+        self.insert(Arc::from(key), record, deadline);
+    }
+
     /// Moves an entry whose deadline is now earlier than its bucket, so the sweeper frees it
     /// on time.
     fn rebucket_if_earlier(&mut self, key: &str, deadline: i64) {
@@ -259,10 +276,12 @@ impl Shard {
             deadline,
         })?;
         g.sweep(now_ms, 8);
-        g.remove(key);
         if deadline > now_ms {
-            g.insert(Arc::from(key), record, deadline);
+            g.upsert(key, record, deadline);
             g.enforce(limits, now_ms, log);
+        } else {
+            // Already expired: storing it would only keep garbage.
+            g.remove(key);
         }
         Ok(seq)
     }
@@ -395,8 +414,7 @@ impl Shard {
                 record,
                 deadline,
             } => {
-                g.remove(&sid);
-                g.insert(Arc::from(sid), record, deadline);
+                g.upsert(&sid, record, deadline);
             }
             Op::Apply {
                 sid,
@@ -487,13 +505,14 @@ impl Shard {
         }
     }
 
-    /// The live entries with their deadlines (for a snapshot).
-    pub(crate) fn live_entries(&self, now_ms: i64) -> Vec<(String, Record, i64)> {
+    /// The live entries with their deadlines (for a snapshot). Only reference counts are
+    /// taken under the lock; the copying happens after it.
+    pub(crate) fn live_entries(&self, now_ms: i64) -> Vec<(Arc<str>, Record, i64)> {
         let g = self.inner.read();
         g.map
             .iter()
             .filter(|(_, e)| e.live_at(now_ms))
-            .map(|(k, e)| (k.to_string(), e.record(), e.deadline()))
+            .map(|(k, e)| (k.clone(), e.record(), e.deadline()))
             .collect()
     }
 

@@ -134,7 +134,7 @@ impl Durable {
     /// the cut), then removes what the previous snapshot made redundant. Returns the cut.
     pub(crate) fn snapshot<I>(&self, collect: impl FnOnce() -> I) -> Result<u64, StoreError>
     where
-        I: Iterator<Item = (String, Record, i64)>,
+        I: Iterator<Item = (Arc<str>, Record, i64)>,
     {
         let _one_at_a_time = self.snapshotting.lock();
         let cut = self.wal.cut()?;

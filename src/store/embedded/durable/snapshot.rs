@@ -13,6 +13,7 @@
 //! are never accessed unchecked.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -61,7 +62,7 @@ pub(crate) fn write(
     storage: &dyn Storage,
     dir: &Path,
     seq: u64,
-    entries: impl Iterator<Item = (String, Record, i64)>,
+    entries: impl Iterator<Item = (Arc<str>, Record, i64)>,
 ) -> Result<(), StoreError> {
     let tmp = dir.join(format!("snap-{seq:020}.tmp"));
     let result = write_tmp(storage, &tmp, seq, entries);
@@ -78,7 +79,7 @@ fn write_tmp(
     storage: &dyn Storage,
     tmp: &Path,
     seq: u64,
-    entries: impl Iterator<Item = (String, Record, i64)>,
+    entries: impl Iterator<Item = (Arc<str>, Record, i64)>,
 ) -> Result<(), StoreError> {
     let mut f = storage.create_file(tmp)?;
     let mut h = [0u8; HEADER];
@@ -113,7 +114,7 @@ fn write_tmp(
         let mut cookie = Vec::with_capacity(32);
         put_cookie(&mut cookie, &record.cookie);
         batch.push(SnapEntry {
-            sid,
+            sid: sid.to_string(),
             cookie,
             deadline,
             data: record.data.as_str().to_owned(),

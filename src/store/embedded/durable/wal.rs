@@ -82,6 +82,8 @@ struct State {
     segments: Vec<u64>,
     scratch: Vec<u8>,
     bytes_since_cut: u64,
+    /// A segment was created since the last sync: the directory must be synced too.
+    dir_dirty: bool,
 }
 
 /// Tells a writer waiting under `Always` that its record is synced, or why it is not.
@@ -140,7 +142,7 @@ impl Wal {
             }
             None => {
                 let first_seq = resume.seq + 1;
-                let map = new_segment(&*storage, dir, first_seq, segment_size)?;
+                let map = new_segment(&*storage, dir, first_seq, segment_size, true)?;
                 storage.sync_dir(dir)?;
                 segments.push(first_seq);
                 Active {
@@ -162,6 +164,7 @@ impl Wal {
                 segments,
                 scratch: Vec::with_capacity(4096),
                 bytes_since_cut: 0,
+                dir_dirty: false,
             }),
             synced_seq: AtomicU64::new(resume.seq),
             poisoned: Mutex::new(None),
@@ -221,17 +224,18 @@ impl Wal {
         Ok(())
     }
 
-    /// Seals the active segment and starts one whose first record is `first_seq`.
+    /// Seals the active segment and starts one whose first record is `first_seq`. Nothing is
+    /// synced here, under the log's mutex: the new segment's header and its directory entry
+    /// are made durable by the next sync, before any record in it is acknowledged as synced.
     fn rotate(&self, st: &mut State, first_seq: u64, need: usize) -> Result<(), StoreError> {
         let size = self.segment_size.max(SEGMENT_HEADER + need);
-        let map = new_segment(&*self.storage, &self.dir, first_seq, size)?;
-        self.storage.sync_dir(&self.dir)?;
+        let map = new_segment(&*self.storage, &self.dir, first_seq, size, false)?;
         let old = std::mem::replace(
             &mut st.active,
             Active {
                 map,
                 pos: SEGMENT_HEADER,
-                synced_pos: SEGMENT_HEADER,
+                synced_pos: 0,
             },
         );
         st.unsynced.push(Sealed {
@@ -240,6 +244,7 @@ impl Wal {
             to: old.pos,
         });
         st.segments.push(first_seq);
+        st.dir_dirty = true;
         Ok(())
     }
 
@@ -301,7 +306,7 @@ impl Wal {
         if let Some(why) = self.poisoned.lock().clone() {
             return Err(why);
         }
-        let (target, jobs) = {
+        let (target, jobs, dir_dirty) = {
             let mut st = self.state.lock();
             let mut jobs: Vec<Sealed> = std::mem::take(&mut st.unsynced);
             jobs.push(Sealed {
@@ -310,15 +315,19 @@ impl Wal {
                 to: st.active.pos,
             });
             st.active.synced_pos = st.active.pos;
-            (st.seq, jobs)
+            (st.seq, jobs, std::mem::take(&mut st.dir_dirty))
+        };
+        let poison = |e: std::io::Error| {
+            let why: Arc<str> = Arc::from(e.to_string());
+            *self.poisoned.lock() = Some(why.clone());
+            self.is_poisoned.store(true, Ordering::Release);
+            why
         };
         for job in jobs {
-            if let Err(e) = job.map.sync(job.from, job.to) {
-                let why: Arc<str> = Arc::from(e.to_string());
-                *self.poisoned.lock() = Some(why.clone());
-                self.is_poisoned.store(true, Ordering::Release);
-                return Err(why);
-            }
+            job.map.sync(job.from, job.to).map_err(poison)?;
+        }
+        if dir_dirty {
+            self.storage.sync_dir(&self.dir).map_err(poison)?;
         }
         self.synced_seq.fetch_max(target, Ordering::AcqRel);
         Ok(target)
@@ -408,11 +417,13 @@ impl Wal {
     }
 }
 
+/// Creates a segment and writes its header; `sync` makes the header durable at once.
 fn new_segment(
     storage: &dyn Storage,
     dir: &Path,
     first_seq: u64,
     size: usize,
+    sync: bool,
 ) -> Result<Arc<dyn SegmentMap>, StoreError> {
     let path = dir.join(segment_name(first_seq));
     let map = storage.create_segment(&path, size).map_err(|e| {
@@ -421,9 +432,13 @@ fn new_segment(
             format!("allocating log segment {}: {e}", path.display()),
         ))
     })?;
-    let header = map
-        .write(0, &segment_header(first_seq))
-        .and_then(|()| map.sync(0, SEGMENT_HEADER));
+    let header = map.write(0, &segment_header(first_seq)).and_then(|()| {
+        if sync {
+            map.sync(0, SEGMENT_HEADER)
+        } else {
+            Ok(())
+        }
+    });
     if let Err(e) = header {
         drop(map);
         let _ = storage.remove(&path);

@@ -1,0 +1,431 @@
+//! The hot paths, measured by criterion: `cargo bench --bench hot_paths`.
+//!
+//! - `layer/*`: one request through an axum `Router` in process (tower's `oneshot`, no
+//!   network): a bare handler, then the same handler behind `SessionLayer` for a new visitor,
+//!   a loaded session left unmodified, and a loaded session modified.
+//! - `signing/*`: signing a session id, and verifying a cookie with 1 and with 3 secrets.
+//! - `store/<op>/<sessions>/<threads>t`: `EmbeddedStore`'s synchronous `get_now`,
+//!   `touch_now`, `set_now` and `apply_now` on uniformly random ids of a prefilled store, at
+//!   1 and 2 threads (two threads split each sample's iterations; criterion's throughput is
+//!   then the sum of both). `store/ids_only` is the harness alone (picking and spelling an id).
+//! - `floor/*`: reference points for reading `store/get` (see [`floors`]); `HOT_FLOORS=0`
+//!   skips them.
+//!
+//! Knobs (environment): `HOT_SESSIONS` (`100k,1M`), `HOT_THREADS` (`1,2`), `HOT_SECS`
+//! (criterion's measurement time, default 3), `HOT_CLOCK` (`wall`, the default, or `cpu`:
+//! each measuring thread's own CPU time from `/proc/thread-self/schedstat`, so that other
+//! processes on a shared machine do not count; at 2 threads, the larger of the two; the
+//! kernel counts it in ticks, so spans under 50 ms stay in wall time).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use http::{header, Request};
+use sessile::{Change, Changes, EmbeddedStore, Secrets, Session, SessionLayer};
+use support::{short_count, Id, Rng, Timer};
+
+/// Whether measurements use the threads' CPU time instead of the wall clock (`HOT_CLOCK=cpu`).
+fn cpu_clock() -> bool {
+    std::env::var("HOT_CLOCK").as_deref() == Ok("cpu")
+}
+use tower::ServiceExt as _;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+async fn read(session: Session) -> String {
+    let n: u64 = session.get("views").ok().flatten().unwrap_or(0);
+    n.to_string()
+}
+
+async fn views(session: Session) -> String {
+    let n: u64 = session.get("views").ok().flatten().unwrap_or(0) + 1;
+    let _ = session.insert("views", n);
+    n.to_string()
+}
+
+async fn bare() -> String {
+    7u64.to_string()
+}
+
+fn layer(c: &mut Criterion) {
+    let rt = runtime();
+    let store = EmbeddedStore::new();
+    let sessions = SessionLayer::builder()
+        .secret("hot paths secret")
+        .store(store.clone())
+        .build()
+        .expect("valid options");
+    let app = Router::new()
+        .route("/read", get(read))
+        .route("/views", get(views))
+        .layer(sessions);
+    let bare_app = Router::new().route("/read", get(bare));
+
+    // A session to load: made by a first request, its cookie kept.
+    let res = rt
+        .block_on(
+            app.clone()
+                .oneshot(Request::get("/views").body(Body::empty()).expect("request")),
+        )
+        .expect("response");
+    let cookie = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+
+    let mut g = c.benchmark_group("layer");
+    g.throughput(Throughput::Elements(1));
+    if cpu_clock() {
+        // Every sample long enough to be measured in CPU time.
+        g.sampling_mode(criterion::SamplingMode::Flat);
+    }
+    let cases: [(&str, &Router, &str, bool); 4] = [
+        ("bare_handler", &bare_app, "/read", true),
+        ("new_visitor", &app, "/views", false),
+        ("loaded_unmodified", &app, "/read", true),
+        ("loaded_modified", &app, "/views", true),
+    ];
+    for (name, router, path, with_cookie) in cases {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let timer = Timer::start();
+                rt.block_on(async {
+                    for _ in 0..iters {
+                        let mut req = Request::get(path);
+                        if with_cookie {
+                            req = req.header(header::COOKIE, &cookie);
+                        }
+                        let req = req.body(Body::empty()).expect("request");
+                        let res = router.clone().oneshot(req).await.expect("response");
+                        std::hint::black_box(res);
+                    }
+                });
+                timer.elapsed(cpu_clock())
+            })
+        });
+    }
+    g.finish();
+    // The new-visitor runs left sessions behind; free them before the next group.
+    drop(store);
+}
+
+fn signing(c: &mut Criterion) {
+    let one = Secrets::new(["keyboard cat"]).expect("a secret");
+    let three = Secrets::new(["new secret", "previous secret", "keyboard cat"]).expect("secrets");
+    let sid = Id::of(42);
+    let sid = sid.as_str();
+    let by_first = sessile::signing::cookie_value(sid, &three);
+    let by_last = sessile::signing::cookie_value(sid, &one);
+
+    let mut g = c.benchmark_group("signing");
+    g.throughput(Throughput::Elements(1));
+    if cpu_clock() {
+        // Every sample long enough to be measured in CPU time.
+        g.sampling_mode(criterion::SamplingMode::Flat);
+    }
+    g.bench_function("sign", |b| {
+        b.iter(|| sessile::signing::cookie_value(std::hint::black_box(sid), &one))
+    });
+    g.bench_function("verify/1_secret", |b| {
+        b.iter(|| sessile::signing::session_id(std::hint::black_box(&by_last), &one).map(str::len))
+    });
+    g.bench_function("verify/3_secrets_first", |b| {
+        b.iter(|| {
+            sessile::signing::session_id(std::hint::black_box(&by_first), &three).map(str::len)
+        })
+    });
+    g.bench_function("verify/3_secrets_last", |b| {
+        b.iter(|| {
+            sessile::signing::session_id(std::hint::black_box(&by_last), &three).map(str::len)
+        })
+    });
+    g.finish();
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    IdsOnly,
+    Get,
+    Touch,
+    Set,
+    Apply,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::IdsOnly => "ids_only",
+            Op::Get => "get",
+            Op::Touch => "touch",
+            Op::Set => "set",
+            Op::Apply => "apply",
+        }
+    }
+}
+
+/// `iters` operations split over `threads` threads; the wall time from the first thread's
+/// start to the last one's end (with `HOT_CLOCK=cpu`, the largest CPU time of a thread).
+fn run_ops(store: &EmbeddedStore, op: Op, live: u64, threads: usize, iters: u64) -> Duration {
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let n = iters / threads as u64 + u64::from(t < iters % threads as u64);
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut rng = Rng::new(sessile::clock::now_ms() as u64 ^ (t << 32) ^ iters);
+                    let mut record = support::record(t);
+                    let mut changes = Changes {
+                        cookie: record.cookie.clone(),
+                        fields: vec![Change::Set("views".into(), serde_json::Value::from(1))],
+                    };
+                    barrier.wait();
+                    let timer = Timer::start();
+                    let t0 = Instant::now();
+                    for i in 0..n {
+                        if i % 1024 == 0 {
+                            let expires = Some(sessile::clock::now_ms() + support::MAX_AGE_MS);
+                            record.cookie.expires = expires;
+                            changes.cookie.expires = expires;
+                        }
+                        let id = Id::of(rng.below(live));
+                        let id = id.as_str();
+                        match op {
+                            Op::IdsOnly => {
+                                std::hint::black_box(id);
+                            }
+                            Op::Get => {
+                                std::hint::black_box(store.get_now(id));
+                            }
+                            Op::Touch => store.touch_now(id, &record.cookie).expect("touch"),
+                            Op::Set => store.set_now(id, &record).expect("set"),
+                            Op::Apply => {
+                                std::hint::black_box(store.apply_now(id, &changes).expect("apply"));
+                            }
+                        }
+                    }
+                    (t0, Instant::now(), timer.cpu())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let start = spans.iter().map(|s| s.0).min().expect("a thread");
+    let end = spans.iter().map(|s| s.1).max().expect("a thread");
+    let wall = end - start;
+    if cpu_clock() && wall >= support::CPU_CLOCK_MIN {
+        return spans.iter().map(|s| s.2).max().expect("a thread");
+    }
+    wall
+}
+
+fn store_ops(c: &mut Criterion) {
+    let sizes: Vec<u64> = support::env_list("HOT_SESSIONS", &["100k", "1M"])
+        .iter()
+        .filter_map(|s| support::parse_count(s))
+        .collect();
+    let threads: Vec<usize> = support::env_list("HOT_THREADS", &["1", "2"])
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(1));
+    if cpu_clock() {
+        // Every sample long enough to be measured in CPU time.
+        g.sampling_mode(criterion::SamplingMode::Flat);
+    }
+    for &size in &sizes {
+        // Filled lazily, so a filter that skips every benchmark of a size skips its fill.
+        let mut store: Option<Arc<EmbeddedStore>> = None;
+        let mut ensure = || {
+            store
+                .get_or_insert_with(|| {
+                    let s = EmbeddedStore::new();
+                    for i in 0..size {
+                        s.set_now(Id::of(i).as_str(), &support::record(i))
+                            .expect("fill");
+                    }
+                    Arc::new(s)
+                })
+                .clone()
+        };
+        for op in [Op::IdsOnly, Op::Get, Op::Touch, Op::Set, Op::Apply] {
+            for &t in &threads {
+                if matches!(op, Op::IdsOnly) && t > 1 {
+                    continue;
+                }
+                let id = BenchmarkId::new(op.name(), format!("{}/{t}t", short_count(size)));
+                g.bench_function(id, |b| {
+                    // Criterion times the whole `iter_custom` call to plan its samples: the
+                    // fill stays out of it.
+                    let s = ensure();
+                    b.iter_custom(|iters| run_ops(&s, op, size, t, iters.max(t as u64)))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+/// The same map work split over threads, timed like [`run_ops`].
+fn run_threads(threads: usize, iters: u64, f: &(dyn Fn(&mut Rng) + Sync)) -> Duration {
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let n = iters / threads as u64 + u64::from(t < iters % threads as u64);
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut rng = Rng::new(sessile::clock::now_ms() as u64 ^ (t << 32) ^ iters);
+                    barrier.wait();
+                    let timer = Timer::start();
+                    let t0 = Instant::now();
+                    for _ in 0..n {
+                        f(&mut rng);
+                    }
+                    (t0, Instant::now(), timer.cpu())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let start = spans.iter().map(|s| s.0).min().expect("a thread");
+    let end = spans.iter().map(|s| s.1).max().expect("a thread");
+    let wall = end - start;
+    if cpu_clock() && wall >= support::CPU_CLOCK_MIN {
+        return spans.iter().map(|s| s.2).max().expect("a thread");
+    }
+    wall
+}
+
+/// Reference points for reading `store/get`, not sessile code paths:
+///
+/// - `floor/inline_key`: a read-only `HashMap<[u8; 32], u64>` (ahash), the id stored in the
+///   slot: one cache miss per lookup and no shared write, the floor of any map here;
+/// - `floor/arc_key_arc_value`: a read-only `HashMap<Arc<str>, Arc<str>>` whose value is
+///   cloned out, the key and value behind pointers as the embedded store keeps them;
+/// - `floor/get_own_path`: `EmbeddedStore::get_now` where every session's cookie has its own
+///   `path` allocation, instead of the one `Arc<str>` the layer shares between all sessions
+///   (and `store/get` uses): what the shared reference count costs at 2 threads.
+fn floors(c: &mut Criterion) {
+    let sizes: Vec<u64> = support::env_list("HOT_SESSIONS", &["100k", "1M"])
+        .iter()
+        .filter_map(|s| support::parse_count(s))
+        .collect();
+    let threads: Vec<usize> = support::env_list("HOT_THREADS", &["1", "2"])
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let mut g = c.benchmark_group("floor");
+    g.throughput(Throughput::Elements(1));
+    if cpu_clock() {
+        // Every sample long enough to be measured in CPU time.
+        g.sampling_mode(criterion::SamplingMode::Flat);
+    }
+    for &size in &sizes {
+        let mut inline: Option<std::collections::HashMap<[u8; 32], u64, ahash::RandomState>> = None;
+        let mut arcs: Option<std::collections::HashMap<Arc<str>, Arc<str>, ahash::RandomState>> =
+            None;
+        let mut own_path: Option<EmbeddedStore> = None;
+        for &t in &threads {
+            let label = format!("{}/{t}t", short_count(size));
+            g.bench_function(BenchmarkId::new("inline_key", &label), |b| {
+                let map = inline.get_or_insert_with(|| {
+                    (0..size)
+                        .map(|i| {
+                            let mut k = [0u8; 32];
+                            k.copy_from_slice(Id::of(i).as_str().as_bytes());
+                            (k, i)
+                        })
+                        .collect()
+                });
+                b.iter_custom(|iters| {
+                    run_threads(t, iters.max(t as u64), &|rng: &mut Rng| {
+                        let id = Id::of(rng.below(size));
+                        let mut k = [0u8; 32];
+                        k.copy_from_slice(id.as_str().as_bytes());
+                        std::hint::black_box(map.get(&k));
+                    })
+                })
+            });
+            g.bench_function(BenchmarkId::new("arc_key_arc_value", &label), |b| {
+                let map = arcs.get_or_insert_with(|| {
+                    (0..size)
+                        .map(|i| {
+                            (
+                                Arc::from(Id::of(i).as_str()),
+                                Arc::from(support::payload_text(i).as_str()),
+                            )
+                        })
+                        .collect()
+                });
+                b.iter_custom(|iters| {
+                    run_threads(t, iters.max(t as u64), &|rng: &mut Rng| {
+                        let id = Id::of(rng.below(size));
+                        std::hint::black_box(map.get(id.as_str()).cloned());
+                    })
+                })
+            });
+            g.bench_function(BenchmarkId::new("get_own_path", &label), |b| {
+                let store = own_path.get_or_insert_with(|| {
+                    let s = EmbeddedStore::new();
+                    for i in 0..size {
+                        let mut r = support::record(i);
+                        r.cookie.path = Arc::from("/");
+                        s.set_now(Id::of(i).as_str(), &r).expect("fill");
+                    }
+                    s
+                });
+                b.iter_custom(|iters| {
+                    run_threads(t, iters.max(t as u64), &|rng: &mut Rng| {
+                        let id = Id::of(rng.below(size));
+                        std::hint::black_box(store.get_now(id.as_str()));
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries without `--bench`: do nothing there.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("hot_paths: nothing to do outside `cargo bench --bench hot_paths`");
+        return;
+    }
+    let secs = support::env_num("HOT_SECS", 3);
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(secs))
+        .configure_from_args();
+    layer(&mut c);
+    signing(&mut c);
+    store_ops(&mut c);
+    if std::env::var("HOT_FLOORS").as_deref() != Ok("0") {
+        floors(&mut c);
+    }
+    c.final_summary();
+}
