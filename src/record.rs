@@ -486,6 +486,15 @@ mod tests {
     }
 
     #[test]
+    fn numbers_round_trip_exactly() {
+        // A long integer literal must parse to the nearest double, as JavaScript does, so
+        // that writing it back and reading it again gives the same value.
+        let text = format!(r#"{{"cookie":{{}},"n":6{}}}"#, "0".repeat(70));
+        let r = Record::from_json(&text).unwrap();
+        assert_eq!(Record::from_json(&r.to_json()).unwrap(), r);
+    }
+
+    #[test]
     fn default_cookie_serialises_like_express() {
         let r = Record::default();
         assert_eq!(
