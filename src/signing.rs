@@ -12,8 +12,10 @@ use subtle::ConstantTimeEq;
 
 /// The secrets that sign and verify session cookies: the first signs, every one verifies, so
 /// a secret can be rotated by putting the new one first.
+///
+/// Each secret's HMAC key schedule is computed once, here; signing and verifying clone it.
 #[derive(Clone)]
-pub struct Secrets(Vec<Vec<u8>>);
+pub struct Secrets(Vec<Hmac<Sha256>>);
 
 impl Secrets {
     /// One or more secrets. Returns `None` when there are none or one is empty.
@@ -22,16 +24,20 @@ impl Secrets {
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
     {
-        let v: Vec<Vec<u8>> = secrets.into_iter().map(|s| s.as_ref().to_vec()).collect();
-        if v.is_empty() || v.iter().any(|s| s.is_empty()) {
-            return None;
+        let mut keyed = Vec::new();
+        for secret in secrets {
+            let secret = secret.as_ref();
+            if secret.is_empty() {
+                return None;
+            }
+            keyed.push(Hmac::<Sha256>::new_from_slice(secret).ok()?);
         }
-        Some(Secrets(v))
+        (!keyed.is_empty()).then_some(Secrets(keyed))
     }
 
     /// `cookie-signature`'s `sign(value, secrets[0])`.
     pub fn sign(&self, value: &str) -> String {
-        sign(value, &self.0[0])
+        signed(value, &mac_with(value, &self.0[0]))
     }
 
     /// `unsign` against every secret in turn: the value before the last `.` when its
@@ -40,8 +46,8 @@ impl Secrets {
         let dot = signed.rfind('.')?;
         let (value, mac) = (&signed[..dot], &signed[dot + 1..]);
         let mut found = subtle::Choice::from(0);
-        for secret in &self.0 {
-            let expected = mac_of(value, secret);
+        for key in &self.0 {
+            let expected = mac_with(value, key);
             let same = if expected.len() == mac.len() {
                 expected.as_bytes().ct_eq(mac.as_bytes())
             } else {
@@ -59,21 +65,28 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-fn mac_of(value: &str, secret: &[u8]) -> String {
-    // HMAC takes keys of any length.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
+/// The unpadded base64 HMAC-SHA256 of `value` under an already keyed HMAC.
+fn mac_with(value: &str, key: &Hmac<Sha256>) -> String {
+    let mut mac = key.clone();
     mac.update(value.as_bytes());
     STANDARD_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
-/// `cookie-signature`'s `sign`: `value.base64mac`.
-pub fn sign(value: &str, secret: &[u8]) -> String {
-    let mac = mac_of(value, secret);
+fn signed(value: &str, mac: &str) -> String {
     let mut out = String::with_capacity(value.len() + 1 + mac.len());
     out.push_str(value);
     out.push('.');
-    out.push_str(&mac);
+    out.push_str(mac);
     out
+}
+
+/// `cookie-signature`'s `sign`: `value.base64mac`.
+pub fn sign(value: &str, secret: &[u8]) -> String {
+    match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(key) => signed(value, &mac_with(value, &key)),
+        // HMAC takes keys of any length; this arm is never taken.
+        Err(_) => signed(value, ""),
+    }
 }
 
 /// The session cookie's value for `sid`: `s:` + the signed id (before percent-encoding).
