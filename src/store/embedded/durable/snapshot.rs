@@ -75,6 +75,37 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// The 32-byte file header for the cut `seq`.
+fn header(seq: u64) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&1u32.to_le_bytes());
+    h[16..24].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The 16-byte header of a chunk holding `entries` entries in the archive `body`.
+fn chunk_header(body: &[u8], entries: usize) -> [u8; 16] {
+    let mut ch = [0u8; 16];
+    ch[..4].copy_from_slice(CHUNK_TAG);
+    ch[4..8].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    ch[8..12].copy_from_slice(&(entries as u32).to_le_bytes());
+    ch[12..16].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    ch
+}
+
+/// The 16-byte footer after `chunks` chunks.
+fn footer(chunks: u32) -> [u8; 16] {
+    let mut end = [0u8; 16];
+    end[..4].copy_from_slice(END_TAG);
+    end[4..8].copy_from_slice(&chunks.to_le_bytes());
+    let crc = crc32c::crc32c(&end[..8]);
+    end[8..12].copy_from_slice(&crc.to_le_bytes());
+    end
+}
+
 fn write_tmp(
     storage: &dyn Storage,
     tmp: &Path,
@@ -82,13 +113,7 @@ fn write_tmp(
     entries: impl Iterator<Item = (Arc<str>, Record, i64)>,
 ) -> Result<(), StoreError> {
     let mut f = storage.create_file(tmp)?;
-    let mut h = [0u8; HEADER];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&1u32.to_le_bytes());
-    h[16..24].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..24]);
-    h[24..28].copy_from_slice(&crc.to_le_bytes());
-    f.write_all(&h)?;
+    f.write_all(&header(seq))?;
 
     let mut chunks = 0u32;
     let mut batch: Vec<SnapEntry> = Vec::with_capacity(CHUNK);
@@ -98,12 +123,7 @@ fn write_tmp(
         }
         let bytes = rkyv::to_bytes::<rancor::Error>(&*batch)
             .map_err(|e| StoreError::Corrupt(format!("encoding snapshot: {e}")))?;
-        let mut ch = [0u8; 16];
-        ch[..4].copy_from_slice(CHUNK_TAG);
-        ch[4..8].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-        ch[8..12].copy_from_slice(&(batch.len() as u32).to_le_bytes());
-        ch[12..16].copy_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
-        f.write_all(&ch)?;
+        f.write_all(&chunk_header(&bytes, batch.len()))?;
         f.write_all(&bytes)?;
         f.write_all(&[0u8; 16][..pad16(bytes.len())])?;
         chunks += 1;
@@ -124,12 +144,7 @@ fn write_tmp(
         }
     }
     flush(&mut batch, &mut f)?;
-    let mut end = [0u8; 16];
-    end[..4].copy_from_slice(END_TAG);
-    end[4..8].copy_from_slice(&chunks.to_le_bytes());
-    let crc = crc32c::crc32c(&end[..8]);
-    end[8..12].copy_from_slice(&crc.to_le_bytes());
-    f.write_all(&end)?;
+    f.write_all(&footer(chunks))?;
     f.sync()?;
     Ok(())
 }
@@ -138,27 +153,13 @@ fn write_tmp(
 /// counts are taken as zero): for the fuzz target of the loader.
 pub(crate) fn frame(seq: u64, chunks: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut h = [0u8; HEADER];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&1u32.to_le_bytes());
-    h[16..24].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..24]);
-    h[24..28].copy_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&h);
+    out.extend_from_slice(&header(seq));
     for body in chunks {
-        out.extend_from_slice(CHUNK_TAG);
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+        out.extend_from_slice(&chunk_header(body, 0));
         out.extend_from_slice(body);
         out.extend_from_slice(&[0u8; 16][..pad16(body.len())]);
     }
-    let mut end = [0u8; 16];
-    end[..4].copy_from_slice(END_TAG);
-    end[4..8].copy_from_slice(&(chunks.len() as u32).to_le_bytes());
-    let crc = crc32c::crc32c(&end[..8]);
-    end[8..12].copy_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&end);
+    out.extend_from_slice(&footer(chunks.len() as u32));
     out
 }
 
