@@ -13,6 +13,7 @@
 //! | `store`               | `SessionLayerBuilder::store`                      |
 //! | `unset`               | [`Unset`]                                         |
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -310,10 +311,17 @@ pub(crate) enum CookieSource {
 }
 
 impl CookieSource {
-    pub(crate) fn resolve(&self, head: &dyn Fn() -> RequestHead) -> CookieOptions {
-        match self {
-            CookieSource::Fixed(c) => c.clone(),
-            CookieSource::PerRequest(f) => f(&head()),
+    /// The options for a request. `head` is kept whenever a per-request function is set
+    /// (see `Config::keeps_head`); without one the function sees an empty GET request.
+    pub(crate) fn resolve(&self, head: Option<&RequestHead>) -> Cow<'_, CookieOptions> {
+        match (self, head) {
+            (CookieSource::Fixed(c), _) => Cow::Borrowed(c),
+            (CookieSource::PerRequest(f), Some(h)) => Cow::Owned(f(h)),
+            (CookieSource::PerRequest(f), None) => Cow::Owned(f(&RequestHead {
+                method: http::Method::GET,
+                uri: http::Uri::default(),
+                headers: http::HeaderMap::new(),
+            })),
         }
     }
 }

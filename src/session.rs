@@ -691,16 +691,7 @@ impl Config {
         head: Option<&RequestHead>,
         secure: bool,
     ) -> Result<CookieRecord, Error> {
-        let empty = || RequestHead {
-            method: http::Method::GET,
-            uri: http::Uri::default(),
-            headers: http::HeaderMap::new(),
-        };
-        let opts = match head {
-            Some(h) => self.cookie.resolve(&|| h.clone()),
-            None => self.cookie.resolve(&empty),
-        };
-        let record = opts.new_record(secure);
+        let record = self.cookie.resolve(head).new_record(secure);
         crate::cookie::check(&record).map_err(Error::Cookie)?;
         Ok(record)
     }

@@ -75,22 +75,8 @@ where
         .then(|| Arc::new(RequestHead::from_parts(&parts)));
 
     // Requests outside the cookie's path get no session.
-    let path_ok = {
-        let empty;
-        let h = match &head {
-            Some(h) => h,
-            None => {
-                empty = RequestHead {
-                    method: http::Method::GET,
-                    uri: http::Uri::default(),
-                    headers: http::HeaderMap::new(),
-                };
-                &empty
-            }
-        };
-        let opts = config.cookie.resolve(&|| h.clone());
-        original_path(&parts).starts_with(opts.get_path())
-    };
+    let path_ok =
+        original_path(&parts).starts_with(config.cookie.resolve(head.as_deref()).get_path());
     if !path_ok {
         let res = inner.call(Request::from_parts(parts, body)).await?;
         return Ok(res.map(Either::Left));

@@ -125,6 +125,13 @@ impl Inner {
         );
     }
 
+    /// Drops every entry (and the memory of the map).
+    fn clear(&mut self) {
+        self.map = Map::default();
+        self.wheel.clear();
+        self.bytes = 0;
+    }
+
     /// Replaces the record under `key` in place when there is one (no new key, no wheel
     /// change unless the deadline's bucket gets earlier), or inserts it.
     fn upsert(&mut self, key: &str, record: Record, deadline: i64) {
@@ -455,11 +462,7 @@ impl Shard {
             Op::Destroy { sid } => {
                 g.remove(&sid);
             }
-            Op::Clear => {
-                g.map = Map::default();
-                g.wheel.clear();
-                g.bytes = 0;
-            }
+            Op::Clear => g.clear(),
         }
     }
 
@@ -539,8 +542,6 @@ pub(crate) struct ClearGuard<'a>(WriteGuard<'a, Inner>);
 
 impl ClearGuard<'_> {
     pub(crate) fn clear(&mut self) {
-        self.0.map = Map::default();
-        self.0.wheel.clear();
-        self.0.bytes = 0;
+        self.0.clear();
     }
 }
