@@ -10,9 +10,12 @@
 //! handler looks inside.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::de::Error as _;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor,
+};
 use serde_json::{Map, Value};
 
 use crate::clock;
@@ -323,6 +326,19 @@ impl Data {
         serde_json::from_str(&self.0).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
     }
 
+    /// One top-level field, deserialised straight from the text: no map is built, and the
+    /// other fields are only checked for syntax. A name given twice yields the last value,
+    /// as [`Data::to_map`] keeps it.
+    pub(crate) fn field<T: DeserializeOwned>(&self, key: &str) -> serde_json::Result<Option<T>> {
+        let mut de = serde_json::Deserializer::from_str(&self.0);
+        let found = de.deserialize_map(FieldOf {
+            key,
+            found: PhantomData,
+        })?;
+        de.end()?;
+        Ok(found)
+    }
+
     /// The JSON object text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -336,6 +352,55 @@ impl Data {
     /// Bytes of JSON text held.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+}
+
+/// Visits a JSON object for the value of one key ([`Data::field`]).
+struct FieldOf<'k, T> {
+    key: &'k str,
+    found: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for FieldOf<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(is_key) = map.next_key_seed(KeyIs(self.key))? {
+            if is_key {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Compares an object's key with a name without allocating it.
+struct KeyIs<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
     }
 }
 
@@ -474,6 +539,29 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_field_reads_as_the_parsed_map_does() {
+        let data = Data::from_trusted(
+            r#"{"views":3,"user":{"name":"a\"b","roles":["x"]},"esc\u0061ped":true,"views":4}"#,
+        );
+        let map = data.to_map().unwrap();
+        for key in ["views", "user", "escaped", "missing", ""] {
+            let scanned: Option<Value> = data.field(key).unwrap();
+            assert_eq!(scanned.as_ref(), map.get(key), "{key}");
+        }
+        assert_eq!(data.field::<u64>("views").unwrap(), Some(4));
+        // The value is there but is not a `u64`.
+        assert!(data.field::<u64>("user").is_err());
+        // Not an object, or bad text after the field: errors, as parsing the map does.
+        for bad in ["[1]", r#"{"views":1,"#, r#"{"views":1}x"#, ""] {
+            assert!(
+                Data::from_trusted(bad).field::<Value>("views").is_err(),
+                "{bad}"
+            );
+            assert!(Data::from_trusted(bad).to_map().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn express_shape_round_trips_with_unknown_fields() {

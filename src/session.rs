@@ -69,7 +69,13 @@ struct Fields {
     map: Option<Arc<Map<String, Value>>>,
     /// A write happened since `raw` was loaded.
     dirty: bool,
+    /// Fields read from `raw` without parsing it into `map`.
+    scans: u8,
 }
+
+/// Reads of single fields served by scanning the text before the fields are parsed into a
+/// map once for all (a handler that reads one or two fields never builds the map).
+const SCANS_BEFORE_PARSING: u8 = 2;
 
 impl Fields {
     fn new(raw: Data) -> Self {
@@ -77,6 +83,23 @@ impl Fields {
             raw,
             map: None,
             dirty: false,
+            scans: 0,
+        }
+    }
+
+    /// One field, converted from JSON.
+    fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
+        if self.map.is_none() && self.scans < SCANS_BEFORE_PARSING {
+            self.scans += 1;
+            // On an error (text that is not a JSON object, or a value that is not a `T`) the
+            // map below gives the same answer and error as without the scan.
+            if let Ok(v) = self.raw.field(key) {
+                return Ok(v);
+            }
+        }
+        match self.map()?.get(key) {
+            None => Ok(None),
+            Some(v) => Ok(Some(T::deserialize(v)?)),
         }
     }
 
@@ -236,11 +259,7 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
-        let value = self.with(|st| Ok(st.fields.map()?.get(key).cloned()))?;
-        match value {
-            None => Ok(None),
-            Some(v) => Ok(Some(serde_json::from_value(v)?)),
-        }
+        self.with(|st| st.fields.get(key))
     }
 
     /// A field's raw JSON value.
