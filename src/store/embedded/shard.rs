@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 
 use super::expiry::{bucket_of, Place, Wheel};
+use super::shape::Shapes;
 use crate::error::StoreError;
-use crate::record::{Changes, CookieRecord, Record};
+use crate::record::{Changes, CookieRecord, Data, Record};
 use crate::store::Applied;
 use std::sync::Arc;
 
@@ -24,8 +25,10 @@ pub(crate) struct Entry {
     /// When the entry expires, in ms since the epoch (the cookie's `expires`, or the idle
     /// deadline of a browser-session cookie).
     deadline: AtomicI64,
-    /// The record; its `cookie.expires` is refreshed from `deadline` when read.
-    record: Record,
+    /// The application's fields.
+    data: Data,
+    /// The cookie's shape in the shard's [`Shapes`] (all but `expires`, which is `deadline`).
+    shape: u32,
     place: Place,
     bytes: usize,
     /// The deadline last written to the log (touches that move it less are not logged).
@@ -41,12 +44,11 @@ impl Entry {
         self.deadline() > now_ms
     }
 
-    fn record(&self) -> Record {
-        let mut r = self.record.clone();
-        if r.cookie.expires.is_some() {
-            r.cookie.expires = Some(self.deadline());
+    fn record(&self, shapes: &Shapes) -> Record {
+        Record {
+            cookie: shapes.cookie(self.shape, self.deadline()),
+            data: self.data.clone(),
         }
-        r
     }
 }
 
@@ -76,6 +78,7 @@ type Map = HashMap<Arc<str>, Entry, ahash::RandomState>;
 struct Inner {
     map: Map,
     wheel: Wheel,
+    shapes: Shapes,
     bytes: usize,
 }
 
@@ -84,23 +87,11 @@ pub(crate) struct Shard {
     inner: RwLock<Inner>,
 }
 
-/// Two cookies that differ at most in `expires` (a touch that only moves the expiry).
-fn same_shape(a: &CookieRecord, b: &CookieRecord) -> bool {
-    a.expires.is_some() == b.expires.is_some()
-        && a.original_max_age == b.original_max_age
-        && a.secure == b.secure
-        && a.http_only == b.http_only
-        && a.domain == b.domain
-        && a.path == b.path
-        && a.same_site == b.same_site
-        && a.partitioned == b.partitioned
-        && a.priority == b.priority
-}
-
 impl Inner {
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let entry = self.map.remove(key)?;
         self.bytes -= entry.bytes;
+        self.shapes.release(entry.shape);
         if let Some(moved) = self.wheel.remove(entry.place) {
             if let Some(e) = self.map.get_mut(&moved) {
                 e.place = entry.place;
@@ -113,11 +104,13 @@ impl Inner {
         let bytes = ENTRY_OVERHEAD + key.len() + record.data.len();
         let place = self.wheel.insert(key.clone(), deadline);
         self.bytes += bytes;
+        let shape = self.shapes.intern(&record.cookie);
         self.map.insert(
             key,
             Entry {
                 deadline: AtomicI64::new(deadline),
-                record,
+                data: record.data,
+                shape,
                 place,
                 bytes,
                 logged: AtomicI64::new(deadline),
@@ -129,6 +122,7 @@ impl Inner {
     fn clear(&mut self) {
         self.map = Map::default();
         self.wheel.clear();
+        self.shapes.clear();
         self.bytes = 0;
     }
 
@@ -138,7 +132,8 @@ impl Inner {
         if let Some(e) = self.map.get_mut(key) {
             let bytes = ENTRY_OVERHEAD + key.len() + record.data.len();
             let delta = bytes as isize - e.bytes as isize;
-            e.record = record;
+            self.shapes.reshape(&mut e.shape, &record.cookie);
+            e.data = record.data;
             e.bytes = bytes;
             e.deadline.store(deadline, Ordering::Release);
             e.logged.store(deadline, Ordering::Release);
@@ -191,6 +186,7 @@ impl Inner {
                     // `take` already removed it from the wheel.
                     if let Some(e) = self.map.remove(&key) {
                         self.bytes -= e.bytes;
+                        self.shapes.release(e.shape);
                         freed += 1;
                     }
                 } else {
@@ -243,6 +239,7 @@ impl Inner {
                         }
                         if let Some(e) = self.map.remove(&key) {
                             self.bytes -= e.bytes;
+                            self.shapes.release(e.shape);
                         }
                     }
                 }
@@ -262,7 +259,7 @@ impl Shard {
     pub(crate) fn get(&self, key: &str, now_ms: i64) -> Option<Record> {
         let g = self.inner.read();
         let e = g.map.get(key)?;
-        e.live_at(now_ms).then(|| e.record())
+        e.live_at(now_ms).then(|| e.record(&g.shapes))
     }
 
     /// Stores a whole record. With a log, the record is logged first (while the lock is held,
@@ -304,13 +301,14 @@ impl Shard {
     ) -> Result<(Applied, Option<u64>), StoreError> {
         let mut g = self.inner.write();
         g.sweep(now_ms, 8);
+        let g = &mut *g;
         let Some(e) = g.map.get_mut(key) else {
             return Ok((Applied::Missing, None));
         };
         if !e.live_at(now_ms) {
             return Ok((Applied::Missing, None));
         }
-        let data = changes.apply_to_data(&e.record.data)?;
+        let data = changes.apply_to_data(&e.data)?;
         let seq = append(log, || Op::Apply {
             sid: key.to_owned(),
             changes: changes.clone(),
@@ -322,10 +320,8 @@ impl Shard {
         }
         let bytes = ENTRY_OVERHEAD + key.len() + data.len();
         let delta = bytes as isize - e.bytes as isize;
-        e.record = Record {
-            cookie: changes.cookie.clone(),
-            data,
-        };
+        g.shapes.reshape(&mut e.shape, &changes.cookie);
+        e.data = data;
         e.bytes = bytes;
         e.deadline.store(deadline, Ordering::Release);
         e.logged.store(deadline, Ordering::Release);
@@ -355,7 +351,7 @@ impl Shard {
             if !e.live_at(now_ms) {
                 return Ok(None);
             }
-            if same_shape(&e.record.cookie, cookie) && deadline >= e.deadline() {
+            if g.shapes.matches(e.shape, cookie) && deadline >= e.deadline() {
                 // A racing touch may have moved it further; keep the later one.
                 let deadline = e
                     .deadline
@@ -377,6 +373,7 @@ impl Shard {
             }
         }
         let mut g = self.inner.write();
+        let g = &mut *g;
         let Some(e) = g.map.get_mut(key) else {
             return Ok(None);
         };
@@ -392,7 +389,7 @@ impl Shard {
             g.remove(key);
             return Ok(seq);
         }
-        e.record.cookie = cookie.clone();
+        g.shapes.reshape(&mut e.shape, cookie);
         e.deadline.store(deadline, Ordering::Release);
         e.logged.store(deadline, Ordering::Release);
         g.rebucket_if_earlier(key, deadline);
@@ -415,6 +412,7 @@ impl Shard {
     /// after the whole log is replayed), no caps.
     pub(crate) fn replay(&self, op: Op) {
         let mut g = self.inner.write();
+        let g = &mut *g;
         match op {
             Op::Set {
                 sid,
@@ -432,18 +430,16 @@ impl Shard {
                     return;
                 };
                 // A record whose data cannot be parsed keeps its data; the cookie still moves.
-                if let Ok(data) = changes.apply_to_data(&e.record.data) {
+                if let Ok(data) = changes.apply_to_data(&e.data) {
                     let bytes = ENTRY_OVERHEAD + sid.len() + data.len();
                     let delta = bytes as isize - e.bytes as isize;
-                    e.record.data = data;
+                    e.data = data;
                     e.bytes = bytes;
                     g.bytes = (g.bytes as isize + delta) as usize;
                 }
-                if let Some(e) = g.map.get_mut(sid.as_str()) {
-                    e.record.cookie = changes.cookie;
-                    e.deadline.store(deadline, Ordering::Release);
-                    e.logged.store(deadline, Ordering::Release);
-                }
+                g.shapes.reshape(&mut e.shape, &changes.cookie);
+                e.deadline.store(deadline, Ordering::Release);
+                e.logged.store(deadline, Ordering::Release);
                 g.rebucket_if_earlier(&sid, deadline);
             }
             Op::Touch {
@@ -454,7 +450,7 @@ impl Shard {
                 let Some(e) = g.map.get_mut(sid.as_str()) else {
                     return;
                 };
-                e.record.cookie = cookie;
+                g.shapes.reshape(&mut e.shape, &cookie);
                 e.deadline.store(deadline, Ordering::Release);
                 e.logged.store(deadline, Ordering::Release);
                 g.rebucket_if_earlier(&sid, deadline);
@@ -503,7 +499,7 @@ impl Shard {
         let g = self.inner.read();
         for (k, e) in &g.map {
             if e.live_at(now_ms) {
-                f(k, e.record());
+                f(k, e.record(&g.shapes));
             }
         }
     }
@@ -515,7 +511,7 @@ impl Shard {
         g.map
             .iter()
             .filter(|(_, e)| e.live_at(now_ms))
-            .map(|(k, e)| (k.clone(), e.record(), e.deadline()))
+            .map(|(k, e)| (k.clone(), e.record(&g.shapes), e.deadline()))
             .collect()
     }
 
