@@ -474,7 +474,7 @@ impl EmbeddedStore {
         let deadline = self.core.limits.deadline(&record.cookie, now);
         self.core.shard(sid).set(
             sid,
-            record.clone(),
+            record,
             deadline,
             &self.core.limits,
             now,

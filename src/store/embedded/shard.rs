@@ -112,7 +112,7 @@ pub(crate) struct Shard {
 impl Inner {
     /// Removes the entry at `pos` from the slab, the wheel and the shapes.
     fn remove_at(&mut self, pos: u32) -> Option<Entry> {
-        let key_len = self.slab.key(pos).len();
+        let key_len = self.slab.key_len(pos);
         let entry = self.slab.remove(pos)?;
         self.bytes = self.bytes.saturating_sub(charge(key_len, &entry.data));
         if let Some(moved) = self.wheel.remove(entry.place()) {
@@ -129,11 +129,11 @@ impl Inner {
         self.remove_at(pos)
     }
 
-    fn insert(&mut self, key: &str, record: Record, deadline: i64) {
+    fn insert(&mut self, key: &str, record: &Record, deadline: i64) {
         let bytes = charge(key.len(), &record.data);
         let shape = self.shapes.intern(&record.cookie);
         let new = New {
-            data: record.data,
+            data: record.data.clone(),
             deadline,
             bucket: 0,
             slot: 0,
@@ -163,7 +163,7 @@ impl Inner {
     /// Replaces the data, cookie and deadline of the entry at `pos` in place (no new id, no
     /// wheel change unless the deadline's bucket gets earlier).
     fn replace(&mut self, pos: u32, data: Data, cookie: &CookieRecord, deadline: i64) {
-        let key_len = self.slab.key(pos).len();
+        let key_len = self.slab.key_len(pos);
         let Some(e) = self.slab.get_mut(pos) else {
             return;
         };
@@ -179,9 +179,9 @@ impl Inner {
     }
 
     /// Replaces the record under `key` in place when there is one, or inserts it.
-    fn upsert(&mut self, key: &str, record: Record, deadline: i64) {
+    fn upsert(&mut self, key: &str, record: &Record, deadline: i64) {
         match self.slab.find(key) {
-            Some(pos) => self.replace(pos, record.data, &record.cookie, deadline),
+            Some(pos) => self.replace(pos, record.data.clone(), &record.cookie, deadline),
             None => self.insert(key, record, deadline),
         }
     }
@@ -232,7 +232,7 @@ impl Inner {
                 let deadline = e.deadline();
                 if deadline <= now_ms {
                     // `take` already removed it from the wheel.
-                    let key_len = self.slab.key(pos).len();
+                    let key_len = self.slab.key_len(pos);
                     if let Some(e) = self.slab.remove(pos) {
                         self.bytes = self.bytes.saturating_sub(charge(key_len, &e.data));
                         self.shapes.release(e.shape);
@@ -292,7 +292,7 @@ impl Inner {
                     });
                 }
                 // `take` already removed it from the wheel.
-                let key_len = self.slab.key(pos).len();
+                let key_len = self.slab.key_len(pos);
                 if let Some(e) = self.slab.remove(pos) {
                     self.bytes = self.bytes.saturating_sub(charge(key_len, &e.data));
                     self.shapes.release(e.shape);
@@ -318,10 +318,12 @@ impl Shard {
 
     /// Stores a whole record. With a log, the record is logged first (while the lock is held,
     /// so the log's order for this id is the memory's); a refused log write changes nothing.
+    /// Only the data's reference count is taken: the caller's cookie (whose `path` every
+    /// request shares) is compared or interned, never cloned.
     pub(crate) fn set(
         &self,
         key: &str,
-        record: Record,
+        record: &Record,
         deadline: i64,
         limits: &Limits,
         now_ms: i64,
@@ -470,7 +472,7 @@ impl Shard {
                 record,
                 deadline,
             } => {
-                g.upsert(&sid, record, deadline);
+                g.upsert(&sid, &record, deadline);
             }
             Op::Apply {
                 sid,
@@ -692,7 +694,7 @@ mod tests {
     }
 
     fn set(s: &Shard, key: &str, n: u32, deadline: i64) {
-        s.set(key, record(n), deadline, &limits(), NOW, None)
+        s.set(key, &record(n), deadline, &limits(), NOW, None)
             .unwrap();
     }
 
@@ -824,7 +826,7 @@ mod tests {
         let mut other = record(1);
         other.cookie.path = Arc::from("/app");
         set(&s, "a", 0, NOW + 10_000);
-        s.set("b", other.clone(), NOW + 10_000, &limits(), NOW, None)
+        s.set("b", &other, NOW + 10_000, &limits(), NOW, None)
             .unwrap();
         assert_eq!(&*s.get("b", NOW).unwrap().cookie.path, "/app");
         // A touch with another shape takes the write path and changes the cookie.

@@ -138,6 +138,11 @@ impl Slab {
         std::str::from_utf8(key_of(&self.chunks, &self.long, pos)).unwrap_or_default()
     }
 
+    /// The length of the id of the entry at `pos` (0 if there is none).
+    pub(crate) fn key_len(&self, pos: u32) -> usize {
+        key_of(&self.chunks, &self.long, pos).len()
+    }
+
     /// Stores a new entry for `key` (which must not be present) and returns its position,
     /// or `None` when the shard holds `u32::MAX` entries already.
     pub(crate) fn insert(&mut self, key: &str, new: New) -> Option<u32> {
