@@ -7,34 +7,36 @@
 //! So a session is re-bucketed at most once per lifetime, and expired sessions are found
 //! without scanning the map.
 //!
-//! Each entry remembers its bucket and its slot in that bucket's vector, so removing a
-//! destroyed session from the wheel is O(1) (`swap_remove` and one slot fix-up).
+//! The wheel holds the entries' slab positions (`u32`, see `slab.rs`), not their ids. Each
+//! entry remembers its bucket and its slot in that bucket's vector, so removing a destroyed
+//! session from the wheel is O(1) (`swap_remove` and one slot fix-up).
 
 use std::collections::BTreeMap;
 
-use std::sync::Arc;
-
-/// The bucket of a deadline in milliseconds.
-pub(crate) fn bucket_of(deadline_ms: i64) -> i64 {
-    deadline_ms.div_euclid(1000)
+/// The bucket of a deadline in milliseconds: its second, clamped to `u32` (deadlines before
+/// 1970 share bucket 0, which is always due; those after 2106 share the last one, so a
+/// bucket is never later than its entries' deadlines).
+pub(crate) fn bucket_of(deadline_ms: i64) -> u32 {
+    deadline_ms.div_euclid(1000).clamp(0, u32::MAX as i64) as u32
 }
 
 /// Where an entry sits in the wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Place {
-    pub(crate) bucket: i64,
+    pub(crate) bucket: u32,
     pub(crate) slot: u32,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Wheel {
-    buckets: BTreeMap<i64, Vec<Arc<str>>>,
+    buckets: BTreeMap<u32, Vec<u32>>,
     len: usize,
 }
 
 impl Wheel {
-    /// Puts `key` in the bucket of `deadline_ms` and returns its place.
-    pub(crate) fn insert(&mut self, key: Arc<str>, deadline_ms: i64) -> Place {
+    /// Puts the entry at slab position `key` in the bucket of `deadline_ms` and returns its
+    /// place.
+    pub(crate) fn insert(&mut self, key: u32, deadline_ms: i64) -> Place {
         let bucket = bucket_of(deadline_ms);
         let v = self.buckets.entry(bucket).or_default();
         v.push(key);
@@ -47,7 +49,7 @@ impl Wheel {
 
     /// Removes the key at `place`. Returns the key that moved into that slot (whose place
     /// must now be `place`), if any.
-    pub(crate) fn remove(&mut self, place: Place) -> Option<Arc<str>> {
+    pub(crate) fn remove(&mut self, place: Place) -> Option<u32> {
         let v = self.buckets.get_mut(&place.bucket)?;
         let slot = place.slot as usize;
         if slot >= v.len() {
@@ -55,7 +57,7 @@ impl Wheel {
         }
         v.swap_remove(slot);
         self.len -= 1;
-        let moved = v.get(slot).cloned();
+        let moved = v.get(slot).copied();
         if v.is_empty() {
             self.buckets.remove(&place.bucket);
         }
@@ -63,13 +65,13 @@ impl Wheel {
     }
 
     /// The earliest bucket whose second has fully passed at `now_ms`, if any.
-    pub(crate) fn due(&self, now_ms: i64) -> Option<i64> {
+    pub(crate) fn due(&self, now_ms: i64) -> Option<u32> {
         let (&b, _) = self.buckets.first_key_value()?;
         (b < bucket_of(now_ms)).then_some(b)
     }
 
     /// Takes up to `budget` keys from the end of `bucket` (so the remaining slots stay valid).
-    pub(crate) fn take(&mut self, bucket: i64, budget: usize) -> Vec<Arc<str>> {
+    pub(crate) fn take(&mut self, bucket: u32, budget: usize) -> Vec<u32> {
         let Some(v) = self.buckets.get_mut(&bucket) else {
             return Vec::new();
         };
@@ -83,12 +85,23 @@ impl Wheel {
     }
 
     /// The keys in `bucket`.
-    pub(crate) fn keys(&self, bucket: i64) -> &[Arc<str>] {
+    pub(crate) fn keys(&self, bucket: u32) -> &[u32] {
         self.buckets.get(&bucket).map_or(&[], Vec::as_slice)
     }
 
-    /// The keys of the earliest bucket, for eviction when a cap is reached.
-    pub(crate) fn earliest(&self) -> Option<i64> {
+    /// Records that the entry at `place` now has slab position `key` (it was moved).
+    pub(crate) fn set(&mut self, place: Place, key: u32) {
+        if let Some(k) = self
+            .buckets
+            .get_mut(&place.bucket)
+            .and_then(|v| v.get_mut(place.slot as usize))
+        {
+            *k = key;
+        }
+    }
+
+    /// The earliest bucket, for eviction when a cap is reached.
+    pub(crate) fn earliest(&self) -> Option<u32> {
         self.buckets.first_key_value().map(|(&b, _)| b)
     }
 
@@ -110,11 +123,13 @@ mod tests {
     #[test]
     fn remove_fixes_up_the_moved_slot() {
         let mut w = Wheel::default();
-        let a = w.insert(Arc::from("a"), 1500);
-        let b = w.insert(Arc::from("b"), 1200);
-        let c = w.insert(Arc::from("c"), 1999);
+        let a = w.insert(10, 1500);
+        let b = w.insert(11, 1200);
+        let c = w.insert(12, 1999);
         assert_eq!((a.bucket, a.slot, b.slot, c.slot), (1, 0, 1, 2));
-        assert_eq!(w.remove(a).as_deref(), Some("c"));
+        assert_eq!(w.remove(a), Some(12));
+        w.set(a, 13);
+        assert_eq!(w.keys(1), &[13, 11]);
         assert_eq!(w.len(), 2);
         assert_eq!(w.due(2000), Some(1));
         assert_eq!(w.due(1999), None);
@@ -122,5 +137,20 @@ mod tests {
         assert_eq!(taken.len(), 2);
         assert_eq!(w.len(), 0);
         assert_eq!(w.earliest(), None);
+    }
+
+    #[test]
+    fn buckets_clamp_to_u32() {
+        assert_eq!(bucket_of(-1), 0);
+        assert_eq!(bucket_of(i64::MIN), 0);
+        assert_eq!(bucket_of(1999), 1);
+        assert_eq!(bucket_of(i64::MAX), u32::MAX);
+        let mut w = Wheel::default();
+        w.insert(1, -5_000);
+        assert_eq!(w.due(1_000), Some(0));
+        w.insert(2, i64::MAX);
+        assert_eq!(w.take(0, 9), vec![1]);
+        assert_eq!(w.due(i64::MAX), None);
+        assert_eq!(w.earliest(), Some(u32::MAX));
     }
 }

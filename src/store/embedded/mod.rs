@@ -30,7 +30,9 @@ use std::sync::Arc;
 
 pub(crate) mod durable;
 mod expiry;
+mod shape;
 mod shard;
+mod slab;
 
 pub use durable::FsyncPolicy;
 use durable::{Durable, DurableOptions, Op};
@@ -389,7 +391,8 @@ impl Core {
         };
         let cut = d.snapshot(|| {
             let now = clock::now_ms();
-            self.shards.iter().flat_map(move |s| s.live_entries(now))
+            // Each shard is copied a slice at a time, so no lock is held for long.
+            self.shards.iter().flat_map(move |s| s.live_copy(now))
         })?;
         Ok(Some(cut))
     }
@@ -471,7 +474,7 @@ impl EmbeddedStore {
         let deadline = self.core.limits.deadline(&record.cookie, now);
         self.core.shard(sid).set(
             sid,
-            record.clone(),
+            record,
             deadline,
             &self.core.limits,
             now,

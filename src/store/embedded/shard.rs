@@ -1,35 +1,41 @@
-//! One shard of the embedded store: a map from id to entry and its expiry wheel, under one
-//! reader-writer lock.
+//! One shard of the embedded store: its entries, their expiry wheel and their cookie shapes,
+//! under one reader-writer lock.
+//!
+//! Layout (see each module):
+//! - [`Slab`](super::slab): the entries, fixed-size (80 bytes) in chunks of slots addressed by
+//!   a `u32` position, ids of up to 32 bytes inline, freed positions on a free list, and a
+//!   `hashbrown::HashTable<u32>` from id to position;
+//! - [`Wheel`](super::expiry): one-second buckets of positions;
+//! - [`Shapes`](super::shape): the cookies' fixed fields, interned per shard, so an entry
+//!   keeps a 4-byte shape id and only its deadline (`expires`) of its own.
 //!
 //! Reads (`get`) and plain touches take the read lock: an entry's deadline is an atomic, so a
-//! touch that only moves the expiry needs no exclusive lock. Everything that changes the map
-//! or the wheel takes the write lock.
+//! touch that only moves the expiry needs no exclusive lock. Everything that changes the
+//! slab or the wheel takes the write lock. A snapshot copies the live entries in slices of
+//! [`SLICE`] under the read lock ([`Shard::live_copy`]); while it runs, the slab is not
+//! compacted, so entries keep their positions and the copy misses none.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::expiry::{bucket_of, Place, Wheel};
+use super::shape::Shapes;
+use super::slab::{Entry, New, Slab};
 use crate::error::StoreError;
-use crate::record::{Changes, CookieRecord, Record};
+use crate::record::{Changes, CookieRecord, Data, Record};
 use crate::store::Applied;
-use std::sync::Arc;
 
 use super::durable::wal::Wal;
 use super::durable::Op;
-use crate::sync::{AtomicI64, Ordering, RwLock, WriteGuard};
+use crate::sync::{AtomicU64, Ordering, RwLock, WriteGuard};
 
 /// Bytes charged per entry on top of its id and data, for the memory cap.
 const ENTRY_OVERHEAD: usize = 160;
 
-pub(crate) struct Entry {
-    /// When the entry expires, in ms since the epoch (the cookie's `expires`, or the idle
-    /// deadline of a browser-session cookie).
-    deadline: AtomicI64,
-    /// The record; its `cookie.expires` is refreshed from `deadline` when read.
-    record: Record,
-    place: Place,
-    bytes: usize,
-    /// The deadline last written to the log (touches that move it less are not logged).
-    logged: AtomicI64,
+/// The most entries a snapshot copies under one hold of the read lock.
+pub(crate) const SLICE: usize = 1_000;
+
+fn charge(key_len: usize, data: &Data) -> usize {
+    ENTRY_OVERHEAD + key_len + data.len()
 }
 
 impl Entry {
@@ -41,12 +47,18 @@ impl Entry {
         self.deadline() > now_ms
     }
 
-    fn record(&self) -> Record {
-        let mut r = self.record.clone();
-        if r.cookie.expires.is_some() {
-            r.cookie.expires = Some(self.deadline());
+    fn place(&self) -> Place {
+        Place {
+            bucket: self.bucket,
+            slot: self.slot,
         }
-        r
+    }
+
+    fn record(&self, shapes: &Shapes) -> Record {
+        Record {
+            cookie: shapes.cookie(self.shape, self.deadline()),
+            data: self.data.clone(),
+        }
     }
 }
 
@@ -70,13 +82,26 @@ impl Limits {
     }
 }
 
-type Map = HashMap<Arc<str>, Entry, ahash::RandomState>;
-
-#[derive(Default)]
 struct Inner {
-    map: Map,
+    slab: Slab,
     wheel: Wheel,
+    shapes: Shapes,
     bytes: usize,
+    /// Snapshot copies in progress (taken under the read lock); the slab is not compacted
+    /// while there is one.
+    copying: AtomicU64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            slab: Slab::default(),
+            wheel: Wheel::default(),
+            shapes: Shapes::default(),
+            bytes: 0,
+            copying: AtomicU64::new(0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -84,135 +109,160 @@ pub(crate) struct Shard {
     inner: RwLock<Inner>,
 }
 
-/// Two cookies that differ at most in `expires` (a touch that only moves the expiry).
-fn same_shape(a: &CookieRecord, b: &CookieRecord) -> bool {
-    a.expires.is_some() == b.expires.is_some()
-        && a.original_max_age == b.original_max_age
-        && a.secure == b.secure
-        && a.http_only == b.http_only
-        && a.domain == b.domain
-        && a.path == b.path
-        && a.same_site == b.same_site
-        && a.partitioned == b.partitioned
-        && a.priority == b.priority
-}
-
 impl Inner {
-    fn remove(&mut self, key: &str) -> Option<Entry> {
-        let entry = self.map.remove(key)?;
-        self.bytes -= entry.bytes;
-        if let Some(moved) = self.wheel.remove(entry.place) {
-            if let Some(e) = self.map.get_mut(&moved) {
-                e.place = entry.place;
+    /// Removes the entry at `pos` from the slab, the wheel and the shapes.
+    fn remove_at(&mut self, pos: u32) -> Option<Entry> {
+        let key_len = self.slab.key_len(pos);
+        let entry = self.slab.remove(pos)?;
+        self.bytes = self.bytes.saturating_sub(charge(key_len, &entry.data));
+        if let Some(moved) = self.wheel.remove(entry.place()) {
+            if let Some(m) = self.slab.get_mut(moved) {
+                m.slot = entry.slot;
             }
         }
+        self.shapes.release(entry.shape);
         Some(entry)
     }
 
-    fn insert(&mut self, key: Arc<str>, record: Record, deadline: i64) {
-        let bytes = ENTRY_OVERHEAD + key.len() + record.data.len();
-        let place = self.wheel.insert(key.clone(), deadline);
-        self.bytes += bytes;
-        self.map.insert(
-            key,
-            Entry {
-                deadline: AtomicI64::new(deadline),
-                record,
-                place,
-                bytes,
-                logged: AtomicI64::new(deadline),
-            },
-        );
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let pos = self.slab.find(key)?;
+        self.remove_at(pos)
     }
 
-    /// Drops every entry (and the memory of the map).
+    fn insert(&mut self, key: &str, record: &Record, deadline: i64) {
+        let bytes = charge(key.len(), &record.data);
+        let shape = self.shapes.intern(&record.cookie);
+        let new = New {
+            data: record.data.clone(),
+            deadline,
+            bucket: 0,
+            slot: 0,
+            shape,
+        };
+        let Some(pos) = self.slab.insert(key, new) else {
+            // The shard holds 2^32 entries: nothing more fits.
+            self.shapes.release(shape);
+            return;
+        };
+        let place = self.wheel.insert(pos, deadline);
+        if let Some(e) = self.slab.get_mut(pos) {
+            e.bucket = place.bucket;
+            e.slot = place.slot;
+        }
+        self.bytes += bytes;
+    }
+
+    /// Drops every entry (and their memory).
     fn clear(&mut self) {
-        self.map = Map::default();
+        self.slab.clear();
         self.wheel.clear();
+        self.shapes.clear();
         self.bytes = 0;
     }
 
-    /// Replaces the record under `key` in place when there is one (no new key, no wheel
-    /// change unless the deadline's bucket gets earlier), or inserts it.
-    fn upsert(&mut self, key: &str, record: Record, deadline: i64) {
-        if let Some(e) = self.map.get_mut(key) {
-            let bytes = ENTRY_OVERHEAD + key.len() + record.data.len();
-            let delta = bytes as isize - e.bytes as isize;
-            e.record = record;
-            e.bytes = bytes;
-            e.deadline.store(deadline, Ordering::Release);
-            e.logged.store(deadline, Ordering::Release);
-            self.bytes = (self.bytes as isize + delta) as usize;
-            self.rebucket_if_earlier(key, deadline);
+    /// Replaces the data, cookie and deadline of the entry at `pos` in place (no new id, no
+    /// wheel change unless the deadline's bucket gets earlier).
+    fn replace(&mut self, pos: u32, data: Data, cookie: &CookieRecord, deadline: i64) {
+        let key_len = self.slab.key_len(pos);
+        let Some(e) = self.slab.get_mut(pos) else {
             return;
+        };
+        self.bytes = self
+            .bytes
+            .saturating_sub(charge(key_len, &e.data))
+            .saturating_add(charge(key_len, &data));
+        self.shapes.reshape(&mut e.shape, cookie);
+        e.data = data;
+        e.deadline.store(deadline, Ordering::Release);
+        e.logged.store(deadline, Ordering::Release);
+        self.rebucket_if_earlier(pos, deadline);
+    }
+
+    /// Replaces the record under `key` in place when there is one, or inserts it.
+    fn upsert(&mut self, key: &str, record: &Record, deadline: i64) {
+        match self.slab.find(key) {
+            Some(pos) => self.replace(pos, record.data.clone(), &record.cookie, deadline),
+            None => self.insert(key, record, deadline),
         }
-        self.insert(Arc::from(key), record, deadline);
     }
 
     /// Moves an entry whose deadline is now earlier than its bucket, so the sweeper frees it
     /// on time.
-    fn rebucket_if_earlier(&mut self, key: &str, deadline: i64) {
-        let Some((k, e)) = self.map.get_key_value(key) else {
+    fn rebucket_if_earlier(&mut self, pos: u32, deadline: i64) {
+        let Some(e) = self.slab.get(pos) else {
             return;
         };
-        if bucket_of(deadline) >= e.place.bucket {
+        if bucket_of(deadline) >= e.bucket {
             return;
         }
-        let (k, old) = (k.clone(), e.place);
+        let old = e.place();
         if let Some(moved) = self.wheel.remove(old) {
-            if let Some(m) = self.map.get_mut(&moved) {
-                m.place = old;
+            if let Some(m) = self.slab.get_mut(moved) {
+                m.slot = old.slot;
             }
         }
-        let place = self.wheel.insert(k, deadline);
-        if let Some(e) = self.map.get_mut(key) {
-            e.place = place;
+        self.place(pos, deadline);
+    }
+
+    /// Puts the entry at `pos` (not in the wheel) in the bucket of `deadline`.
+    fn place(&mut self, pos: u32, deadline: i64) {
+        let place = self.wheel.insert(pos, deadline);
+        if let Some(e) = self.slab.get_mut(pos) {
+            e.bucket = place.bucket;
+            e.slot = place.slot;
         }
     }
 
-    /// Frees expired entries of due buckets, at most `budget` keys looked at.
+    /// Frees expired entries of due buckets, at most `budget` entries looked at.
     fn sweep(&mut self, now_ms: i64, mut budget: usize) -> usize {
         let mut freed = 0;
         while budget > 0 {
             let Some(bucket) = self.wheel.due(now_ms) else {
                 break;
             };
-            let keys = self.wheel.take(bucket, budget);
-            budget -= keys.len();
-            for key in keys {
-                let Some(e) = self.map.get(&key) else {
+            let taken = self.wheel.take(bucket, budget);
+            budget -= taken.len();
+            for pos in taken {
+                let Some(e) = self.slab.get(pos) else {
                     continue;
                 };
-                if e.place.bucket != bucket {
+                if e.bucket != bucket {
                     continue;
                 }
                 let deadline = e.deadline();
                 if deadline <= now_ms {
                     // `take` already removed it from the wheel.
-                    if let Some(e) = self.map.remove(&key) {
-                        self.bytes -= e.bytes;
+                    let key_len = self.slab.key_len(pos);
+                    if let Some(e) = self.slab.remove(pos) {
+                        self.bytes = self.bytes.saturating_sub(charge(key_len, &e.data));
+                        self.shapes.release(e.shape);
                         freed += 1;
                     }
                 } else {
-                    let place = self.wheel.insert(key.clone(), deadline);
-                    if let Some(e) = self.map.get_mut(&key) {
-                        e.place = place;
-                    }
+                    self.place(pos, deadline);
                 }
             }
         }
-        if freed > 0 && self.map.capacity() > 64 && self.map.len() * 4 < self.map.capacity() {
-            // Give memory back once most of the shard has expired.
-            let target = self.map.len() * 2;
-            self.map.shrink_to(target);
+        if freed > 0 {
+            self.compact_if_sparse();
         }
         freed
+    }
+
+    /// Gives memory back once most of the shard is gone: packs the slab (fixing the wheel
+    /// for every moved entry) and shrinks the index. Not while a snapshot copies the shard.
+    fn compact_if_sparse(&mut self) {
+        if !self.slab.sparse() || self.copying.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        let Inner { slab, wheel, .. } = self;
+        slab.compact(|e, to| wheel.set(e.place(), to));
     }
 
     /// Evicts the entries closest to expiry until the limits hold. Evictions are logged so a
     /// restart does not bring them back.
     fn enforce(&mut self, limits: &Limits, now_ms: i64, log: Option<&Wal>) {
-        let over = |s: &Self| s.map.len() > limits.max_entries || s.bytes > limits.max_bytes;
+        let over = |s: &Self| s.slab.len() > limits.max_entries || s.bytes > limits.max_bytes;
         if !over(self) {
             return;
         }
@@ -221,30 +271,31 @@ impl Inner {
             let Some(bucket) = self.wheel.earliest() else {
                 break;
             };
-            let keys = self.wheel.take(bucket, 1);
-            for key in keys {
-                if let Some(e) = self.map.get(&key) {
-                    let deadline = e.deadline();
-                    if e.place.bucket == bucket && bucket_of(deadline) > bucket {
-                        // Touched or changed since it was placed: it expires later than its
-                        // bucket says. Move it to its own bucket rather than evict it.
-                        let place = self.wheel.insert(key.clone(), deadline);
-                        if let Some(e) = self.map.get_mut(&key) {
-                            e.place = place;
-                        }
-                        continue;
-                    }
-                    if e.place.bucket == bucket {
-                        if let Some(w) = log {
-                            // Best effort: if the log refuses, the eviction still frees memory.
-                            let _ = w.append(&Op::Destroy {
-                                sid: key.to_string(),
-                            });
-                        }
-                        if let Some(e) = self.map.remove(&key) {
-                            self.bytes -= e.bytes;
-                        }
-                    }
+            for pos in self.wheel.take(bucket, 1) {
+                let Some(e) = self.slab.get(pos) else {
+                    continue;
+                };
+                if e.bucket != bucket {
+                    continue;
+                }
+                let deadline = e.deadline();
+                if bucket_of(deadline) > bucket {
+                    // Touched or changed since it was placed: it expires later than its
+                    // bucket says. Move it to its own bucket rather than evict it.
+                    self.place(pos, deadline);
+                    continue;
+                }
+                if let Some(w) = log {
+                    // Best effort: if the log refuses, the eviction still frees memory.
+                    let _ = w.append(&Op::Destroy {
+                        sid: self.slab.key(pos).to_owned(),
+                    });
+                }
+                // `take` already removed it from the wheel.
+                let key_len = self.slab.key_len(pos);
+                if let Some(e) = self.slab.remove(pos) {
+                    self.bytes = self.bytes.saturating_sub(charge(key_len, &e.data));
+                    self.shapes.release(e.shape);
                 }
             }
         }
@@ -261,16 +312,18 @@ fn append(log: Option<&Wal>, op: impl FnOnce() -> Op) -> Result<Option<u64>, Sto
 impl Shard {
     pub(crate) fn get(&self, key: &str, now_ms: i64) -> Option<Record> {
         let g = self.inner.read();
-        let e = g.map.get(key)?;
-        e.live_at(now_ms).then(|| e.record())
+        let e = g.slab.get(g.slab.find(key)?)?;
+        e.live_at(now_ms).then(|| e.record(&g.shapes))
     }
 
     /// Stores a whole record. With a log, the record is logged first (while the lock is held,
     /// so the log's order for this id is the memory's); a refused log write changes nothing.
+    /// Only the data's reference count is taken: the caller's cookie (whose `path` every
+    /// request shares) is compared or interned, never cloned.
     pub(crate) fn set(
         &self,
         key: &str,
-        record: Record,
+        record: &Record,
         deadline: i64,
         limits: &Limits,
         now_ms: i64,
@@ -304,33 +357,26 @@ impl Shard {
     ) -> Result<(Applied, Option<u64>), StoreError> {
         let mut g = self.inner.write();
         g.sweep(now_ms, 8);
-        let Some(e) = g.map.get_mut(key) else {
+        let Some(pos) = g.slab.find(key) else {
+            return Ok((Applied::Missing, None));
+        };
+        let Some(e) = g.slab.get(pos) else {
             return Ok((Applied::Missing, None));
         };
         if !e.live_at(now_ms) {
             return Ok((Applied::Missing, None));
         }
-        let data = changes.apply_to_data(&e.record.data)?;
+        let data = changes.apply_to_data(&e.data)?;
         let seq = append(log, || Op::Apply {
             sid: key.to_owned(),
             changes: changes.clone(),
             deadline,
         })?;
         if deadline <= now_ms {
-            g.remove(key);
+            g.remove_at(pos);
             return Ok((Applied::Applied, seq));
         }
-        let bytes = ENTRY_OVERHEAD + key.len() + data.len();
-        let delta = bytes as isize - e.bytes as isize;
-        e.record = Record {
-            cookie: changes.cookie.clone(),
-            data,
-        };
-        e.bytes = bytes;
-        e.deadline.store(deadline, Ordering::Release);
-        e.logged.store(deadline, Ordering::Release);
-        g.bytes = (g.bytes as isize + delta) as usize;
-        g.rebucket_if_earlier(key, deadline);
+        g.replace(pos, data, &changes.cookie, deadline);
         g.enforce(limits, now_ms, log);
         Ok((Applied::Applied, seq))
     }
@@ -349,65 +395,70 @@ impl Shard {
     ) -> Result<Option<u64>, StoreError> {
         {
             let g = self.inner.read();
-            let Some(e) = g.map.get(key) else {
+            let Some(e) = g.slab.find(key).and_then(|p| g.slab.get(p)) else {
                 return Ok(None);
             };
-            if !e.live_at(now_ms) {
+            let current = e.deadline();
+            if current <= now_ms {
                 return Ok(None);
             }
-            if same_shape(&e.record.cookie, cookie) && deadline >= e.deadline() {
+            if deadline >= current && g.shapes.matches(e.shape, cookie) {
                 // A racing touch may have moved it further; keep the later one.
                 let deadline = e
                     .deadline
                     .fetch_max(deadline, Ordering::AcqRel)
                     .max(deadline);
+                let Some(log) = log else {
+                    return Ok(None);
+                };
                 let window = limits
                     .touch_log_ms
                     .max(cookie.original_max_age.unwrap_or(0) / 100);
-                if log.is_none() || deadline - e.logged.load(Ordering::Acquire) <= window {
+                if deadline - e.logged.load(Ordering::Acquire) <= window {
                     return Ok(None);
                 }
-                let seq = append(log, || Op::Touch {
+                let seq = log.append(&Op::Touch {
                     sid: key.to_owned(),
                     cookie: cookie.clone(),
                     deadline,
                 })?;
                 e.logged.fetch_max(deadline, Ordering::AcqRel);
-                return Ok(seq);
+                return Ok(Some(seq));
             }
         }
         let mut g = self.inner.write();
-        let Some(e) = g.map.get_mut(key) else {
+        let Some(pos) = g.slab.find(key) else {
+            return Ok(None);
+        };
+        let Some(e) = g.slab.get(pos) else {
             return Ok(None);
         };
         if !e.live_at(now_ms) {
             return Ok(None);
         }
+        let data = e.data.clone();
         let seq = append(log, || Op::Touch {
             sid: key.to_owned(),
             cookie: cookie.clone(),
             deadline,
         })?;
         if deadline <= now_ms {
-            g.remove(key);
+            g.remove_at(pos);
             return Ok(seq);
         }
-        e.record.cookie = cookie.clone();
-        e.deadline.store(deadline, Ordering::Release);
-        e.logged.store(deadline, Ordering::Release);
-        g.rebucket_if_earlier(key, deadline);
+        g.replace(pos, data, cookie, deadline);
         Ok(seq)
     }
 
     pub(crate) fn destroy(&self, key: &str, log: Option<&Wal>) -> Result<Option<u64>, StoreError> {
         let mut g = self.inner.write();
-        if !g.map.contains_key(key) {
+        let Some(pos) = g.slab.find(key) else {
             return Ok(None);
-        }
+        };
         let seq = append(log, || Op::Destroy {
             sid: key.to_owned(),
         })?;
-        g.remove(key);
+        g.remove_at(pos);
         Ok(seq)
     }
 
@@ -421,49 +472,51 @@ impl Shard {
                 record,
                 deadline,
             } => {
-                g.upsert(&sid, record, deadline);
+                g.upsert(&sid, &record, deadline);
             }
             Op::Apply {
                 sid,
                 changes,
                 deadline,
             } => {
-                let Some(e) = g.map.get_mut(sid.as_str()) else {
+                let Some(pos) = g.slab.find(&sid) else {
+                    return;
+                };
+                let Some(e) = g.slab.get(pos) else {
                     return;
                 };
                 // A record whose data cannot be parsed keeps its data; the cookie still moves.
-                if let Ok(data) = changes.apply_to_data(&e.record.data) {
-                    let bytes = ENTRY_OVERHEAD + sid.len() + data.len();
-                    let delta = bytes as isize - e.bytes as isize;
-                    e.record.data = data;
-                    e.bytes = bytes;
-                    g.bytes = (g.bytes as isize + delta) as usize;
-                }
-                if let Some(e) = g.map.get_mut(sid.as_str()) {
-                    e.record.cookie = changes.cookie;
-                    e.deadline.store(deadline, Ordering::Release);
-                    e.logged.store(deadline, Ordering::Release);
-                }
-                g.rebucket_if_earlier(&sid, deadline);
+                let data = changes
+                    .apply_to_data(&e.data)
+                    .unwrap_or_else(|_| e.data.clone());
+                g.replace(pos, data, &changes.cookie, deadline);
             }
             Op::Touch {
                 sid,
                 cookie,
                 deadline,
             } => {
-                let Some(e) = g.map.get_mut(sid.as_str()) else {
+                let Some(pos) = g.slab.find(&sid) else {
                     return;
                 };
-                e.record.cookie = cookie;
-                e.deadline.store(deadline, Ordering::Release);
-                e.logged.store(deadline, Ordering::Release);
-                g.rebucket_if_earlier(&sid, deadline);
+                let Some(data) = g.slab.get(pos).map(|e| e.data.clone()) else {
+                    return;
+                };
+                g.replace(pos, data, &cookie, deadline);
             }
             Op::Destroy { sid } => {
                 g.remove(&sid);
             }
             Op::Clear => g.clear(),
         }
+    }
+
+    /// Makes room for `additional` more entries (slab and index) so that loading them does
+    /// not grow the tables step by step. For recovery, which will call it once it knows how
+    /// many sessions a snapshot holds.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn reserve(&self, additional: usize) {
+        self.inner.write().slab.reserve(additional);
     }
 
     pub(crate) fn sweep(&self, now_ms: i64, budget: usize) -> usize {
@@ -486,42 +539,90 @@ impl Shard {
     /// so this and the due buckets hold every expired entry). Scans that one bucket.
     pub(crate) fn purge_current(&self, now_ms: i64) -> usize {
         let mut g = self.inner.write();
-        let expired: Vec<Arc<str>> = g
+        let expired: Vec<u32> = g
             .wheel
             .keys(bucket_of(now_ms))
             .iter()
-            .filter(|k| g.map.get(&***k).is_some_and(|e| !e.live_at(now_ms)))
-            .cloned()
+            .copied()
+            .filter(|&p| g.slab.get(p).is_some_and(|e| !e.live_at(now_ms)))
             .collect();
-        for key in &expired {
-            g.remove(key);
+        for &pos in &expired {
+            g.remove_at(pos);
+        }
+        if !expired.is_empty() {
+            g.compact_if_sparse();
         }
         expired.len()
     }
 
     pub(crate) fn for_each_live(&self, now_ms: i64, mut f: impl FnMut(&str, Record)) {
         let g = self.inner.read();
-        for (k, e) in &g.map {
-            if e.live_at(now_ms) {
-                f(k, e.record());
+        for pos in 0..g.slab.end() {
+            if let Some(e) = g.slab.get(pos) {
+                if e.live_at(now_ms) {
+                    f(g.slab.key(pos), e.record(&g.shapes));
+                }
             }
         }
     }
 
-    /// The live entries with their deadlines (for a snapshot). Only reference counts are
-    /// taken under the lock; the copying happens after it.
-    pub(crate) fn live_entries(&self, now_ms: i64) -> Vec<(Arc<str>, Record, i64)> {
+    /// Copies the live entries at slab positions `from..` into `out`, at most `max` of them
+    /// (and at most `4 * max` positions looked at) under one hold of the read lock. Returns
+    /// the position to go on from, or `None` when the slab's end was reached.
+    pub(crate) fn live_slice(
+        &self,
+        now_ms: i64,
+        from: u32,
+        max: usize,
+        out: &mut Vec<(Arc<str>, Record, i64)>,
+    ) -> Option<u32> {
         let g = self.inner.read();
-        g.map
-            .iter()
-            .filter(|(_, e)| e.live_at(now_ms))
-            .map(|(k, e)| (k.clone(), e.record(), e.deadline()))
-            .collect()
+        let end = g.slab.end();
+        let mut pos = from;
+        let (mut taken, mut looked) = (0, 0);
+        while pos < end && taken < max && looked < max.saturating_mul(4) {
+            if let Some(e) = g.slab.get(pos) {
+                let deadline = e.deadline();
+                if deadline > now_ms {
+                    out.push((Arc::from(g.slab.key(pos)), e.record(&g.shapes), deadline));
+                    taken += 1;
+                }
+            }
+            pos += 1;
+            looked += 1;
+        }
+        (pos < end).then_some(pos)
+    }
+
+    /// The live entries with their deadlines, for a snapshot: copied [`SLICE`] at a time
+    /// under the read lock, as the iterator is pulled. Entries keep their positions while
+    /// the iterator lives (no compaction), so every entry that is live from the iterator's
+    /// start to its end is yielded, once; one changed meanwhile is yielded as it is when its
+    /// slice is copied (or not at all if destroyed or moved out by a `clear`).
+    pub(crate) fn live_copy(
+        &self,
+        now_ms: i64,
+    ) -> impl Iterator<Item = (Arc<str>, Record, i64)> + '_ {
+        let pin = Pin::new(self);
+        let mut next = Some(0);
+        let mut buf = Vec::new().into_iter();
+        std::iter::from_fn(move || loop {
+            if let Some(item) = buf.next() {
+                return Some(item);
+            }
+            let from = next?;
+            let mut out = Vec::with_capacity(SLICE);
+            // A method of `pin`, so the closure owns the whole pin (not a copy of its field).
+            next = pin.shard().live_slice(now_ms, from, SLICE, &mut out);
+            buf = out.into_iter();
+        })
     }
 
     pub(crate) fn count_live(&self, now_ms: i64) -> usize {
         let g = self.inner.read();
-        g.map.values().filter(|e| e.live_at(now_ms)).count()
+        (0..g.slab.end())
+            .filter(|&p| g.slab.get(p).is_some_and(|e| e.live_at(now_ms)))
+            .count()
     }
 
     /// Takes the write lock for `clear` (all shards are locked, in order, before the clear is
@@ -533,7 +634,27 @@ impl Shard {
     /// Entries held (live or not yet swept) and bytes charged.
     pub(crate) fn usage(&self) -> (usize, usize) {
         let g = self.inner.read();
-        (g.map.len(), g.bytes)
+        (g.slab.len(), g.bytes)
+    }
+}
+
+/// A snapshot copy in progress on a shard: no compaction until it is dropped.
+struct Pin<'a>(&'a Shard);
+
+impl<'a> Pin<'a> {
+    fn new(shard: &'a Shard) -> Self {
+        shard.inner.read().copying.fetch_add(1, Ordering::AcqRel);
+        Pin(shard)
+    }
+
+    fn shard(&self) -> &'a Shard {
+        self.0
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        self.0.inner.read().copying.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -543,5 +664,178 @@ pub(crate) struct ClearGuard<'a>(WriteGuard<'a, Inner>);
 impl ClearGuard<'_> {
     pub(crate) fn clear(&mut self) {
         self.0.clear();
+    }
+}
+
+#[cfg(all(test, not(sessile_loom)))]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_000_000;
+
+    fn limits() -> Limits {
+        Limits {
+            max_entries: usize::MAX,
+            max_bytes: usize::MAX,
+            default_ttl_ms: 60_000,
+            touch_log_ms: 1_000,
+        }
+    }
+
+    fn record(n: u32) -> Record {
+        Record {
+            cookie: CookieRecord {
+                expires: Some(0),
+                original_max_age: Some(60_000),
+                ..CookieRecord::default()
+            },
+            data: Data::from_trusted(&format!("{{\"n\":{n}}}")),
+        }
+    }
+
+    fn set(s: &Shard, key: &str, n: u32, deadline: i64) {
+        s.set(key, &record(n), deadline, &limits(), NOW, None)
+            .unwrap();
+    }
+
+    /// Every entry is in the wheel exactly once, at the place it remembers.
+    fn check_wheel(s: &Shard) {
+        let g = s.inner.read();
+        let mut seen = 0;
+        for pos in 0..g.slab.end() {
+            if let Some(e) = g.slab.get(pos) {
+                assert_eq!(g.wheel.keys(e.bucket).get(e.slot as usize), Some(&pos));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, g.slab.len());
+        assert_eq!(g.wheel.len(), g.slab.len());
+    }
+
+    #[test]
+    fn destroys_and_sweeps_keep_the_wheel_right() {
+        let s = Shard::default();
+        for i in 0..3_000u32 {
+            // Three buckets, several entries in each.
+            set(
+                &s,
+                &format!("id{i}"),
+                i,
+                NOW + 1_000 + i64::from(i % 3) * 1_000,
+            );
+        }
+        check_wheel(&s);
+        for i in (0..3_000u32).step_by(7) {
+            s.destroy(&format!("id{i}"), None).unwrap();
+        }
+        check_wheel(&s);
+        // An earlier deadline moves the entry to an earlier bucket.
+        set(&s, "id1", 1, NOW + 500);
+        check_wheel(&s);
+        // The first bucket (and id1) expire.
+        let freed = s.sweep(NOW + 2_000, usize::MAX);
+        assert!(freed > 800, "{freed}");
+        assert!(s.get("id1", NOW + 2_000).is_none());
+        assert!(s.get("id2", NOW + 2_000).is_some());
+        check_wheel(&s);
+        // The rest expire: memory is given back.
+        s.sweep(NOW + 10_000, usize::MAX);
+        assert_eq!(s.usage(), (0, 0));
+        assert!(s.inner.read().slab.capacity() <= super::super::slab::CHUNK);
+    }
+
+    #[test]
+    fn compaction_keeps_every_live_entry_findable() {
+        let s = Shard::default();
+        let long = "L".repeat(100);
+        set(&s, &long, 7, NOW + 60_000);
+        for i in 0..5_000u32 {
+            let d = if i % 20 == 0 {
+                NOW + 60_000
+            } else {
+                NOW + 1_000
+            };
+            set(&s, &format!("{i:032}"), i, d);
+        }
+        let cap = s.inner.read().slab.capacity();
+        s.sweep(NOW + 5_000, usize::MAX);
+        assert!(s.inner.read().slab.capacity() < cap);
+        check_wheel(&s);
+        for i in 0..5_000u32 {
+            let got = s.get(&format!("{i:032}"), NOW + 5_000);
+            assert_eq!(got.is_some(), i % 20 == 0, "{i}");
+            if let Some(r) = got {
+                assert_eq!(r.data.as_str(), format!("{{\"n\":{i}}}"));
+                assert_eq!(r.cookie.expires, Some(NOW + 60_000));
+            }
+        }
+        assert_eq!(s.get(&long, NOW).unwrap().data.as_str(), "{\"n\":7}");
+        // Touch and set still work on moved entries.
+        s.touch(&long, &record(0).cookie, NOW + 90_000, &limits(), NOW, None)
+            .unwrap();
+        assert_eq!(
+            s.get(&long, NOW).unwrap().cookie.expires,
+            Some(NOW + 90_000)
+        );
+        check_wheel(&s);
+    }
+
+    #[test]
+    fn snapshot_slices_resume_and_pin_the_slab() {
+        let s = Shard::default();
+        s.reserve(2_500);
+        for i in 0..2_500u32 {
+            set(
+                &s,
+                &format!("k{i}"),
+                i,
+                NOW + 1_000 + i64::from(i % 4 == 0) * 60_000,
+            );
+        }
+        let mut out = Vec::new();
+        let mut next = Some(0);
+        let mut slices = 0;
+        while let Some(from) = next {
+            let before = out.len();
+            next = s.live_slice(NOW, from, 100, &mut out);
+            assert!(out.len() - before <= 100);
+            slices += 1;
+        }
+        assert_eq!(out.len(), 2_500);
+        assert!(slices >= 25);
+        // A copy in progress: a quarter stay live, the others expire and are swept,
+        // but the slab is not compacted under the copy, so no live entry is missed.
+        let mut copy = s.live_copy(NOW + 2_000);
+        let first = copy.next().unwrap();
+        assert_eq!(s.inner.read().copying.load(Ordering::Acquire), 1);
+        let cap = s.inner.read().slab.capacity();
+        s.sweep(NOW + 2_000, usize::MAX);
+        assert_eq!(s.inner.read().slab.capacity(), cap);
+        let mut keys: Vec<Arc<str>> = std::iter::once(first).chain(copy).map(|e| e.0).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 625);
+        // The copy held off compaction; once dropped, it is unpinned.
+        assert!(s.inner.read().slab.sparse());
+        assert_eq!(s.inner.read().copying.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn shapes_follow_the_entries() {
+        let s = Shard::default();
+        let mut other = record(1);
+        other.cookie.path = Arc::from("/app");
+        set(&s, "a", 0, NOW + 10_000);
+        s.set("b", &other, NOW + 10_000, &limits(), NOW, None)
+            .unwrap();
+        assert_eq!(&*s.get("b", NOW).unwrap().cookie.path, "/app");
+        // A touch with another shape takes the write path and changes the cookie.
+        s.touch("a", &other.cookie, NOW + 20_000, &limits(), NOW, None)
+            .unwrap();
+        assert_eq!(&*s.get("a", NOW).unwrap().cookie.path, "/app");
+        assert_eq!(s.inner.read().shapes.len(), 1);
+        s.destroy("a", None).unwrap();
+        s.destroy("b", None).unwrap();
+        assert_eq!(s.inner.read().shapes.len(), 0);
     }
 }
