@@ -41,6 +41,8 @@ pub(crate) struct Faults {
     pub(crate) fail_sync_from: Option<u64>,
     /// Refuse allocations (ENOSPC) while true.
     pub(crate) disk_full: bool,
+    /// Refuse this one allocation (counting from 1) with ENOSPC.
+    pub(crate) fail_alloc: Option<u64>,
 }
 
 /// The in-memory, fault-injecting file system.
@@ -92,6 +94,11 @@ impl FaultStorage {
     /// How many syncs (range, file and directory) have happened.
     pub(crate) fn syncs(&self) -> u64 {
         self.state.lock().syncs
+    }
+
+    /// How many segment allocations have been asked for.
+    pub(crate) fn allocs(&self) -> u64 {
+        self.state.lock().allocs
     }
 
     /// A power failure: every file and name reverts to its durable image.
@@ -260,11 +267,13 @@ impl Storage for FaultStorage {
     }
 
     fn create_segment(&self, path: &Path, len: usize) -> io::Result<Box<dyn SegmentMap>> {
-        {
+        let n = {
             let mut st = self.state.lock();
             st.allocs += 1;
-        }
-        if self.faults.lock().disk_full {
+            st.allocs
+        };
+        let faults = self.faults.lock().clone();
+        if faults.disk_full || faults.fail_alloc == Some(n) {
             return Err(io::Error::from_raw_os_error(28));
         }
         let id = self.create(path, len)?;

@@ -21,6 +21,10 @@ pub(crate) trait SegmentMap: Send + Sync {
     fn write(&self, offset: usize, data: &[u8]) -> io::Result<()>;
     /// Makes `[from, to)` durable (msync, which on Linux is fdatasync of the range).
     fn sync(&self, from: usize, to: usize) -> io::Result<()>;
+    /// Faults every page in for writing, so later writes take no page fault. Called on a
+    /// fresh segment only (beyond its header it must still be all zeros), before any writer
+    /// can see it.
+    fn prefault(&self) {}
 }
 
 /// Bytes read from a file (a read-only map, or a copy).
@@ -97,7 +101,23 @@ impl SegmentMap for DiskSegment {
         }
         self.map.flush_range(from, to - from)
     }
+
+    fn prefault(&self) {
+        // MADV_POPULATE_WRITE (Linux 5.14) faults every page in writable in one call.
+        #[cfg(target_os = "linux")]
+        if self.map.advise(memmap2::Advice::PopulateWrite).is_ok() {
+            return;
+        }
+        // Otherwise one write per page, of the zero already there (the segment is fresh and
+        // its first page holds the header, already written).
+        for at in (PAGE..self.map.len()).step_by(PAGE) {
+            let _ = self.write(at, &[0]);
+        }
+    }
 }
+
+/// The smallest page size; touching every `PAGE` bytes faults in every page of any size.
+const PAGE: usize = 4096;
 
 struct DiskBytes(memmap2::Mmap);
 

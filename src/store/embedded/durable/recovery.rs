@@ -1,6 +1,7 @@
 //! Recovery: the newest valid snapshot, then every log record after its cut.
 //!
-//! - Leftover temporary files (`*.tmp`) of an interrupted snapshot are removed.
+//! - Leftover temporary files (`*.tmp`) of an interrupted snapshot are removed, and so is a
+//!   prepared log segment never put in use (`wal-next.prep`: it holds no record).
 //! - Snapshots are tried newest first; a bad one falls back to the previous one.
 //! - Log records are replayed in sequence order; sequence numbers must be contiguous.
 //! - A torn tail (a partial or garbled last record with nothing valid after it, in the last
@@ -42,7 +43,10 @@ pub(crate) fn recover(
     let mut report = Report::default();
     let names = storage.list(dir)?;
     let mut removed_tmp = false;
-    for n in names.iter().filter(|n| n.ends_with(".tmp")) {
+    for n in names
+        .iter()
+        .filter(|n| n.ends_with(".tmp") || *n == wal::NEXT_SEGMENT)
+    {
         storage.remove(&dir.join(n))?;
         removed_tmp = true;
     }

@@ -545,3 +545,162 @@ fn segment_names_round_trip() {
     assert_eq!(wal::check_segment_header(&wal::segment_header(9)), Some(9));
     assert_eq!(wal::check_segment_header(&[0; SEGMENT_HEADER]), None);
 }
+
+/// Writes numbered sessions from `*n` on until the log's next segment leaves the states
+/// "idle" and "wanted"/"preparing" (preparing it here if the sync thread has not), and returns
+/// that state.
+fn write_until_prepared(store: &EmbeddedStore, model: &mut Model, n: &mut usize) -> &'static str {
+    let wal = &store.core.durable.as_ref().unwrap().wal;
+    for _ in 0..10_000 {
+        match wal.next_state() {
+            "idle" => {
+                let step = Step::Set(format!("p{n}"), json!({ "n": *n, "pad": "z".repeat(60) }));
+                run(store, model, &step).unwrap();
+                *n += 1;
+            }
+            "wanted" => {
+                wal.prepare_pending();
+            }
+            "preparing" => std::thread::sleep(std::time::Duration::from_millis(1)),
+            done => return done,
+        }
+    }
+    panic!("no segment was prepared");
+}
+
+/// Writes numbered sessions until the log has one more segment file.
+fn write_until_rotated(store: &EmbeddedStore, fs: &FaultStorage, model: &mut Model, n: &mut usize) {
+    let before = segments(fs).len();
+    while segments(fs).len() == before {
+        let step = Step::Set(format!("p{n}"), json!({ "n": *n, "pad": "z".repeat(60) }));
+        run(store, model, &step).unwrap();
+        *n += 1;
+    }
+}
+
+#[test]
+fn rotation_swaps_in_the_prepared_segment() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for _ in 0..3 {
+        assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+        assert!(fs.names().contains(&Path::new(DIR).join(wal::NEXT_SEGMENT)));
+        let allocs = fs.allocs();
+        write_until_rotated(&store, &fs, &mut model, &mut n);
+        assert_eq!(fs.allocs(), allocs, "the rotation allocated nothing");
+    }
+    store.flush().unwrap();
+    std::mem::forget(store);
+    fs.power_loss();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+/// A power failure after a swap, before the next sync: the rename is not durable, so the
+/// prepared file comes back under its temporary name with its placeholder header; recovery
+/// removes it and keeps everything flushed before.
+#[test]
+fn power_loss_right_after_a_swap_keeps_the_flushed_prefix() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::EverySec, false).unwrap();
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    store.flush().unwrap();
+    let flushed = model.clone();
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    for _ in 0..3 {
+        let step = Step::Set(format!("p{n}"), json!({ "n": n }));
+        run(&store, &mut model, &step).unwrap();
+        n += 1;
+    }
+    std::mem::forget(store);
+    let trial = fs.deep_copy();
+    trial.power_loss();
+    let store = open(&trial, FsyncPolicy::EverySec, false).unwrap();
+    let got = state(&store);
+    assert!(
+        flushed.iter().all(|(k, v)| got.get(k) == Some(v)),
+        "the flushed writes survive"
+    );
+    assert!(!trial
+        .names()
+        .contains(&Path::new(DIR).join(wal::NEXT_SEGMENT)));
+    // Without the power failure (a killed process) everything is there.
+    drop(store);
+    let store = open(&fs, FsyncPolicy::EverySec, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn a_crash_with_a_prepared_unused_segment_recovers() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    store.flush().unwrap();
+    std::mem::forget(store);
+    fs.power_loss();
+    let next = Path::new(DIR).join(wal::NEXT_SEGMENT);
+    assert!(
+        fs.names().contains(&next),
+        "the prepared segment is durable"
+    );
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert!(!fs.names().contains(&next), "recovery removes it");
+    assert_eq!(state(&store), model);
+    // Writing on through rotations works after it.
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    drop(store);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn a_prepared_segment_that_fails_to_allocate_falls_back() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    // Only the preparation's allocation fails: the rotation allocates its own segment.
+    fs.faults.lock().fail_alloc = Some(fs.allocs() + 1);
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "failed");
+    let allocs = fs.allocs();
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    assert_eq!(fs.allocs(), allocs + 1, "the rotation allocated");
+    assert!(!fs.names().contains(&Path::new(DIR).join(wal::NEXT_SEGMENT)));
+
+    // A full disk: preparing fails, writes go on in the active segment until it is full,
+    // then fail cleanly while reads serve; once space returns, writes resume.
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    fs.faults.lock().disk_full = true;
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "failed");
+    let e = loop {
+        let sid = format!("p{n}");
+        match store.set_now(&sid, &record(json!({ "n": n, "pad": "z".repeat(60) }))) {
+            Ok(()) => {
+                model.insert(
+                    sid,
+                    json!({ "n": n, "pad": "z".repeat(60) })
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                );
+                n += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(e.to_string().contains("allocating log segment"), "{e}");
+    assert!(store.get_now("p0").is_some());
+    fs.faults.lock().disk_full = false;
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    drop(store);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}

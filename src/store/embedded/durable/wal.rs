@@ -8,10 +8,16 @@
 //! durable after every batch of waiting writers (`Always`), about once a second (`EverySec`),
 //! or only at a clean shutdown (`Never`). A failed sync poisons the log: every waiter of that
 //! batch gets the error and every later write fails.
+//!
+//! Rotation is a swap: once the active segment is half full the sync thread prepares the next
+//! one off the write path (created as [`NEXT_SEGMENT`], allocated, its placeholder header and
+//! the directory synced, its pages faulted in). A rotation under the mutex then writes the real
+//! header into the prepared map and renames it to its final name; only when none is ready does
+//! it create one itself, as it would without preparation.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -24,6 +30,9 @@ use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER: usize = 32;
 const SEGMENT_MAGIC: &[u8; 8] = b"SESSWAL1";
+/// The file name of a prepared segment not yet in use. Its header names sequence number 0
+/// (no record has it). Recovery removes it: it holds no record until it is renamed.
+pub(crate) const NEXT_SEGMENT: &str = "wal-next.prep";
 
 /// The file name of the segment whose first record has `first_seq`.
 pub(crate) fn segment_name(first_seq: u64) -> String {
@@ -73,10 +82,26 @@ struct Sealed {
     to: usize,
 }
 
+/// The next segment, prepared off the write path.
+enum Next {
+    /// Not needed yet (the active segment is less than half full).
+    Idle,
+    /// Asked for; the sync thread (or a snapshot's cut) will prepare it.
+    Wanted,
+    /// Being prepared, outside the log's mutex.
+    Preparing,
+    /// Allocated, header synced, pages faulted in: the next rotation swaps it in.
+    Ready(Arc<dyn SegmentMap>),
+    /// Preparing failed (a full disk, an I/O error): the next rotation creates its segment
+    /// itself and reports any error to the writer; preparing is asked for again after it.
+    Failed,
+}
+
 struct State {
     /// The last sequence number assigned.
     seq: u64,
     active: Active,
+    next: Next,
     unsynced: Vec<Sealed>,
     /// First sequence numbers of every segment file, oldest first (the active one last).
     segments: Vec<u64>,
@@ -94,6 +119,8 @@ pub(crate) type AckWait = oneshot::Receiver<Result<(), Arc<str>>>;
 struct Waiters {
     list: Vec<(u64, Ack)>,
     shutdown: bool,
+    /// A segment should be prepared (see [`Next::Wanted`]).
+    prepare: bool,
 }
 
 /// The log.
@@ -160,6 +187,7 @@ impl Wal {
             state: Mutex::new(State {
                 seq: resume.seq,
                 active,
+                next: Next::Idle,
                 unsynced: Vec::new(),
                 segments,
                 scratch: Vec::with_capacity(4096),
@@ -172,6 +200,7 @@ impl Wal {
             waiters: Mutex::new(Waiters {
                 list: Vec::new(),
                 shutdown: false,
+                prepare: false,
             }),
             wake: Condvar::new(),
         }))
@@ -221,15 +250,40 @@ impl Wal {
         st.active.map.write(st.active.pos, rec)?;
         st.active.pos += rec.len();
         st.bytes_since_cut += rec.len() as u64;
+        if matches!(st.next, Next::Idle) && st.active.pos >= st.active.map.len() / 2 {
+            st.next = Next::Wanted;
+            // Lock order: the state, then the waiters (nothing takes them the other way).
+            self.waiters.lock().prepare = true;
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
-    /// Seals the active segment and starts one whose first record is `first_seq`. Nothing is
-    /// synced here, under the log's mutex: the new segment's header and its directory entry
-    /// are made durable by the next sync, before any record in it is acknowledged as synced.
+    /// Seals the active segment and starts one whose first record is `first_seq`: the
+    /// prepared segment if one is ready (its header written, its file renamed), otherwise a
+    /// new one. Nothing is synced here, under the log's mutex: the new segment's header and its
+    /// directory entry are made durable by the next sync, before any record in it is
+    /// acknowledged as synced.
     fn rotate(&self, st: &mut State, first_seq: u64, need: usize) -> Result<(), StoreError> {
         let size = self.segment_size.max(SEGMENT_HEADER + need);
-        let map = new_segment(&*self.storage, &self.dir, first_seq, size, false)?;
+        let map = match std::mem::replace(&mut st.next, Next::Idle) {
+            Next::Ready(map) if map.len() >= size => self.swap_in(map, first_seq)?,
+            kept @ (Next::Ready(_) | Next::Preparing) => {
+                // Too small for this record, or still being prepared: keep it for later.
+                st.next = kept;
+                new_segment(&*self.storage, &self.dir, first_seq, size, false)?
+            }
+            Next::Failed => {
+                let made = new_segment(&*self.storage, &self.dir, first_seq, size, false);
+                if made.is_err() {
+                    st.next = Next::Failed;
+                }
+                made?
+            }
+            Next::Idle | Next::Wanted => {
+                new_segment(&*self.storage, &self.dir, first_seq, size, false)?
+            }
+        };
         let old = std::mem::replace(
             &mut st.active,
             Active {
@@ -246,6 +300,65 @@ impl Wal {
         st.segments.push(first_seq);
         st.dir_dirty = true;
         Ok(())
+    }
+
+    /// Makes the prepared segment the one starting at `first_seq`: its header (a copy into
+    /// pages already faulted in) and its name (a rename, no sync).
+    fn swap_in(
+        &self,
+        map: Arc<dyn SegmentMap>,
+        first_seq: u64,
+    ) -> Result<Arc<dyn SegmentMap>, StoreError> {
+        let from = self.dir.join(NEXT_SEGMENT);
+        let to = self.dir.join(segment_name(first_seq));
+        let swapped = map
+            .write(0, &segment_header(first_seq))
+            .and_then(|()| self.storage.rename(&from, &to));
+        if let Err(e) = swapped {
+            drop(map);
+            let _ = self.storage.remove(&from);
+            return Err(StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("starting log segment {}: {e}", to.display()),
+            )));
+        }
+        Ok(map)
+    }
+
+    /// Prepares the next segment if one is wanted (outside the log's mutex); returns whether
+    /// it did. Called by the sync thread, and by a snapshot's cut.
+    pub(crate) fn prepare_pending(&self) -> bool {
+        {
+            let mut st = self.state.lock();
+            if !matches!(st.next, Next::Wanted) {
+                return false;
+            }
+            st.next = Next::Preparing;
+        }
+        let made = prepare_segment(&*self.storage, &self.dir, self.segment_size);
+        if let Err(Prep::Sync(e)) = &made {
+            // A failed sync of the directory may hide the failure from a later one: the log
+            // can no longer promise durability.
+            self.poison(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        let mut st = self.state.lock();
+        st.next = match made {
+            Ok(map) => Next::Ready(map),
+            Err(_) => Next::Failed,
+        };
+        true
+    }
+
+    /// The state of the next segment: "idle", "wanted", "preparing", "ready" or "failed".
+    #[cfg(test)]
+    pub(crate) fn next_state(&self) -> &'static str {
+        match self.state.lock().next {
+            Next::Idle => "idle",
+            Next::Wanted => "wanted",
+            Next::Preparing => "preparing",
+            Next::Ready(_) => "ready",
+            Next::Failed => "failed",
+        }
     }
 
     /// Waits until the record `seq` is durable under `Always`; returns at once otherwise.
@@ -301,6 +414,14 @@ impl Wal {
         }
     }
 
+    /// Poisons the log with `e`: every later write and sync fails.
+    fn poison(&self, e: std::io::Error) -> Arc<str> {
+        let why: Arc<str> = Arc::from(e.to_string());
+        *self.poisoned.lock() = Some(why.clone());
+        self.is_poisoned.store(true, Ordering::Release);
+        why
+    }
+
     /// Syncs everything appended so far. Returns the durable sequence number.
     pub(crate) fn sync_now(&self) -> Result<u64, Arc<str>> {
         if let Some(why) = self.poisoned.lock().clone() {
@@ -317,12 +438,7 @@ impl Wal {
             st.active.synced_pos = st.active.pos;
             (st.seq, jobs, std::mem::take(&mut st.dir_dirty))
         };
-        let poison = |e: std::io::Error| {
-            let why: Arc<str> = Arc::from(e.to_string());
-            *self.poisoned.lock() = Some(why.clone());
-            self.is_poisoned.store(true, Ordering::Release);
-            why
-        };
+        let poison = |e: std::io::Error| self.poison(e);
         for job in jobs {
             job.map.sync(job.from, job.to).map_err(poison)?;
         }
@@ -336,36 +452,45 @@ impl Wal {
     /// The sync thread's loop; returns at shutdown after a final sync.
     #[cfg_attr(sessile_loom, allow(dead_code))]
     pub(crate) fn run_syncer(&self) {
+        let mut last_sync = Instant::now();
         loop {
-            let shutdown = {
+            let (shutdown, prepare) = {
                 let mut w = self.waiters.lock();
+                let idle = |w: &Waiters| !w.shutdown && !w.prepare;
                 match self.policy {
                     FsyncPolicy::Always => {
-                        if w.list.is_empty() && !w.shutdown {
+                        if w.list.is_empty() && idle(&w) {
                             w = self.wake.wait(w);
                         }
                     }
                     FsyncPolicy::EverySec => {
-                        if !w.shutdown {
-                            w = self.wake.wait_for(w, Duration::from_secs(1));
+                        let left = Duration::from_secs(1).saturating_sub(last_sync.elapsed());
+                        if idle(&w) && !left.is_zero() {
+                            w = self.wake.wait_for(w, left);
                         }
                     }
                     FsyncPolicy::Never => {
-                        if !w.shutdown {
+                        if idle(&w) {
                             w = self.wake.wait(w);
                         }
                     }
                 }
-                w.shutdown
+                (w.shutdown, std::mem::take(&mut w.prepare))
             };
             let due = shutdown
-                || self.policy == FsyncPolicy::EverySec
-                || !self.waiters.lock().list.is_empty();
+                || match self.policy {
+                    FsyncPolicy::EverySec => last_sync.elapsed() >= Duration::from_secs(1),
+                    _ => !self.waiters.lock().list.is_empty(),
+                };
             if due {
                 self.sync_round();
+                last_sync = Instant::now();
             }
             if shutdown {
                 return;
+            }
+            if prepare {
+                self.prepare_pending();
             }
         }
     }
@@ -385,6 +510,15 @@ impl Wal {
     /// The cut for a snapshot: starts a new segment so that every record up to the returned
     /// sequence number is in the segments before it and every later one after.
     pub(crate) fn cut(&self) -> Result<u64, StoreError> {
+        // The snapshot's thread can afford to prepare the next segment itself, so the
+        // rotation below is a swap.
+        {
+            let mut st = self.state.lock();
+            if st.active.pos > SEGMENT_HEADER && matches!(st.next, Next::Idle) {
+                st.next = Next::Wanted;
+            }
+        }
+        self.prepare_pending();
         let mut st = self.state.lock();
         let seq = st.seq;
         if st.active.pos > SEGMENT_HEADER {
@@ -444,5 +578,43 @@ fn new_segment(
         let _ = storage.remove(&path);
         return Err(e.into());
     }
+    Ok(Arc::from(map))
+}
+
+/// Why preparing a segment failed.
+enum Prep {
+    /// Creating, allocating or writing it (a full disk): the rotation will try itself.
+    Alloc,
+    /// A sync: poisons the log.
+    Sync(std::io::Error),
+}
+
+/// Prepares a segment off the write path: creates [`NEXT_SEGMENT`] (removing a stale one),
+/// allocates it, writes and syncs a placeholder header, syncs the directory and faults its
+/// pages in. On any error the file is removed.
+fn prepare_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    size: usize,
+) -> Result<Arc<dyn SegmentMap>, Prep> {
+    let path = dir.join(NEXT_SEGMENT);
+    match storage.remove(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Prep::Alloc),
+        _ => {}
+    }
+    let map = storage
+        .create_segment(&path, size)
+        .map_err(|_| Prep::Alloc)?;
+    let done = map
+        .write(0, &segment_header(0))
+        .map_err(|_| Prep::Alloc)
+        .and_then(|()| map.sync(0, SEGMENT_HEADER).map_err(Prep::Sync))
+        .and_then(|()| storage.sync_dir(dir).map_err(Prep::Sync));
+    if let Err(e) = done {
+        drop(map);
+        let _ = storage.remove(&path);
+        return Err(e);
+    }
+    map.prefault();
     Ok(Arc::from(map))
 }
