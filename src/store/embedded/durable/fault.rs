@@ -43,6 +43,10 @@ pub(crate) struct Faults {
     pub(crate) disk_full: bool,
     /// Refuse this one allocation (counting from 1) with ENOSPC.
     pub(crate) fail_alloc: Option<u64>,
+    /// Flip a bit in the first byte of every write to a new file (a bad disk or controller).
+    pub(crate) garble_files: bool,
+    /// Fail every removal (EIO) while true.
+    pub(crate) fail_remove: bool,
 }
 
 /// The in-memory, fault-injecting file system.
@@ -224,6 +228,22 @@ impl SegmentMap for FaultSegment {
         }
         Ok(())
     }
+
+    fn truncate(&self, len: usize) -> io::Result<()> {
+        self.truncate_current(len);
+        Ok(())
+    }
+}
+
+impl FaultSegment {
+    fn truncate_current(&self, len: usize) {
+        // Like a file whose new size is not synced yet: after a power failure the durable
+        // image (with its zeros past `len`) comes back.
+        let mut st = self.fs.state.lock();
+        if let Some(f) = st.files.get_mut(&self.id) {
+            f.current.truncate(len);
+        }
+    }
 }
 
 struct Bytes(Vec<u8>);
@@ -242,12 +262,17 @@ struct FaultFile {
 impl NewFile for FaultFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.fs.count_write()?;
+        let garble = self.fs.faults.lock().garble_files;
         let mut st = self.fs.state.lock();
         let f = st
             .files
             .get_mut(&self.id)
             .ok_or_else(|| eio("write to removed file"))?;
+        let at = f.current.len();
         f.current.extend_from_slice(data);
+        if garble && !data.is_empty() {
+            f.current[at] ^= 1;
+        }
         Ok(())
     }
 
@@ -323,6 +348,9 @@ impl Storage for FaultStorage {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
+        if self.faults.lock().fail_remove {
+            return Err(eio("remove"));
+        }
         let mut st = self.state.lock();
         st.names
             .remove(path)

@@ -2,7 +2,9 @@
 //!
 //! - Leftover temporary files (`*.tmp`) of an interrupted snapshot are removed, and so is a
 //!   prepared log segment never put in use (`wal-next.prep`: it holds no record).
-//! - Snapshots are tried newest first; a bad one falls back to the previous one.
+//! - Snapshots are tried newest first; a bad one falls back to the previous one (two exist
+//!   only after a crash during a snapshot). A bad sole snapshot is an error naming it, unless
+//!   salvage, since the log before its cut is gone.
 //! - Log records are replayed in sequence order; sequence numbers must be contiguous.
 //! - A torn tail (a partial or garbled last record with nothing valid after it, in the last
 //!   segment) is cut off: its bytes are zeroed and the segment synced.

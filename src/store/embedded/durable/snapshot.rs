@@ -167,6 +167,12 @@ fn corrupt(what: &str, offset: usize, why: impl std::fmt::Display) -> StoreError
     StoreError::Corrupt(format!("snapshot {what} at offset {offset}: {why}"))
 }
 
+/// Checks a snapshot's bytes as [`load`] does, without reading the entries out: returns the
+/// cut sequence number.
+pub(crate) fn verify(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
+    check(what, bytes).map(|(seq, _)| seq)
+}
+
 /// Loads a snapshot's bytes: returns the cut sequence number, feeding every entry to `each`.
 /// Nothing is fed unless the whole file checks out.
 pub(crate) fn load(
@@ -174,6 +180,30 @@ pub(crate) fn load(
     bytes: &[u8],
     mut each: impl FnMut(String, Record, i64),
 ) -> Result<u64, StoreError> {
+    let (seq, chunks) = check(what, bytes)?;
+    let mut aligned = AlignedVec::<16>::new();
+    for (start, len) in chunks {
+        aligned.clear();
+        aligned.extend_from_slice(&bytes[start..start + len]);
+        let archived = rkyv::access::<rkyv::Archived<Vec<SnapEntry>>, rancor::Error>(&aligned)
+            .map_err(|e| corrupt(what, start, format!("invalid archive: {e}")))?;
+        for e in archived.iter() {
+            let cookie: CookieRecord = Reader(e.cookie.as_slice())
+                .cookie()
+                .ok_or_else(|| corrupt(what, 0, "invalid cookie"))?;
+            let record = Record {
+                cookie,
+                data: Data::from_trusted(e.data.as_str()),
+            };
+            each(e.sid.as_str().to_owned(), record, e.deadline.to_native());
+        }
+    }
+    Ok(seq)
+}
+
+/// Checks the header, every chunk (checksum, archive, cookies) and the footer; returns the
+/// cut and where each chunk's archive is.
+fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreError> {
     let h = bytes
         .get(..HEADER)
         .ok_or_else(|| corrupt(what, 0, "truncated header"))?;
@@ -236,22 +266,5 @@ pub(crate) fn load(
         chunks.push((start, len));
         at = start + len + pad16(len);
     }
-
-    for (start, len) in chunks {
-        aligned.clear();
-        aligned.extend_from_slice(&bytes[start..start + len]);
-        let archived = rkyv::access::<rkyv::Archived<Vec<SnapEntry>>, rancor::Error>(&aligned)
-            .map_err(|e| corrupt(what, start, format!("invalid archive: {e}")))?;
-        for e in archived.iter() {
-            let cookie: CookieRecord = Reader(e.cookie.as_slice())
-                .cookie()
-                .ok_or_else(|| corrupt(what, 0, "invalid cookie"))?;
-            let record = Record {
-                cookie,
-                data: Data::from_trusted(e.data.as_str()),
-            };
-            each(e.sid.as_str().to_owned(), record, e.deadline.to_native());
-        }
-    }
-    Ok(seq)
+    Ok((seq, chunks))
 }

@@ -387,8 +387,18 @@ fn bit_flips_in_the_log_are_caught() {
     assert!(refused > 0, "flips before the tail must be refused");
 }
 
+fn snapshot_files(fs: &FaultStorage) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs
+        .names()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rkyv"))
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn snapshots_restore_and_a_bad_snapshot_falls_back() {
+fn one_snapshot_is_kept_and_a_bad_sole_snapshot_is_refused_by_name() {
     let fs = FaultStorage::new();
     let steps = steps(7, 300);
     let mut model = Model::new();
@@ -401,20 +411,90 @@ fn snapshots_restore_and_a_bad_snapshot_falls_back() {
             }
         }
     }
-    let snaps: Vec<PathBuf> = fs
-        .names()
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "rkyv"))
-        .collect();
-    assert_eq!(snaps.len(), 2, "the newest two snapshots are kept");
+    let snaps = snapshot_files(&fs);
+    assert_eq!(snaps.len(), 1, "only the newest snapshot is kept");
+    let cut: u64 = snaps[0].file_stem().unwrap().to_str().unwrap()[5..]
+        .parse()
+        .unwrap();
+    let earliest = segments(&fs)
+        .iter()
+        .filter_map(|p| wal::parse_segment_name(p.file_name()?.to_str()?))
+        .min()
+        .unwrap();
+    assert!(earliest > 1, "the log before the snapshot is removed");
+    assert!(earliest <= cut + 1, "the log after the snapshot is kept");
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();
     assert_eq!(state(&store), model);
     drop(store);
 
-    // Rot in the newest snapshot: the previous one and the log after it still hold all.
-    let newest = snaps.iter().max().unwrap();
+    // Rot in the sole snapshot: opening fails and names it; nothing is silently dropped.
+    let bytes = fs.contents(&snaps[0]).unwrap();
+    fs.patch(&snaps[0], bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
+    let Err(e) = open(&fs, FsyncPolicy::Never, false) else {
+        panic!("a bad sole snapshot must be refused");
+    };
+    let name = snaps[0].file_name().unwrap().to_str().unwrap();
+    assert!(e.to_string().contains(name), "{e}");
+    // Salvage opens with what the log after the snapshot holds.
+    let store = open(&fs.deep_copy(), FsyncPolicy::Never, true).unwrap();
+    assert!(state(&store).len() <= model.len());
+}
+
+/// A crash (here: a failed removal) after the new snapshot is in place but before the old
+/// one is removed leaves both and the log from the old one: if the new one then rots,
+/// recovery falls back to the old one and replays the log from it.
+#[test]
+fn a_bad_newest_snapshot_falls_back_while_the_previous_one_exists() {
+    let fs = FaultStorage::new();
+    let steps = steps(8, 300);
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for (i, s) in steps.iter().enumerate() {
+            run(&store, &mut model, s).unwrap();
+            if i == 100 {
+                store.snapshot().unwrap();
+            }
+            if i == 200 {
+                fs.faults.lock().fail_remove = true;
+                assert!(store.snapshot().is_err());
+                fs.faults.lock().fail_remove = false;
+            }
+        }
+    }
+    let snaps = snapshot_files(&fs);
+    assert_eq!(snaps.len(), 2);
+    let newest = snaps.last().unwrap();
     let bytes = fs.contents(newest).unwrap();
     fs.patch(newest, bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn a_snapshot_that_reads_back_bad_is_dropped_and_the_previous_one_kept() {
+    let fs = FaultStorage::new();
+    let steps = steps(9, 200);
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for (i, s) in steps.iter().enumerate() {
+        run(&store, &mut model, s).unwrap();
+        if i == 80 {
+            store.snapshot().unwrap();
+        }
+    }
+    let before = snapshot_files(&fs);
+    fs.faults.lock().garble_files = true;
+    let e = store.snapshot().unwrap_err();
+    fs.faults.lock().garble_files = false;
+    assert!(e.to_string().contains("read back"), "{e}");
+    assert_eq!(
+        snapshot_files(&fs),
+        before,
+        "the bad one is removed, the old one kept"
+    );
+    std::mem::forget(store);
+    fs.power_loss();
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();
     assert_eq!(state(&store), model);
 }
@@ -592,6 +672,13 @@ fn rotation_swaps_in_the_prepared_segment() {
         assert_eq!(fs.allocs(), allocs, "the rotation allocated nothing");
     }
     store.flush().unwrap();
+    // Sealed segments are cut to their used length once synced.
+    let segs = segments(&fs);
+    for seg in &segs[..segs.len() - 1] {
+        let bytes = fs.contents(seg).unwrap();
+        let &(at, len) = record_offsets(&bytes).last().unwrap();
+        assert_eq!(bytes.len(), at + len, "{}", seg.display());
+    }
     std::mem::forget(store);
     fs.power_loss();
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();

@@ -10,14 +10,14 @@
 //! batch gets the error and every later write fails.
 //!
 //! Rotation is a swap: once the active segment is half full the sync thread prepares the next
-//! one off the write path (created as [`NEXT_SEGMENT`], allocated, its placeholder header and
+//! one off the write path, on a thread of its own (created as [`NEXT_SEGMENT`], allocated, its placeholder header and
 //! the directory synced, its pages faulted in). A rotation under the mutex then writes the real
 //! header into the prepared map and renames it to its final name; only when none is ready does
 //! it create one itself, as it would without preparation.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -86,7 +86,7 @@ struct Sealed {
 enum Next {
     /// Not needed yet (the active segment is less than half full).
     Idle,
-    /// Asked for; the sync thread (or a snapshot's cut) will prepare it.
+    /// Asked for; the preparing thread (or a snapshot's cut) will prepare it.
     Wanted,
     /// Being prepared, outside the log's mutex.
     Preparing,
@@ -131,10 +131,15 @@ pub(crate) struct Wal {
     segment_size: usize,
     state: Mutex<State>,
     synced_seq: AtomicU64,
+    /// Held through a whole sync, so that no sync reports records that another, still
+    /// running, has taken to sync.
+    syncing: Mutex<()>,
     poisoned: Mutex<Option<Arc<str>>>,
     is_poisoned: AtomicBool,
     waiters: Mutex<Waiters>,
     wake: Condvar,
+    /// Wakes the preparing thread.
+    prep_wake: Condvar,
 }
 
 /// Where the log continues after recovery.
@@ -195,6 +200,7 @@ impl Wal {
                 dir_dirty: false,
             }),
             synced_seq: AtomicU64::new(resume.seq),
+            syncing: Mutex::new(()),
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             waiters: Mutex::new(Waiters {
@@ -203,6 +209,7 @@ impl Wal {
                 prepare: false,
             }),
             wake: Condvar::new(),
+            prep_wake: Condvar::new(),
         }))
     }
 
@@ -254,7 +261,7 @@ impl Wal {
             st.next = Next::Wanted;
             // Lock order: the state, then the waiters (nothing takes them the other way).
             self.waiters.lock().prepare = true;
-            self.wake.notify_one();
+            self.prep_wake.notify_one();
         }
         Ok(())
     }
@@ -326,7 +333,7 @@ impl Wal {
     }
 
     /// Prepares the next segment if one is wanted (outside the log's mutex); returns whether
-    /// it did. Called by the sync thread, and by a snapshot's cut.
+    /// it did. Called by the preparing thread, and by a snapshot's cut.
     pub(crate) fn prepare_pending(&self) -> bool {
         {
             let mut st = self.state.lock();
@@ -423,25 +430,30 @@ impl Wal {
     }
 
     /// Syncs everything appended so far. Returns the durable sequence number.
+    /// Sealed segments are truncated to their used length once synced.
     pub(crate) fn sync_now(&self) -> Result<u64, Arc<str>> {
+        let _one_at_a_time = self.syncing.lock();
         if let Some(why) = self.poisoned.lock().clone() {
             return Err(why);
         }
-        let (target, jobs, dir_dirty) = {
+        let (target, sealed, active, dir_dirty) = {
             let mut st = self.state.lock();
-            let mut jobs: Vec<Sealed> = std::mem::take(&mut st.unsynced);
-            jobs.push(Sealed {
+            let sealed: Vec<Sealed> = std::mem::take(&mut st.unsynced);
+            let active = Sealed {
                 map: st.active.map.clone(),
                 from: st.active.synced_pos,
                 to: st.active.pos,
-            });
+            };
             st.active.synced_pos = st.active.pos;
-            (st.seq, jobs, std::mem::take(&mut st.dir_dirty))
+            (st.seq, sealed, active, std::mem::take(&mut st.dir_dirty))
         };
         let poison = |e: std::io::Error| self.poison(e);
-        for job in jobs {
+        for job in &sealed {
             job.map.sync(job.from, job.to).map_err(poison)?;
+            // Only disk space is at stake: a segment left long reads as zeros past its end.
+            let _ = job.map.truncate(job.to);
         }
+        active.map.sync(active.from, active.to).map_err(poison)?;
         if dir_dirty {
             self.storage.sync_dir(&self.dir).map_err(poison)?;
         }
@@ -452,46 +464,56 @@ impl Wal {
     /// The sync thread's loop; returns at shutdown after a final sync.
     #[cfg_attr(sessile_loom, allow(dead_code))]
     pub(crate) fn run_syncer(&self) {
-        let mut last_sync = Instant::now();
         loop {
-            let (shutdown, prepare) = {
+            let shutdown = {
                 let mut w = self.waiters.lock();
-                let idle = |w: &Waiters| !w.shutdown && !w.prepare;
                 match self.policy {
                     FsyncPolicy::Always => {
-                        if w.list.is_empty() && idle(&w) {
+                        if w.list.is_empty() && !w.shutdown {
                             w = self.wake.wait(w);
                         }
                     }
                     FsyncPolicy::EverySec => {
-                        let left = Duration::from_secs(1).saturating_sub(last_sync.elapsed());
-                        if idle(&w) && !left.is_zero() {
-                            w = self.wake.wait_for(w, left);
+                        if !w.shutdown {
+                            w = self.wake.wait_for(w, Duration::from_secs(1));
                         }
                     }
                     FsyncPolicy::Never => {
-                        if idle(&w) {
+                        if !w.shutdown {
                             w = self.wake.wait(w);
                         }
                     }
                 }
-                (w.shutdown, std::mem::take(&mut w.prepare))
+                w.shutdown
             };
             let due = shutdown
-                || match self.policy {
-                    FsyncPolicy::EverySec => last_sync.elapsed() >= Duration::from_secs(1),
-                    _ => !self.waiters.lock().list.is_empty(),
-                };
+                || self.policy == FsyncPolicy::EverySec
+                || !self.waiters.lock().list.is_empty();
             if due {
                 self.sync_round();
-                last_sync = Instant::now();
             }
             if shutdown {
                 return;
             }
-            if prepare {
-                self.prepare_pending();
+        }
+    }
+
+    /// The preparing thread's loop: prepares the next segment whenever one is wanted, apart
+    /// from the sync thread so that group commits never wait for it; returns at shutdown.
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) fn run_preparer(&self) {
+        loop {
+            {
+                let mut w = self.waiters.lock();
+                while !w.shutdown && !w.prepare {
+                    w = self.prep_wake.wait(w);
+                }
+                if w.shutdown {
+                    return;
+                }
+                w.prepare = false;
             }
+            self.prepare_pending();
         }
     }
 
@@ -499,6 +521,7 @@ impl Wal {
     pub(crate) fn shutdown(&self) {
         self.waiters.lock().shutdown = true;
         self.wake.notify_all();
+        self.prep_wake.notify_all();
     }
 
     /// Bytes appended since the last snapshot cut.
