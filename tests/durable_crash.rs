@@ -91,6 +91,10 @@ fn child(mode: &str, round: u64, dir: &Path) -> ! {
             tokio::time::sleep(Duration::from_secs(30)).await;
             std::process::exit(0);
         }
+        // The test harness has printed "test <name> ... " without a newline: end that line, or
+        // the first acknowledged write would be glued to it and missed by the parent.
+        println!();
+        std::io::stdout().flush().unwrap();
         let out = Arc::new(Mutex::new(std::io::stdout()));
         // Several writers in flight, so group commit batches them.
         let mut tasks = Vec::new();

@@ -41,6 +41,12 @@ pub(crate) struct Faults {
     pub(crate) fail_sync_from: Option<u64>,
     /// Refuse allocations (ENOSPC) while true.
     pub(crate) disk_full: bool,
+    /// Refuse this one allocation (counting from 1) with ENOSPC.
+    pub(crate) fail_alloc: Option<u64>,
+    /// Flip a bit in the first byte of every write to a new file (a bad disk or controller).
+    pub(crate) garble_files: bool,
+    /// Fail every removal (EIO) while true.
+    pub(crate) fail_remove: bool,
 }
 
 /// The in-memory, fault-injecting file system.
@@ -92,6 +98,11 @@ impl FaultStorage {
     /// How many syncs (range, file and directory) have happened.
     pub(crate) fn syncs(&self) -> u64 {
         self.state.lock().syncs
+    }
+
+    /// How many segment allocations have been asked for.
+    pub(crate) fn allocs(&self) -> u64 {
+        self.state.lock().allocs
     }
 
     /// A power failure: every file and name reverts to its durable image.
@@ -217,6 +228,22 @@ impl SegmentMap for FaultSegment {
         }
         Ok(())
     }
+
+    fn truncate(&self, len: usize) -> io::Result<()> {
+        self.truncate_current(len);
+        Ok(())
+    }
+}
+
+impl FaultSegment {
+    fn truncate_current(&self, len: usize) {
+        // Like a file whose new size is not synced yet: after a power failure the durable
+        // image (with its zeros past `len`) comes back.
+        let mut st = self.fs.state.lock();
+        if let Some(f) = st.files.get_mut(&self.id) {
+            f.current.truncate(len);
+        }
+    }
 }
 
 struct Bytes(Vec<u8>);
@@ -235,12 +262,17 @@ struct FaultFile {
 impl NewFile for FaultFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.fs.count_write()?;
+        let garble = self.fs.faults.lock().garble_files;
         let mut st = self.fs.state.lock();
         let f = st
             .files
             .get_mut(&self.id)
             .ok_or_else(|| eio("write to removed file"))?;
+        let at = f.current.len();
         f.current.extend_from_slice(data);
+        if garble && !data.is_empty() {
+            f.current[at] ^= 1;
+        }
         Ok(())
     }
 
@@ -260,11 +292,13 @@ impl Storage for FaultStorage {
     }
 
     fn create_segment(&self, path: &Path, len: usize) -> io::Result<Box<dyn SegmentMap>> {
-        {
+        let n = {
             let mut st = self.state.lock();
             st.allocs += 1;
-        }
-        if self.faults.lock().disk_full {
+            st.allocs
+        };
+        let faults = self.faults.lock().clone();
+        if faults.disk_full || faults.fail_alloc == Some(n) {
             return Err(io::Error::from_raw_os_error(28));
         }
         let id = self.create(path, len)?;
@@ -314,6 +348,9 @@ impl Storage for FaultStorage {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
+        if self.faults.lock().fail_remove {
+            return Err(eio("remove"));
+        }
         let mut st = self.state.lock();
         st.names
             .remove(path)

@@ -21,6 +21,15 @@ pub(crate) trait SegmentMap: Send + Sync {
     fn write(&self, offset: usize, data: &[u8]) -> io::Result<()>;
     /// Makes `[from, to)` durable (msync, which on Linux is fdatasync of the range).
     fn sync(&self, from: usize, to: usize) -> io::Result<()>;
+    /// Faults every page in for writing, so later writes take no page fault. Called on a
+    /// fresh segment only (beyond its header it must still be all zeros), before any writer
+    /// can see it.
+    fn prefault(&self) {}
+    /// Shrinks the file to `len` bytes once the segment is sealed and synced: nothing is
+    /// written or read through the map past `len` afterwards.
+    fn truncate(&self, _len: usize) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Bytes read from a file (a read-only map, or a copy).
@@ -62,7 +71,7 @@ pub(crate) struct DiskStorage;
 
 struct DiskSegment {
     map: memmap2::MmapRaw,
-    _file: File,
+    file: File,
 }
 
 impl SegmentMap for DiskSegment {
@@ -97,7 +106,50 @@ impl SegmentMap for DiskSegment {
         }
         self.map.flush_range(from, to - from)
     }
+
+    fn prefault(&self) {
+        // MADV_POPULATE_WRITE (Linux 5.14) faults pages in writable, in steps of
+        // `POPULATE_STEP`: the call holds the process's mmap lock, which an `mmap` elsewhere
+        // (a large allocation) would queue behind, and page faults of the writers behind that.
+        #[cfg(target_os = "linux")]
+        {
+            let len = self.map.len();
+            let mut at = 0;
+            while at < len {
+                let n = POPULATE_STEP.min(len - at);
+                if self
+                    .map
+                    .advise_range(memmap2::Advice::PopulateWrite, at, n)
+                    .is_err()
+                {
+                    break;
+                }
+                at += n;
+            }
+            if at >= len {
+                return;
+            }
+        }
+        // Otherwise one write per page, of the zero already there (the segment is fresh and
+        // its first page holds the header, already written).
+        for at in (PAGE..self.map.len()).step_by(PAGE) {
+            let _ = self.write(at, &[0]);
+        }
+    }
+
+    fn truncate(&self, len: usize) -> io::Result<()> {
+        // The map keeps its length; the pages past the new end are never touched again (an
+        // access there would be SIGBUS), which the log guarantees for sealed segments.
+        self.file.set_len(len as u64)
+    }
 }
+
+/// Bytes faulted in per `madvise` call (64 pages of 4 KiB).
+#[cfg(target_os = "linux")]
+const POPULATE_STEP: usize = 256 << 10;
+
+/// The smallest page size; touching every `PAGE` bytes faults in every page of any size.
+const PAGE: usize = 4096;
 
 struct DiskBytes(memmap2::Mmap);
 
@@ -154,13 +206,13 @@ impl Storage for DiskStorage {
             return Err(e.into());
         }
         let map = memmap2::MmapOptions::new().len(len).map_raw(&file)?;
-        Ok(Box::new(DiskSegment { map, _file: file }))
+        Ok(Box::new(DiskSegment { map, file }))
     }
 
     fn open_segment(&self, path: &Path) -> io::Result<Box<dyn SegmentMap>> {
         let file = rw_0600().open(path)?;
         let map = memmap2::MmapOptions::new().map_raw(&file)?;
-        Ok(Box::new(DiskSegment { map, _file: file }))
+        Ok(Box::new(DiskSegment { map, file }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Box<dyn FileBytes>> {

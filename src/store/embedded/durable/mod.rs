@@ -82,13 +82,14 @@ pub(crate) struct Durable {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
     syncer: Mutex<Option<JoinHandle<()>>>,
+    preparer: Mutex<Option<JoinHandle<()>>>,
     snapshotting: Mutex<()>,
     _lock: Option<DirLock>,
 }
 
 impl Durable {
     /// Locks and recovers `dir` (feeding the recovered state to `apply`), then opens the log
-    /// and starts its sync thread.
+    /// and starts its sync thread and the thread that prepares its next segments.
     pub(crate) fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
@@ -114,8 +115,17 @@ impl Durable {
                     .spawn(move || w.run_syncer())?,
             )
         };
+        #[cfg(not(sessile_loom))]
+        let preparer = {
+            let w = wal.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("sessile-log-prep".into())
+                    .spawn(move || w.run_preparer())?,
+            )
+        };
         #[cfg(sessile_loom)]
-        let syncer = None;
+        let (syncer, preparer) = (None, None);
         Ok((
             Durable {
                 wal,
@@ -123,6 +133,7 @@ impl Durable {
                 storage,
                 dir: dir.to_owned(),
                 syncer: Mutex::new(syncer),
+                preparer: Mutex::new(preparer),
                 snapshotting: Mutex::new(()),
                 _lock: lock,
             },
@@ -131,7 +142,12 @@ impl Durable {
     }
 
     /// Takes a snapshot: cuts the log, writes the entries `collect` yields (it is called after
-    /// the cut), then removes what the previous snapshot made redundant. Returns the cut.
+    /// the cut), reads the new file back and checks it, then removes the older snapshots and
+    /// the log before the cut. Returns the cut.
+    ///
+    /// One snapshot is kept. Until the new one is synced, renamed, its directory synced and
+    /// read back valid, the old one and the log from it stay; a crash at any point leaves a
+    /// complete state behind (see `docs/FORMAT.md`, "Snapshots").
     pub(crate) fn snapshot<I>(&self, collect: impl FnOnce() -> I) -> Result<u64, StoreError>
     where
         I: Iterator<Item = (Arc<str>, Record, i64)>,
@@ -143,23 +159,43 @@ impl Durable {
             .sync_now()
             .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))?;
         snapshot::write(&*self.storage, &self.dir, cut, collect())?;
-        let mut snaps: Vec<u64> = self
+        let name = snapshot::snapshot_name(cut);
+        let path = self.dir.join(&name);
+        let checked = self
+            .storage
+            .read(&path)
+            .map_err(StoreError::from)
+            .and_then(|bytes| snapshot::verify(&name, bytes.bytes()));
+        match checked {
+            Ok(seq) if seq == cut => {}
+            bad => {
+                // Not trusted: the previous snapshot and the log from it stay.
+                let _ = self.storage.remove(&path);
+                let _ = self.storage.sync_dir(&self.dir);
+                let why = match bad {
+                    Err(e) => e.to_string(),
+                    Ok(seq) => format!("{name} reads back as cut {seq}"),
+                };
+                return Err(StoreError::Corrupt(format!(
+                    "the new snapshot did not read back valid, the previous one is kept: {why}"
+                )));
+            }
+        }
+        let older: Vec<u64> = self
             .storage
             .list(&self.dir)?
             .iter()
             .filter_map(|n| snapshot::parse_snapshot_name(n))
+            .filter(|&s| s < cut)
             .collect();
-        snaps.sort_unstable_by(|a, b| b.cmp(a));
-        // Keep this snapshot and the one before it (the fallback if this one goes bad), and
-        // the log from the older one on.
-        if let Some(&previous) = snaps.get(1) {
-            for old in &snaps[2..] {
-                self.storage
-                    .remove(&self.dir.join(snapshot::snapshot_name(*old)))?;
-            }
-            self.storage.sync_dir(&self.dir)?;
-            self.wal.remove_segments_through(previous)?;
+        for old in &older {
+            self.storage
+                .remove(&self.dir.join(snapshot::snapshot_name(*old)))?;
         }
+        self.storage.sync_dir(&self.dir)?;
+        // Only once no older snapshot can be chosen at recovery is the log before the cut
+        // removed.
+        self.wal.remove_segments_through(cut)?;
         Ok(cut)
     }
 
@@ -177,6 +213,9 @@ impl Drop for Durable {
         // A clean shutdown syncs under every policy.
         self.wal.shutdown();
         if let Some(t) = self.syncer.lock().take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.preparer.lock().take() {
             let _ = t.join();
         }
     }

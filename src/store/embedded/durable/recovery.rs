@@ -1,7 +1,10 @@
 //! Recovery: the newest valid snapshot, then every log record after its cut.
 //!
-//! - Leftover temporary files (`*.tmp`) of an interrupted snapshot are removed.
-//! - Snapshots are tried newest first; a bad one falls back to the previous one.
+//! - Leftover temporary files (`*.tmp`) of an interrupted snapshot are removed, and so is a
+//!   prepared log segment never put in use (`wal-next.prep`: it holds no record).
+//! - Snapshots are tried newest first; a bad one falls back to the previous one (two exist
+//!   only after a crash during a snapshot). A bad sole snapshot is an error naming it, unless
+//!   salvage, since the log before its cut is gone.
 //! - Log records are replayed in sequence order; sequence numbers must be contiguous.
 //! - A torn tail (a partial or garbled last record with nothing valid after it, in the last
 //!   segment) is cut off: its bytes are zeroed and the segment synced.
@@ -39,10 +42,12 @@ pub(crate) fn recover(
     salvage: bool,
     mut apply: impl FnMut(Op),
 ) -> Result<(Resume, Report), StoreError> {
-    let mut report = Report::default();
     let names = storage.list(dir)?;
     let mut removed_tmp = false;
-    for n in names.iter().filter(|n| n.ends_with(".tmp")) {
+    for n in names
+        .iter()
+        .filter(|n| n.ends_with(".tmp") || *n == wal::NEXT_SEGMENT)
+    {
         storage.remove(&dir.join(n))?;
         removed_tmp = true;
     }
@@ -50,121 +55,16 @@ pub(crate) fn recover(
         storage.sync_dir(dir)?;
     }
 
-    let mut snaps: Vec<u64> = names
-        .iter()
-        .filter_map(|n| snapshot::parse_snapshot_name(n))
-        .collect();
-    snaps.sort_unstable_by(|a, b| b.cmp(a));
-    let mut base = 0u64;
-    for seq in &snaps {
-        let name = snapshot::snapshot_name(*seq);
-        let bytes = storage.read(&dir.join(&name))?;
-        let mut loaded = Vec::new();
-        match snapshot::load(&name, bytes.bytes(), |sid, record, deadline| {
-            loaded.push(Op::Set {
-                sid,
-                record,
-                deadline,
-            })
-        }) {
-            Ok(cut) if cut == *seq => {
-                loaded.into_iter().for_each(&mut apply);
-                base = cut;
-                report.snapshot = Some(cut);
-                break;
-            }
-            Ok(cut) => report
-                .bad_snapshots
-                .push(format!("{name}: names cut {seq} but holds cut {cut}")),
-            Err(e) => report.bad_snapshots.push(e.to_string()),
-        }
-    }
-    if report.snapshot.is_none() && !snaps.is_empty() && !salvage {
-        // Without a snapshot the log must reach back to the first record.
-        let earliest = names
-            .iter()
-            .filter_map(|n| wal::parse_segment_name(n))
-            .min();
-        if earliest != Some(1) {
-            return Err(StoreError::Corrupt(format!(
-                "no valid snapshot in {} and the log does not start at the first record: {}",
-                dir.display(),
-                report.bad_snapshots.join("; ")
-            )));
-        }
-    }
-
-    let mut segments: Vec<u64> = names
-        .iter()
-        .filter_map(|n| wal::parse_segment_name(n))
-        .collect();
-    segments.sort_unstable();
-    // The segments that can hold records after `base`: from the last one starting at or
-    // before `base + 1`.
-    let from = segments.iter().rposition(|&s| s <= base + 1).unwrap_or(0);
-    let live: Vec<u64> = segments[from..].to_vec();
-
-    let mut expected = base + 1;
-    // Where the log ends: the segment and the offset after its last good record.
-    let mut tail: Option<(u64, usize)> = None;
-    let mut kept: Vec<u64> = Vec::new();
-    // The first problem met: (index in `live`, segment to cut, offset to cut at, reason).
-    let mut problem: Option<(usize, Option<u64>, usize, String)> = None;
-    for (i, &first) in live.iter().enumerate() {
-        let name = wal::segment_name(first);
-        let bytes = storage.read(&dir.join(&name))?;
-        let b = bytes.bytes();
-        if wal::check_segment_header(b) != Some(first) {
-            let why = format!("log segment {name} at offset 0: invalid segment header");
-            problem = Some((i, None, 0, why));
-            break;
-        }
-        if first > expected {
-            let why =
-                format!("log segment {name} at offset 0: records {expected}..{first} are missing");
-            problem = Some((i, None, 0, why));
-            break;
-        }
-        let mut at = SEGMENT_HEADER;
-        loop {
-            match format::decode(&b[at..]) {
-                Decoded::Record { seq, op, len, .. } if seq < expected => {
-                    drop(op);
-                    at += len;
-                }
-                Decoded::Record { seq, op, len, .. } if seq == expected => {
-                    apply(op);
-                    report.replayed += 1;
-                    expected += 1;
-                    at += len;
-                }
-                Decoded::Record { .. } => {
-                    problem = Some((
-                        i,
-                        Some(first),
-                        at,
-                        format!("log segment {name} at offset {at}: sequence gap"),
-                    ));
-                    break;
-                }
-                Decoded::End => break,
-                Decoded::Bad(why) => {
-                    problem = Some((
-                        i,
-                        Some(first),
-                        at,
-                        format!("log segment {name} at offset {at}: {why}"),
-                    ));
-                    break;
-                }
-            }
-        }
-        if problem.is_some() {
-            break;
-        }
-        kept.push(first);
-        tail = Some((first, at));
-    }
+    let Scan {
+        mut report,
+        segments,
+        from,
+        live,
+        expected,
+        mut tail,
+        mut kept,
+        problem,
+    } = scan_pipelined(storage, dir, &names, salvage, &mut apply)?;
 
     if let Some((i, cut_segment, off, why)) = problem {
         // Is the missing record `expected` vouched for as synced by any later valid record?
@@ -259,4 +159,217 @@ fn set_aside(
     }
     storage.sync_dir(dir)?;
     Ok(())
+}
+
+/// Ops sent from the reading thread to the applying one per batch.
+#[cfg(not(sessile_loom))]
+const BATCH: usize = 1024;
+
+/// What reading the snapshot and the log found, besides the state fed on.
+struct Scan {
+    report: Report,
+    /// Every segment's first sequence number, sorted.
+    segments: Vec<u64>,
+    /// The index in `segments` of the first one read.
+    from: usize,
+    /// The segments read (`segments[from..]`).
+    live: Vec<u64>,
+    /// The sequence number of the first record not found.
+    expected: u64,
+    /// Where the log ends: the segment and the offset after its last good record.
+    tail: Option<(u64, usize)>,
+    /// The segments read whole and good.
+    kept: Vec<u64>,
+    /// The first problem met: (index in `live`, segment to cut, offset to cut at, reason).
+    problem: Option<(usize, Option<u64>, usize, String)>,
+}
+
+/// Runs [`scan`] on a thread of its own, which reads, checks and decodes and sends the ops in
+/// batches over a bounded channel, while this thread feeds them to `apply` in order.
+#[cfg(not(sessile_loom))]
+fn scan_pipelined(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    salvage: bool,
+    apply: &mut impl FnMut(Op),
+) -> Result<Scan, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Op>>(8);
+    std::thread::scope(|s| {
+        let reader = std::thread::Builder::new()
+            .name("sessile-recovery".into())
+            .spawn_scoped(s, move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let scanned = scan(storage, dir, names, salvage, &mut |op| {
+                    batch.push(op);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        // The receiver lives until this thread ends.
+                        let _ = tx.send(full);
+                    }
+                });
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                scanned
+            })?;
+        for batch in rx {
+            batch.into_iter().for_each(&mut *apply);
+        }
+        match reader.join() {
+            Ok(scanned) => scanned,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Under loom: the same, on this thread.
+#[cfg(sessile_loom)]
+fn scan_pipelined(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    salvage: bool,
+    apply: &mut impl FnMut(Op),
+) -> Result<Scan, StoreError> {
+    scan(storage, dir, names, salvage, apply)
+}
+
+/// Reads the newest valid snapshot and the log after it, feeding their ops to `sink`, up to
+/// the first problem in the log (which it reports, changing nothing on disk).
+fn scan(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    salvage: bool,
+    sink: &mut dyn FnMut(Op),
+) -> Result<Scan, StoreError> {
+    let mut report = Report::default();
+    let mut snaps: Vec<u64> = names
+        .iter()
+        .filter_map(|n| snapshot::parse_snapshot_name(n))
+        .collect();
+    snaps.sort_unstable_by(|a, b| b.cmp(a));
+    let mut base = 0u64;
+    for seq in &snaps {
+        let name = snapshot::snapshot_name(*seq);
+        let bytes = storage.read(&dir.join(&name))?;
+        // The cut is checked first: nothing is fed from a snapshot that is not used.
+        if let Some(cut) = snapshot::header_cut(bytes.bytes()).filter(|c| c != seq) {
+            report
+                .bad_snapshots
+                .push(format!("{name}: names cut {seq} but holds cut {cut}"));
+            continue;
+        }
+        match snapshot::load(&name, bytes.bytes(), |sid, record, deadline| {
+            sink(Op::Set {
+                sid,
+                record,
+                deadline,
+            })
+        }) {
+            Ok(cut) => {
+                base = cut;
+                report.snapshot = Some(cut);
+                break;
+            }
+            Err(e) => report.bad_snapshots.push(e.to_string()),
+        }
+    }
+    if report.snapshot.is_none() && !snaps.is_empty() && !salvage {
+        // Without a snapshot the log must reach back to the first record.
+        let earliest = names
+            .iter()
+            .filter_map(|n| wal::parse_segment_name(n))
+            .min();
+        if earliest != Some(1) {
+            return Err(StoreError::Corrupt(format!(
+                "no valid snapshot in {} and the log does not start at the first record: {}",
+                dir.display(),
+                report.bad_snapshots.join("; ")
+            )));
+        }
+    }
+
+    let mut segments: Vec<u64> = names
+        .iter()
+        .filter_map(|n| wal::parse_segment_name(n))
+        .collect();
+    segments.sort_unstable();
+    // The segments that can hold records after `base`: from the last one starting at or
+    // before `base + 1`.
+    let from = segments.iter().rposition(|&s| s <= base + 1).unwrap_or(0);
+    let live: Vec<u64> = segments[from..].to_vec();
+
+    let mut expected = base + 1;
+    // Where the log ends: the segment and the offset after its last good record.
+    let mut tail: Option<(u64, usize)> = None;
+    let mut kept: Vec<u64> = Vec::new();
+    // The first problem met: (index in `live`, segment to cut, offset to cut at, reason).
+    let mut problem: Option<(usize, Option<u64>, usize, String)> = None;
+    for (i, &first) in live.iter().enumerate() {
+        let name = wal::segment_name(first);
+        let bytes = storage.read(&dir.join(&name))?;
+        let b = bytes.bytes();
+        if wal::check_segment_header(b) != Some(first) {
+            let why = format!("log segment {name} at offset 0: invalid segment header");
+            problem = Some((i, None, 0, why));
+            break;
+        }
+        if first > expected {
+            let why =
+                format!("log segment {name} at offset 0: records {expected}..{first} are missing");
+            problem = Some((i, None, 0, why));
+            break;
+        }
+        let mut at = SEGMENT_HEADER;
+        loop {
+            match format::decode(&b[at..]) {
+                Decoded::Record { seq, op, len, .. } if seq < expected => {
+                    drop(op);
+                    at += len;
+                }
+                Decoded::Record { seq, op, len, .. } if seq == expected => {
+                    sink(op);
+                    report.replayed += 1;
+                    expected += 1;
+                    at += len;
+                }
+                Decoded::Record { .. } => {
+                    problem = Some((
+                        i,
+                        Some(first),
+                        at,
+                        format!("log segment {name} at offset {at}: sequence gap"),
+                    ));
+                    break;
+                }
+                Decoded::End => break,
+                Decoded::Bad(why) => {
+                    problem = Some((
+                        i,
+                        Some(first),
+                        at,
+                        format!("log segment {name} at offset {at}: {why}"),
+                    ));
+                    break;
+                }
+            }
+        }
+        if problem.is_some() {
+            break;
+        }
+        kept.push(first);
+        tail = Some((first, at));
+    }
+    Ok(Scan {
+        report,
+        segments,
+        from,
+        live,
+        expected,
+        tail,
+        kept,
+        problem,
+    })
 }

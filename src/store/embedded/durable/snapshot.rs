@@ -167,6 +167,20 @@ fn corrupt(what: &str, offset: usize, why: impl std::fmt::Display) -> StoreError
     StoreError::Corrupt(format!("snapshot {what} at offset {offset}: {why}"))
 }
 
+/// The cut a snapshot's header names, if the header is valid.
+pub(crate) fn header_cut(bytes: &[u8]) -> Option<u64> {
+    let h = bytes.get(..HEADER)?;
+    let crc = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
+    (&h[..8] == MAGIC && h[8..12] == 1u32.to_le_bytes() && crc32c::crc32c(&h[..24]) == crc)
+        .then(|| u64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8])))
+}
+
+/// Checks a snapshot's bytes as [`load`] does, without reading the entries out: returns the
+/// cut sequence number.
+pub(crate) fn verify(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
+    check(what, bytes).map(|(seq, _)| seq)
+}
+
 /// Loads a snapshot's bytes: returns the cut sequence number, feeding every entry to `each`.
 /// Nothing is fed unless the whole file checks out.
 pub(crate) fn load(
@@ -174,6 +188,57 @@ pub(crate) fn load(
     bytes: &[u8],
     mut each: impl FnMut(String, Record, i64),
 ) -> Result<u64, StoreError> {
+    let (seq, chunks) = check(what, bytes)?;
+    let mut copy = AlignedVec::<16>::new();
+    for (start, len) in chunks {
+        with_archive(
+            what,
+            start,
+            &bytes[start..start + len],
+            &mut copy,
+            |archived| {
+                for e in archived.iter() {
+                    let cookie: CookieRecord = Reader(e.cookie.as_slice())
+                        .cookie()
+                        .ok_or_else(|| corrupt(what, start, "invalid cookie"))?;
+                    let record = Record {
+                        cookie,
+                        data: Data::from_trusted(e.data.as_str()),
+                    };
+                    each(e.sid.as_str().to_owned(), record, e.deadline.to_native());
+                }
+                Ok(())
+            },
+        )?;
+    }
+    Ok(seq)
+}
+
+/// Validates the archive `body` (rkyv's `access` with bytecheck) and runs `f` on it. The
+/// archive is read in place when `body` is 16-byte aligned, as it is in a mapped file (every
+/// archive starts at a multiple of 16 from the file's start); otherwise on an aligned copy.
+fn with_archive<R>(
+    what: &str,
+    at: usize,
+    body: &[u8],
+    copy: &mut AlignedVec<16>,
+    f: impl FnOnce(&rkyv::Archived<Vec<SnapEntry>>) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let aligned: &[u8] = if body.as_ptr().align_offset(16) == 0 {
+        body
+    } else {
+        copy.clear();
+        copy.extend_from_slice(body);
+        copy
+    };
+    let archived = rkyv::access::<rkyv::Archived<Vec<SnapEntry>>, rancor::Error>(aligned)
+        .map_err(|e| corrupt(what, at, format!("invalid archive: {e}")))?;
+    f(archived)
+}
+
+/// Checks the header, every chunk (checksum, archive, cookies) and the footer; returns the
+/// cut and where each chunk's archive is.
+fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreError> {
     let h = bytes
         .get(..HEADER)
         .ok_or_else(|| corrupt(what, 0, "truncated header"))?;
@@ -186,10 +251,10 @@ pub(crate) fn load(
     }
     let seq = u64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8]));
 
-    // First pass: check every chunk and the footer, so a bad file feeds nothing. One aligned
-    // buffer is reused (rkyv needs aligned bytes; a map is aligned, a copy in a Vec is not).
+    // Check every chunk and the footer, so a bad file feeds nothing. Archives are read in
+    // place in a map; one aligned buffer is reused for bytes that are not aligned.
     let mut chunks: Vec<(usize, usize)> = Vec::new();
-    let mut aligned = AlignedVec::<16>::new();
+    let mut copy = AlignedVec::<16>::new();
     let mut at = HEADER;
     loop {
         let tag = bytes
@@ -220,38 +285,20 @@ pub(crate) fn load(
         if crc32c::crc32c(body) != crc {
             return Err(corrupt(what, at, "chunk checksum mismatch"));
         }
-        aligned.clear();
-        aligned.extend_from_slice(body);
-        let archived = rkyv::access::<rkyv::Archived<Vec<SnapEntry>>, rancor::Error>(&aligned)
-            .map_err(|e| corrupt(what, at, format!("invalid archive: {e}")))?;
-        if archived.len() != count {
-            return Err(corrupt(what, at, "entry count mismatch"));
-        }
-        for e in archived.iter() {
-            let mut r = Reader(e.cookie.as_slice());
-            if r.cookie().is_none() || !r.0.is_empty() {
-                return Err(corrupt(what, at, "invalid cookie"));
+        with_archive(what, at, body, &mut copy, |archived| {
+            if archived.len() != count {
+                return Err(corrupt(what, at, "entry count mismatch"));
             }
-        }
+            for e in archived.iter() {
+                let mut r = Reader(e.cookie.as_slice());
+                if r.cookie().is_none() || !r.0.is_empty() {
+                    return Err(corrupt(what, at, "invalid cookie"));
+                }
+            }
+            Ok(())
+        })?;
         chunks.push((start, len));
         at = start + len + pad16(len);
     }
-
-    for (start, len) in chunks {
-        aligned.clear();
-        aligned.extend_from_slice(&bytes[start..start + len]);
-        let archived = rkyv::access::<rkyv::Archived<Vec<SnapEntry>>, rancor::Error>(&aligned)
-            .map_err(|e| corrupt(what, start, format!("invalid archive: {e}")))?;
-        for e in archived.iter() {
-            let cookie: CookieRecord = Reader(e.cookie.as_slice())
-                .cookie()
-                .ok_or_else(|| corrupt(what, 0, "invalid cookie"))?;
-            let record = Record {
-                cookie,
-                data: Data::from_trusted(e.data.as_str()),
-            };
-            each(e.sid.as_str().to_owned(), record, e.deadline.to_native());
-        }
-    }
-    Ok(seq)
+    Ok((seq, chunks))
 }

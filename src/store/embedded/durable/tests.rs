@@ -387,8 +387,18 @@ fn bit_flips_in_the_log_are_caught() {
     assert!(refused > 0, "flips before the tail must be refused");
 }
 
+fn snapshot_files(fs: &FaultStorage) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs
+        .names()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rkyv"))
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn snapshots_restore_and_a_bad_snapshot_falls_back() {
+fn one_snapshot_is_kept_and_a_bad_sole_snapshot_is_refused_by_name() {
     let fs = FaultStorage::new();
     let steps = steps(7, 300);
     let mut model = Model::new();
@@ -401,20 +411,90 @@ fn snapshots_restore_and_a_bad_snapshot_falls_back() {
             }
         }
     }
-    let snaps: Vec<PathBuf> = fs
-        .names()
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "rkyv"))
-        .collect();
-    assert_eq!(snaps.len(), 2, "the newest two snapshots are kept");
+    let snaps = snapshot_files(&fs);
+    assert_eq!(snaps.len(), 1, "only the newest snapshot is kept");
+    let cut: u64 = snaps[0].file_stem().unwrap().to_str().unwrap()[5..]
+        .parse()
+        .unwrap();
+    let earliest = segments(&fs)
+        .iter()
+        .filter_map(|p| wal::parse_segment_name(p.file_name()?.to_str()?))
+        .min()
+        .unwrap();
+    assert!(earliest > 1, "the log before the snapshot is removed");
+    assert!(earliest <= cut + 1, "the log after the snapshot is kept");
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();
     assert_eq!(state(&store), model);
     drop(store);
 
-    // Rot in the newest snapshot: the previous one and the log after it still hold all.
-    let newest = snaps.iter().max().unwrap();
+    // Rot in the sole snapshot: opening fails and names it; nothing is silently dropped.
+    let bytes = fs.contents(&snaps[0]).unwrap();
+    fs.patch(&snaps[0], bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
+    let Err(e) = open(&fs, FsyncPolicy::Never, false) else {
+        panic!("a bad sole snapshot must be refused");
+    };
+    let name = snaps[0].file_name().unwrap().to_str().unwrap();
+    assert!(e.to_string().contains(name), "{e}");
+    // Salvage opens with what the log after the snapshot holds.
+    let store = open(&fs.deep_copy(), FsyncPolicy::Never, true).unwrap();
+    assert!(state(&store).len() <= model.len());
+}
+
+/// A crash (here: a failed removal) after the new snapshot is in place but before the old
+/// one is removed leaves both and the log from the old one: if the new one then rots,
+/// recovery falls back to the old one and replays the log from it.
+#[test]
+fn a_bad_newest_snapshot_falls_back_while_the_previous_one_exists() {
+    let fs = FaultStorage::new();
+    let steps = steps(8, 300);
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for (i, s) in steps.iter().enumerate() {
+            run(&store, &mut model, s).unwrap();
+            if i == 100 {
+                store.snapshot().unwrap();
+            }
+            if i == 200 {
+                fs.faults.lock().fail_remove = true;
+                assert!(store.snapshot().is_err());
+                fs.faults.lock().fail_remove = false;
+            }
+        }
+    }
+    let snaps = snapshot_files(&fs);
+    assert_eq!(snaps.len(), 2);
+    let newest = snaps.last().unwrap();
     let bytes = fs.contents(newest).unwrap();
     fs.patch(newest, bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn a_snapshot_that_reads_back_bad_is_dropped_and_the_previous_one_kept() {
+    let fs = FaultStorage::new();
+    let steps = steps(9, 200);
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for (i, s) in steps.iter().enumerate() {
+        run(&store, &mut model, s).unwrap();
+        if i == 80 {
+            store.snapshot().unwrap();
+        }
+    }
+    let before = snapshot_files(&fs);
+    fs.faults.lock().garble_files = true;
+    let e = store.snapshot().unwrap_err();
+    fs.faults.lock().garble_files = false;
+    assert!(e.to_string().contains("read back"), "{e}");
+    assert_eq!(
+        snapshot_files(&fs),
+        before,
+        "the bad one is removed, the old one kept"
+    );
+    std::mem::forget(store);
+    fs.power_loss();
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();
     assert_eq!(state(&store), model);
 }
@@ -544,4 +624,222 @@ fn segment_names_round_trip() {
     assert_eq!(wal::parse_segment_name("wal-x.log"), None);
     assert_eq!(wal::check_segment_header(&wal::segment_header(9)), Some(9));
     assert_eq!(wal::check_segment_header(&[0; SEGMENT_HEADER]), None);
+}
+
+/// Writes numbered sessions from `*n` on until the log's next segment leaves the states
+/// "idle" and "wanted"/"preparing" (preparing it here if the sync thread has not), and returns
+/// that state.
+fn write_until_prepared(store: &EmbeddedStore, model: &mut Model, n: &mut usize) -> &'static str {
+    let wal = &store.core.durable.as_ref().unwrap().wal;
+    for _ in 0..10_000 {
+        match wal.next_state() {
+            "idle" => {
+                let step = Step::Set(format!("p{n}"), json!({ "n": *n, "pad": "z".repeat(60) }));
+                run(store, model, &step).unwrap();
+                *n += 1;
+            }
+            "wanted" => {
+                wal.prepare_pending();
+            }
+            "preparing" => std::thread::sleep(std::time::Duration::from_millis(1)),
+            done => return done,
+        }
+    }
+    panic!("no segment was prepared");
+}
+
+/// Writes numbered sessions until the log has one more segment file.
+fn write_until_rotated(store: &EmbeddedStore, fs: &FaultStorage, model: &mut Model, n: &mut usize) {
+    let before = segments(fs).len();
+    while segments(fs).len() == before {
+        let step = Step::Set(format!("p{n}"), json!({ "n": *n, "pad": "z".repeat(60) }));
+        run(store, model, &step).unwrap();
+        *n += 1;
+    }
+}
+
+#[test]
+fn rotation_swaps_in_the_prepared_segment() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for _ in 0..3 {
+        assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+        assert!(fs.names().contains(&Path::new(DIR).join(wal::NEXT_SEGMENT)));
+        let allocs = fs.allocs();
+        write_until_rotated(&store, &fs, &mut model, &mut n);
+        assert_eq!(fs.allocs(), allocs, "the rotation allocated nothing");
+    }
+    store.flush().unwrap();
+    // Sealed segments are cut to their used length once synced.
+    let segs = segments(&fs);
+    for seg in &segs[..segs.len() - 1] {
+        let bytes = fs.contents(seg).unwrap();
+        let &(at, len) = record_offsets(&bytes).last().unwrap();
+        assert_eq!(bytes.len(), at + len, "{}", seg.display());
+    }
+    std::mem::forget(store);
+    fs.power_loss();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+/// A power failure after a swap, before the next sync: the rename is not durable, so the
+/// prepared file comes back under its temporary name with its placeholder header; recovery
+/// removes it and keeps everything flushed before.
+#[test]
+fn power_loss_right_after_a_swap_keeps_the_flushed_prefix() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::EverySec, false).unwrap();
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    store.flush().unwrap();
+    let flushed = model.clone();
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    for _ in 0..3 {
+        let step = Step::Set(format!("p{n}"), json!({ "n": n }));
+        run(&store, &mut model, &step).unwrap();
+        n += 1;
+    }
+    std::mem::forget(store);
+    let trial = fs.deep_copy();
+    trial.power_loss();
+    let store = open(&trial, FsyncPolicy::EverySec, false).unwrap();
+    let got = state(&store);
+    assert!(
+        flushed.iter().all(|(k, v)| got.get(k) == Some(v)),
+        "the flushed writes survive"
+    );
+    assert!(!trial
+        .names()
+        .contains(&Path::new(DIR).join(wal::NEXT_SEGMENT)));
+    // Without the power failure (a killed process) everything is there.
+    drop(store);
+    let store = open(&fs, FsyncPolicy::EverySec, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn a_crash_with_a_prepared_unused_segment_recovers() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    store.flush().unwrap();
+    std::mem::forget(store);
+    fs.power_loss();
+    let next = Path::new(DIR).join(wal::NEXT_SEGMENT);
+    assert!(
+        fs.names().contains(&next),
+        "the prepared segment is durable"
+    );
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert!(!fs.names().contains(&next), "recovery removes it");
+    assert_eq!(state(&store), model);
+    // Writing on through rotations works after it.
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    drop(store);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
+fn a_prepared_segment_that_fails_to_allocate_falls_back() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    // Only the preparation's allocation fails: the rotation allocates its own segment.
+    fs.faults.lock().fail_alloc = Some(fs.allocs() + 1);
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "failed");
+    let allocs = fs.allocs();
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    assert_eq!(fs.allocs(), allocs + 1, "the rotation allocated");
+    assert!(!fs.names().contains(&Path::new(DIR).join(wal::NEXT_SEGMENT)));
+
+    // A full disk: preparing fails, writes go on in the active segment until it is full,
+    // then fail cleanly while reads serve; once space returns, writes resume.
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    fs.faults.lock().disk_full = true;
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "failed");
+    let e = loop {
+        let sid = format!("p{n}");
+        match store.set_now(&sid, &record(json!({ "n": n, "pad": "z".repeat(60) }))) {
+            Ok(()) => {
+                model.insert(
+                    sid,
+                    json!({ "n": n, "pad": "z".repeat(60) })
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                );
+                n += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(e.to_string().contains("allocating log segment"), "{e}");
+    assert!(store.get_now("p0").is_some());
+    fs.faults.lock().disk_full = false;
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    drop(store);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+/// Snapshots load the same from aligned bytes (read in place, as from a map) and from
+/// misaligned ones (read from an aligned copy).
+#[test]
+fn a_snapshot_loads_in_place_and_from_a_misaligned_copy_alike() {
+    use super::snapshot;
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for i in 0..5000 {
+        store
+            .set_now(&format!("s{i}"), &record(json!({ "i": i })))
+            .unwrap();
+    }
+    store.snapshot().unwrap();
+    let bytes = fs.contents(&snapshot_files(&fs)[0]).unwrap();
+    let mut aligned = rkyv::util::AlignedVec::<16>::new();
+    aligned.extend_from_slice(&bytes);
+    let mut shifted = rkyv::util::AlignedVec::<16>::new();
+    shifted.extend_from_slice(&[0]);
+    shifted.extend_from_slice(&bytes);
+    let read = |b: &[u8]| {
+        let mut out = Vec::new();
+        let cut = snapshot::load("t", b, |sid, r, d| out.push((sid, r, d))).unwrap();
+        (cut, out)
+    };
+    let (cut, a) = read(&aligned);
+    let (cut2, b) = read(&shifted[1..]);
+    assert_eq!((cut, a.len()), (cut2, 5000));
+    assert_eq!(a, b);
+}
+
+/// Recovery sends ops in batches from a reading thread: many batches, from a snapshot and
+/// the log after it, arrive whole and in order.
+#[test]
+fn recovery_over_many_batches_keeps_order() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        for round in 0..3 {
+            for i in 0..3000 {
+                let step = Step::Set(format!("s{}", i % 2500), json!({ "r": round, "i": i }));
+                run(&store, &mut model, &step).unwrap();
+            }
+            if round == 1 {
+                store.snapshot().unwrap();
+            }
+        }
+    }
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
 }

@@ -8,6 +8,12 @@
 //! durable after every batch of waiting writers (`Always`), about once a second (`EverySec`),
 //! or only at a clean shutdown (`Never`). A failed sync poisons the log: every waiter of that
 //! batch gets the error and every later write fails.
+//!
+//! Rotation is a swap: once the active segment is half full the sync thread prepares the next
+//! one off the write path, on a thread of its own (created as [`NEXT_SEGMENT`], allocated, its placeholder header and
+//! the directory synced, its pages faulted in). A rotation under the mutex then writes the real
+//! header into the prepared map and renames it to its final name; only when none is ready does
+//! it create one itself, as it would without preparation.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +30,9 @@ use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER: usize = 32;
 const SEGMENT_MAGIC: &[u8; 8] = b"SESSWAL1";
+/// The file name of a prepared segment not yet in use. Its header names sequence number 0
+/// (no record has it). Recovery removes it: it holds no record until it is renamed.
+pub(crate) const NEXT_SEGMENT: &str = "wal-next.prep";
 
 /// The file name of the segment whose first record has `first_seq`.
 pub(crate) fn segment_name(first_seq: u64) -> String {
@@ -73,10 +82,26 @@ struct Sealed {
     to: usize,
 }
 
+/// The next segment, prepared off the write path.
+enum Next {
+    /// Not needed yet (the active segment is less than half full).
+    Idle,
+    /// Asked for; the preparing thread (or a snapshot's cut) will prepare it.
+    Wanted,
+    /// Being prepared, outside the log's mutex.
+    Preparing,
+    /// Allocated, header synced, pages faulted in: the next rotation swaps it in.
+    Ready(Arc<dyn SegmentMap>),
+    /// Preparing failed (a full disk, an I/O error): the next rotation creates its segment
+    /// itself and reports any error to the writer; preparing is asked for again after it.
+    Failed,
+}
+
 struct State {
     /// The last sequence number assigned.
     seq: u64,
     active: Active,
+    next: Next,
     unsynced: Vec<Sealed>,
     /// First sequence numbers of every segment file, oldest first (the active one last).
     segments: Vec<u64>,
@@ -94,6 +119,8 @@ pub(crate) type AckWait = oneshot::Receiver<Result<(), Arc<str>>>;
 struct Waiters {
     list: Vec<(u64, Ack)>,
     shutdown: bool,
+    /// A segment should be prepared (see [`Next::Wanted`]).
+    prepare: bool,
 }
 
 /// The log.
@@ -104,10 +131,15 @@ pub(crate) struct Wal {
     segment_size: usize,
     state: Mutex<State>,
     synced_seq: AtomicU64,
+    /// Held through a whole sync, so that no sync reports records that another, still
+    /// running, has taken to sync.
+    syncing: Mutex<()>,
     poisoned: Mutex<Option<Arc<str>>>,
     is_poisoned: AtomicBool,
     waiters: Mutex<Waiters>,
     wake: Condvar,
+    /// Wakes the preparing thread.
+    prep_wake: Condvar,
 }
 
 /// Where the log continues after recovery.
@@ -160,6 +192,7 @@ impl Wal {
             state: Mutex::new(State {
                 seq: resume.seq,
                 active,
+                next: Next::Idle,
                 unsynced: Vec::new(),
                 segments,
                 scratch: Vec::with_capacity(4096),
@@ -167,13 +200,16 @@ impl Wal {
                 dir_dirty: false,
             }),
             synced_seq: AtomicU64::new(resume.seq),
+            syncing: Mutex::new(()),
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             waiters: Mutex::new(Waiters {
                 list: Vec::new(),
                 shutdown: false,
+                prepare: false,
             }),
             wake: Condvar::new(),
+            prep_wake: Condvar::new(),
         }))
     }
 
@@ -221,15 +257,40 @@ impl Wal {
         st.active.map.write(st.active.pos, rec)?;
         st.active.pos += rec.len();
         st.bytes_since_cut += rec.len() as u64;
+        if matches!(st.next, Next::Idle) && st.active.pos >= st.active.map.len() / 2 {
+            st.next = Next::Wanted;
+            // Lock order: the state, then the waiters (nothing takes them the other way).
+            self.waiters.lock().prepare = true;
+            self.prep_wake.notify_one();
+        }
         Ok(())
     }
 
-    /// Seals the active segment and starts one whose first record is `first_seq`. Nothing is
-    /// synced here, under the log's mutex: the new segment's header and its directory entry
-    /// are made durable by the next sync, before any record in it is acknowledged as synced.
+    /// Seals the active segment and starts one whose first record is `first_seq`: the
+    /// prepared segment if one is ready (its header written, its file renamed), otherwise a
+    /// new one. Nothing is synced here, under the log's mutex: the new segment's header and its
+    /// directory entry are made durable by the next sync, before any record in it is
+    /// acknowledged as synced.
     fn rotate(&self, st: &mut State, first_seq: u64, need: usize) -> Result<(), StoreError> {
         let size = self.segment_size.max(SEGMENT_HEADER + need);
-        let map = new_segment(&*self.storage, &self.dir, first_seq, size, false)?;
+        let map = match std::mem::replace(&mut st.next, Next::Idle) {
+            Next::Ready(map) if map.len() >= size => self.swap_in(map, first_seq)?,
+            kept @ (Next::Ready(_) | Next::Preparing) => {
+                // Too small for this record, or still being prepared: keep it for later.
+                st.next = kept;
+                new_segment(&*self.storage, &self.dir, first_seq, size, false)?
+            }
+            Next::Failed => {
+                let made = new_segment(&*self.storage, &self.dir, first_seq, size, false);
+                if made.is_err() {
+                    st.next = Next::Failed;
+                }
+                made?
+            }
+            Next::Idle | Next::Wanted => {
+                new_segment(&*self.storage, &self.dir, first_seq, size, false)?
+            }
+        };
         let old = std::mem::replace(
             &mut st.active,
             Active {
@@ -246,6 +307,65 @@ impl Wal {
         st.segments.push(first_seq);
         st.dir_dirty = true;
         Ok(())
+    }
+
+    /// Makes the prepared segment the one starting at `first_seq`: its header (a copy into
+    /// pages already faulted in) and its name (a rename, no sync).
+    fn swap_in(
+        &self,
+        map: Arc<dyn SegmentMap>,
+        first_seq: u64,
+    ) -> Result<Arc<dyn SegmentMap>, StoreError> {
+        let from = self.dir.join(NEXT_SEGMENT);
+        let to = self.dir.join(segment_name(first_seq));
+        let swapped = map
+            .write(0, &segment_header(first_seq))
+            .and_then(|()| self.storage.rename(&from, &to));
+        if let Err(e) = swapped {
+            drop(map);
+            let _ = self.storage.remove(&from);
+            return Err(StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("starting log segment {}: {e}", to.display()),
+            )));
+        }
+        Ok(map)
+    }
+
+    /// Prepares the next segment if one is wanted (outside the log's mutex); returns whether
+    /// it did. Called by the preparing thread, and by a snapshot's cut.
+    pub(crate) fn prepare_pending(&self) -> bool {
+        {
+            let mut st = self.state.lock();
+            if !matches!(st.next, Next::Wanted) {
+                return false;
+            }
+            st.next = Next::Preparing;
+        }
+        let made = prepare_segment(&*self.storage, &self.dir, self.segment_size);
+        if let Err(Prep::Sync(e)) = &made {
+            // A failed sync of the directory may hide the failure from a later one: the log
+            // can no longer promise durability.
+            self.poison(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        let mut st = self.state.lock();
+        st.next = match made {
+            Ok(map) => Next::Ready(map),
+            Err(_) => Next::Failed,
+        };
+        true
+    }
+
+    /// The state of the next segment: "idle", "wanted", "preparing", "ready" or "failed".
+    #[cfg(test)]
+    pub(crate) fn next_state(&self) -> &'static str {
+        match self.state.lock().next {
+            Next::Idle => "idle",
+            Next::Wanted => "wanted",
+            Next::Preparing => "preparing",
+            Next::Ready(_) => "ready",
+            Next::Failed => "failed",
+        }
     }
 
     /// Waits until the record `seq` is durable under `Always`; returns at once otherwise.
@@ -301,31 +421,39 @@ impl Wal {
         }
     }
 
+    /// Poisons the log with `e`: every later write and sync fails.
+    fn poison(&self, e: std::io::Error) -> Arc<str> {
+        let why: Arc<str> = Arc::from(e.to_string());
+        *self.poisoned.lock() = Some(why.clone());
+        self.is_poisoned.store(true, Ordering::Release);
+        why
+    }
+
     /// Syncs everything appended so far. Returns the durable sequence number.
+    /// Sealed segments are truncated to their used length once synced.
     pub(crate) fn sync_now(&self) -> Result<u64, Arc<str>> {
+        let _one_at_a_time = self.syncing.lock();
         if let Some(why) = self.poisoned.lock().clone() {
             return Err(why);
         }
-        let (target, jobs, dir_dirty) = {
+        let (target, sealed, active, dir_dirty) = {
             let mut st = self.state.lock();
-            let mut jobs: Vec<Sealed> = std::mem::take(&mut st.unsynced);
-            jobs.push(Sealed {
+            let sealed: Vec<Sealed> = std::mem::take(&mut st.unsynced);
+            let active = Sealed {
                 map: st.active.map.clone(),
                 from: st.active.synced_pos,
                 to: st.active.pos,
-            });
+            };
             st.active.synced_pos = st.active.pos;
-            (st.seq, jobs, std::mem::take(&mut st.dir_dirty))
+            (st.seq, sealed, active, std::mem::take(&mut st.dir_dirty))
         };
-        let poison = |e: std::io::Error| {
-            let why: Arc<str> = Arc::from(e.to_string());
-            *self.poisoned.lock() = Some(why.clone());
-            self.is_poisoned.store(true, Ordering::Release);
-            why
-        };
-        for job in jobs {
+        let poison = |e: std::io::Error| self.poison(e);
+        for job in &sealed {
             job.map.sync(job.from, job.to).map_err(poison)?;
+            // Only disk space is at stake: a segment left long reads as zeros past its end.
+            let _ = job.map.truncate(job.to);
         }
+        active.map.sync(active.from, active.to).map_err(poison)?;
         if dir_dirty {
             self.storage.sync_dir(&self.dir).map_err(poison)?;
         }
@@ -370,10 +498,30 @@ impl Wal {
         }
     }
 
+    /// The preparing thread's loop: prepares the next segment whenever one is wanted, apart
+    /// from the sync thread so that group commits never wait for it; returns at shutdown.
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) fn run_preparer(&self) {
+        loop {
+            {
+                let mut w = self.waiters.lock();
+                while !w.shutdown && !w.prepare {
+                    w = self.prep_wake.wait(w);
+                }
+                if w.shutdown {
+                    return;
+                }
+                w.prepare = false;
+            }
+            self.prepare_pending();
+        }
+    }
+
     /// Asks the sync thread to sync once more and stop.
     pub(crate) fn shutdown(&self) {
         self.waiters.lock().shutdown = true;
         self.wake.notify_all();
+        self.prep_wake.notify_all();
     }
 
     /// Bytes appended since the last snapshot cut.
@@ -385,6 +533,15 @@ impl Wal {
     /// The cut for a snapshot: starts a new segment so that every record up to the returned
     /// sequence number is in the segments before it and every later one after.
     pub(crate) fn cut(&self) -> Result<u64, StoreError> {
+        // The snapshot's thread can afford to prepare the next segment itself, so the
+        // rotation below is a swap.
+        {
+            let mut st = self.state.lock();
+            if st.active.pos > SEGMENT_HEADER && matches!(st.next, Next::Idle) {
+                st.next = Next::Wanted;
+            }
+        }
+        self.prepare_pending();
         let mut st = self.state.lock();
         let seq = st.seq;
         if st.active.pos > SEGMENT_HEADER {
@@ -444,5 +601,43 @@ fn new_segment(
         let _ = storage.remove(&path);
         return Err(e.into());
     }
+    Ok(Arc::from(map))
+}
+
+/// Why preparing a segment failed.
+enum Prep {
+    /// Creating, allocating or writing it (a full disk): the rotation will try itself.
+    Alloc,
+    /// A sync: poisons the log.
+    Sync(std::io::Error),
+}
+
+/// Prepares a segment off the write path: creates [`NEXT_SEGMENT`] (removing a stale one),
+/// allocates it, writes and syncs a placeholder header, syncs the directory and faults its
+/// pages in. On any error the file is removed.
+fn prepare_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    size: usize,
+) -> Result<Arc<dyn SegmentMap>, Prep> {
+    let path = dir.join(NEXT_SEGMENT);
+    match storage.remove(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Prep::Alloc),
+        _ => {}
+    }
+    let map = storage
+        .create_segment(&path, size)
+        .map_err(|_| Prep::Alloc)?;
+    let done = map
+        .write(0, &segment_header(0))
+        .map_err(|_| Prep::Alloc)
+        .and_then(|()| map.sync(0, SEGMENT_HEADER).map_err(Prep::Sync))
+        .and_then(|()| storage.sync_dir(dir).map_err(Prep::Sync));
+    if let Err(e) = done {
+        drop(map);
+        let _ = storage.remove(&path);
+        return Err(e);
+    }
+    map.prefault();
     Ok(Arc::from(map))
 }
