@@ -20,6 +20,8 @@
 //!   you want measured.
 //! - `DURABLE_SECS` (default 3): criterion's measurement time of the throughput benchmarks.
 //! - `DURABLE_WRITERS` (default 128): tasks in flight in the `Always` benchmark.
+//! - `DURABLE_KEEP_SNAPSHOTS` (default: the store's, 2): snapshots kept (1 or 2); it
+//!   changes the disk use.
 //!
 //! Groups:
 //! - `durable_open/{log_only,snapshot}`: `open(dir)` until the first `get_now` succeeds, on
@@ -90,12 +92,14 @@ fn waits(id: &str) -> Option<CpuWait> {
 
 /// The store's defaults, but for `DURABLE_SHARDS` if set.
 fn builder() -> EmbeddedStoreBuilder {
+    let knob = |name: &str| -> Option<usize> { std::env::var(name).ok()?.parse().ok() };
     let b = EmbeddedStore::builder();
-    match std::env::var("DURABLE_SHARDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    let b = match knob("DURABLE_SHARDS") {
         Some(n) => b.shards(n),
+        None => b,
+    };
+    match knob("DURABLE_KEEP_SNAPSHOTS") {
+        Some(n) => b.keep_snapshots(n),
         None => b,
     }
 }

@@ -237,6 +237,23 @@ impl EmbeddedStoreBuilder {
         self
     }
 
+    /// How many snapshots the durable store keeps: 2 (the default) or 1 (any other number is
+    /// taken as the nearer of these).
+    ///
+    /// With 2, the previous snapshot and the log from its cut stay beside the newest one, so
+    /// if the newest snapshot is damaged on disk after it was written and checked, opening
+    /// falls back to the previous one and loses nothing. With 1, the disk holds about the
+    /// live data once less, but a damaged sole snapshot makes opening fail with an error
+    /// naming it; [`salvage`](Self::salvage) then opens with what the log after it holds.
+    ///
+    /// ```
+    /// let builder = sessile::EmbeddedStore::builder().keep_snapshots(1);
+    /// ```
+    pub fn keep_snapshots(mut self, n: usize) -> Self {
+        self.durable.keep_snapshots = n.clamp(1, 2);
+        self
+    }
+
     fn limits(&self) -> Limits {
         let n = self.shards;
         let per = |total: Option<usize>| total.map_or(usize::MAX, |t| t.div_ceil(n).max(1));

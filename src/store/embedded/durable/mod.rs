@@ -59,6 +59,8 @@ pub(crate) struct DurableOptions {
     pub(crate) snapshot_interval: Option<Duration>,
     pub(crate) touch_interval_ms: i64,
     pub(crate) salvage: bool,
+    /// Snapshots kept: 2 (the newest and a fallback, with the log from the older one) or 1.
+    pub(crate) keep_snapshots: usize,
 }
 
 impl Default for DurableOptions {
@@ -70,6 +72,7 @@ impl Default for DurableOptions {
             snapshot_interval: Some(Duration::from_secs(3600)),
             touch_interval_ms: 1000,
             salvage: false,
+            keep_snapshots: 2,
         }
     }
 }
@@ -142,12 +145,15 @@ impl Durable {
     }
 
     /// Takes a snapshot: cuts the log, writes the entries `collect` yields (it is called after
-    /// the cut), reads the new file back and checks it, then removes the older snapshots and
-    /// the log before the cut. Returns the cut.
+    /// the cut), reads the new file back and checks it, then removes what it made redundant.
+    /// Returns the cut.
     ///
-    /// One snapshot is kept. Until the new one is synced, renamed, its directory synced and
-    /// read back valid, the old one and the log from it stay; a crash at any point leaves a
-    /// complete state behind (see `docs/FORMAT.md`, "Snapshots").
+    /// With two snapshots kept (the default), the previous snapshot and the log from its cut
+    /// stay, so a newest snapshot damaged later still falls back to the previous one with
+    /// nothing lost; with one, older snapshots and the log before the cut go. Until the new
+    /// one is synced, renamed, its directory synced and read back valid, nothing is removed:
+    /// a crash at any point leaves a complete state behind (see `docs/FORMAT.md`,
+    /// "Snapshots").
     pub(crate) fn snapshot<I>(&self, collect: impl FnOnce() -> I) -> Result<u64, StoreError>
     where
         I: Iterator<Item = (Arc<str>, Record, i64)>,
@@ -181,21 +187,29 @@ impl Durable {
                 )));
             }
         }
-        let older: Vec<u64> = self
+        let mut older: Vec<u64> = self
             .storage
             .list(&self.dir)?
             .iter()
             .filter_map(|n| snapshot::parse_snapshot_name(n))
             .filter(|&s| s < cut)
             .collect();
-        for old in &older {
+        older.sort_unstable_by(|a, b| b.cmp(a));
+        // The fallback kept besides the new snapshot (the newest older one), if any.
+        let fallbacks = self.opts.keep_snapshots.clamp(1, 2) - 1;
+        for old in older.iter().skip(fallbacks) {
             self.storage
                 .remove(&self.dir.join(snapshot::snapshot_name(*old)))?;
         }
         self.storage.sync_dir(&self.dir)?;
-        // Only once no older snapshot can be chosen at recovery is the log before the cut
-        // removed.
-        self.wal.remove_segments_through(cut)?;
+        // Only once no snapshot that needs it can be chosen at recovery is a log segment
+        // removed: the log from the oldest kept snapshot stays (all of it while a fallback is
+        // wanted and there is no older snapshot yet: recovery then replays it from the start).
+        if fallbacks == 0 {
+            self.wal.remove_segments_through(cut)?;
+        } else if let Some(&previous) = older.first() {
+            self.wal.remove_segments_through(previous)?;
+        }
         Ok(cut)
     }
 

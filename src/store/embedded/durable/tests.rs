@@ -38,7 +38,17 @@ fn open(
     policy: FsyncPolicy,
     salvage: bool,
 ) -> Result<EmbeddedStore, StoreError> {
+    open_keeping(fs, 2, policy, salvage)
+}
+
+fn open_keeping(
+    fs: &FaultStorage,
+    snapshots: usize,
+    policy: FsyncPolicy,
+    salvage: bool,
+) -> Result<EmbeddedStore, StoreError> {
     EmbeddedStore::builder()
+        .keep_snapshots(snapshots)
         .shards(4)
         .sweep_interval(None)
         .segment_size(4096)
@@ -397,13 +407,86 @@ fn snapshot_files(fs: &FaultStorage) -> Vec<PathBuf> {
     v
 }
 
+/// The first segment's number and the cuts of the snapshots on `fs`.
+fn earliest_segment_and_cuts(fs: &FaultStorage) -> (u64, Vec<u64>) {
+    let earliest = segments(fs)
+        .iter()
+        .filter_map(|p| wal::parse_segment_name(p.file_name()?.to_str()?))
+        .min()
+        .unwrap();
+    let cuts = snapshot_files(fs)
+        .iter()
+        .map(|p| {
+            p.file_stem().unwrap().to_str().unwrap()[5..]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    (earliest, cuts)
+}
+
+/// By default the previous snapshot and the log from it stay, so rot in the newest one (or
+/// in the first, sole one, while the whole log is still there) loses nothing.
+#[test]
+fn two_snapshots_are_kept_and_a_bad_newest_one_falls_back_with_nothing_lost() {
+    let fs = FaultStorage::new();
+    let steps = steps(17, 400);
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for s in &steps[..100] {
+        run(&store, &mut model, s).unwrap();
+    }
+    store.snapshot().unwrap();
+    for s in &steps[100..200] {
+        run(&store, &mut model, s).unwrap();
+    }
+    // One snapshot so far, and the log from record 1 behind it.
+    let (earliest, cuts) = earliest_segment_and_cuts(&fs);
+    assert_eq!((earliest, cuts.len()), (1, 1));
+    let image = fs.deep_copy();
+    let sole = snapshot_files(&image)[0].clone();
+    let bytes = image.contents(&sole).unwrap();
+    image.patch(&sole, bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
+    let reopened = open(&image, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(
+        state(&reopened),
+        model,
+        "a bad first snapshot: the whole log replays"
+    );
+    drop(reopened);
+
+    for (i, s) in steps[200..].iter().enumerate() {
+        run(&store, &mut model, s).unwrap();
+        if i == 0 || i == 100 {
+            store.snapshot().unwrap();
+        }
+    }
+    drop(store);
+    let (earliest, cuts) = earliest_segment_and_cuts(&fs);
+    assert_eq!(cuts.len(), 2, "the newest snapshot and the previous one");
+    assert!(
+        earliest > 1,
+        "the log before the previous snapshot is removed"
+    );
+    assert!(
+        earliest <= cuts[0] + 1,
+        "the log from the previous snapshot is kept"
+    );
+    let newest = snapshot_files(&fs).last().unwrap().clone();
+    let bytes = fs.contents(&newest).unwrap();
+    fs.patch(&newest, bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model, "a bad newest snapshot falls back");
+}
+
 #[test]
 fn one_snapshot_is_kept_and_a_bad_sole_snapshot_is_refused_by_name() {
     let fs = FaultStorage::new();
     let steps = steps(7, 300);
     let mut model = Model::new();
+    let open = |fs: &FaultStorage, salvage| open_keeping(fs, 1, FsyncPolicy::Never, salvage);
     {
-        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        let store = open(&fs, false).unwrap();
         for (i, s) in steps.iter().enumerate() {
             run(&store, &mut model, s).unwrap();
             if i == 100 || i == 200 {
@@ -412,31 +495,25 @@ fn one_snapshot_is_kept_and_a_bad_sole_snapshot_is_refused_by_name() {
         }
     }
     let snaps = snapshot_files(&fs);
-    assert_eq!(snaps.len(), 1, "only the newest snapshot is kept");
-    let cut: u64 = snaps[0].file_stem().unwrap().to_str().unwrap()[5..]
-        .parse()
-        .unwrap();
-    let earliest = segments(&fs)
-        .iter()
-        .filter_map(|p| wal::parse_segment_name(p.file_name()?.to_str()?))
-        .min()
-        .unwrap();
+    let (earliest, cuts) = earliest_segment_and_cuts(&fs);
+    assert_eq!(cuts.len(), 1, "only the newest snapshot is kept");
+    let cut = cuts[0];
     assert!(earliest > 1, "the log before the snapshot is removed");
     assert!(earliest <= cut + 1, "the log after the snapshot is kept");
-    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    let store = open(&fs, false).unwrap();
     assert_eq!(state(&store), model);
     drop(store);
 
     // Rot in the sole snapshot: opening fails and names it; nothing is silently dropped.
     let bytes = fs.contents(&snaps[0]).unwrap();
     fs.patch(&snaps[0], bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10]);
-    let Err(e) = open(&fs, FsyncPolicy::Never, false) else {
+    let Err(e) = open(&fs, false) else {
         panic!("a bad sole snapshot must be refused");
     };
     let name = snaps[0].file_name().unwrap().to_str().unwrap();
     assert!(e.to_string().contains(name), "{e}");
     // Salvage opens with what the log after the snapshot holds.
-    let store = open(&fs.deep_copy(), FsyncPolicy::Never, true).unwrap();
+    let store = open(&fs.deep_copy(), true).unwrap();
     assert!(state(&store).len() <= model.len());
 }
 
