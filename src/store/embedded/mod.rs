@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 pub(crate) mod durable;
 mod expiry;
+mod index;
 mod shape;
 mod shard;
 mod slab;

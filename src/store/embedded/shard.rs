@@ -4,7 +4,7 @@
 //! Layout (see each module):
 //! - [`Slab`](super::slab): the entries, fixed-size (80 bytes) in chunks of slots addressed by
 //!   a `u32` position, ids of up to 32 bytes inline, freed positions on a free list, and a
-//!   `hashbrown::HashTable<u32>` from id to position;
+//!   table from id to position whose slots keep a hash tag beside the position ([`Index`](super::index));
 //! - [`Wheel`](super::expiry): one-second buckets of positions;
 //! - [`Shapes`](super::shape): the cookies' fixed fields, interned per shard, so an entry
 //!   keeps a 4-byte shape id and only its deadline (`expires`) of its own.

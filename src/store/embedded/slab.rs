@@ -10,13 +10,14 @@
 //! - **Ids.** An id of up to [`INLINE`] bytes (express's uid-safe ids are 32 characters) is
 //!   stored inline in its entry, so a lookup compares it without another memory access;
 //!   a longer id (any id a custom `genid` makes) is kept boxed in a side table.
-//! - **Index.** A `hashbrown::HashTable<u32>` of positions, hashed by id with this shard's
-//!   own seed (the routing hash picked the shard, so its low bits are all equal here). Its
-//!   slots are 4 bytes, so at hashbrown's load factor the index costs 5-10 bytes a session.
+//! - **Index.** An open-addressing table of positions ([`Index`]): 5-byte slots holding a
+//!   hash tag and the position side by side, so a lookup reads one line of the index and
+//!   then the entry. Hashed by id with this shard's own seed (the routing hash picked the
+//!   shard, so its low bits are all equal here).
 
 use std::collections::HashMap;
 
-use hashbrown::HashTable;
+use super::index::Index;
 
 use crate::record::Data;
 use crate::sync::AtomicI64;
@@ -28,22 +29,27 @@ pub(crate) const INLINE: usize = 32;
 /// `key_len` of an entry whose id is in the side table.
 const LONG: u8 = u8::MAX;
 
-/// One session.
+/// One session (80 bytes).
+///
+/// `repr(C)` keeps what a `get` reads (data, deadline, id, shape: the first 61 bytes)
+/// together, ahead of what only writes and the wheel use, so a read touches as few cache
+/// lines as the entry's position allows.
+#[repr(C)]
 pub(crate) struct Entry {
     /// The application's fields.
     pub(crate) data: Data,
     /// When the entry expires, in ms since the epoch (the cookie's `expires`, or the idle
     /// deadline of a browser-session cookie).
     pub(crate) deadline: AtomicI64,
-    /// The deadline last written to the log (touches that move it less are not logged).
-    pub(crate) logged: AtomicI64,
     key: [u8; INLINE],
-    /// The wheel bucket the entry sits in, and its slot there.
-    pub(crate) bucket: u32,
-    pub(crate) slot: u32,
     /// The cookie's shape (see `shape.rs`).
     pub(crate) shape: u32,
     key_len: u8,
+    /// The deadline last written to the log (touches that move it less are not logged).
+    pub(crate) logged: AtomicI64,
+    /// The wheel bucket the entry sits in, and its slot there.
+    pub(crate) bucket: u32,
+    pub(crate) slot: u32,
 }
 
 /// What an insert stores besides the id.
@@ -63,7 +69,7 @@ pub(crate) struct Slab {
     end: u32,
     len: usize,
     long: HashMap<u32, Box<str>, ahash::RandomState>,
-    index: HashTable<u32>,
+    index: Index,
     hasher: ahash::RandomState,
 }
 
@@ -117,11 +123,9 @@ impl Slab {
     /// The position of `key`'s entry.
     pub(crate) fn find(&self, key: &str) -> Option<u32> {
         let (chunks, long) = (&self.chunks, &self.long);
-        self.index
-            .find(self.hash(key.as_bytes()), |&p| {
-                key_of(chunks, long, p) == key.as_bytes()
-            })
-            .copied()
+        self.index.find(self.hash(key.as_bytes()), |p| {
+            key_of(chunks, long, p) == key.as_bytes()
+        })
     }
 
     pub(crate) fn get(&self, pos: u32) -> Option<&Entry> {
@@ -183,16 +187,14 @@ impl Slab {
         let hash = self.hash(key.as_bytes());
         let (chunks, long, hasher) = (&self.chunks, &self.long, &self.hasher);
         self.index
-            .insert_unique(hash, pos, |&p| hasher.hash_one(key_of(chunks, long, p)));
+            .insert(hash, pos, |p| hasher.hash_one(key_of(chunks, long, p)));
         Some(pos)
     }
 
     /// Removes the entry at `pos`.
     pub(crate) fn remove(&mut self, pos: u32) -> Option<Entry> {
         let hash = self.hash(key_of(&self.chunks, &self.long, pos));
-        if let Ok(found) = self.index.find_entry(hash, |&p| p == pos) {
-            found.remove();
-        }
+        self.index.remove(hash, pos);
         let (c, o) = split(pos);
         let entry = self.chunks.get_mut(c)?.get_mut(o)?.take()?;
         if entry.key_len == LONG {
@@ -214,7 +216,7 @@ impl Slab {
         }
         let (chunks, long, hasher) = (&self.chunks, &self.long, &self.hasher);
         self.index
-            .reserve(additional.min(u32::MAX as usize / 2), |&p| {
+            .reserve(additional.min(u32::MAX as usize / 2), |p| {
                 hasher.hash_one(key_of(chunks, long, p))
             });
     }
@@ -253,9 +255,7 @@ impl Slab {
                     self.long.insert(to, k);
                 }
             }
-            if let Some(p) = self.index.find_mut(hash, |&p| p == from) {
-                *p = to;
-            }
+            self.index.moved(hash, from, to);
             let (c, o) = split(to);
             if let Some(cell) = self.chunks.get_mut(c).and_then(|ch| ch.get_mut(o)) {
                 moved(&entry, to);
@@ -269,7 +269,7 @@ impl Slab {
         self.end = self.end.min(limit);
         let (chunks, long, hasher) = (&self.chunks, &self.long, &self.hasher);
         self.index
-            .shrink_to(self.len, |&p| hasher.hash_one(key_of(chunks, long, p)));
+            .shrink(|p| hasher.hash_one(key_of(chunks, long, p)));
         self.long.shrink_to_fit();
     }
 
