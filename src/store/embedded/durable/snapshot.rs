@@ -186,11 +186,24 @@ pub(crate) fn verify(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
 pub(crate) fn load(
     what: &str,
     bytes: &[u8],
+    each: impl FnMut(String, Record, i64),
+) -> Result<u64, StoreError> {
+    load_counted(what, bytes, |_| {}, each)
+}
+
+/// [`load`], telling `count` how many entries will be fed (the sum of the chunk headers'
+/// counts, each checked against its archive) once the whole file checked out and before the
+/// first entry.
+pub(crate) fn load_counted(
+    what: &str,
+    bytes: &[u8],
+    count: impl FnOnce(usize),
     mut each: impl FnMut(String, Record, i64),
 ) -> Result<u64, StoreError> {
     let (seq, chunks) = check(what, bytes)?;
+    count(chunks.iter().map(|c| c.2).sum());
     let mut copy = AlignedVec::<16>::new();
-    for (start, len) in chunks {
+    for (start, len, _) in chunks {
         with_archive(
             what,
             start,
@@ -237,8 +250,9 @@ fn with_archive<R>(
 }
 
 /// Checks the header, every chunk (checksum, archive, cookies) and the footer; returns the
-/// cut and where each chunk's archive is.
-fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreError> {
+/// cut and where each chunk's archive is (start, length) with its entry count.
+#[allow(clippy::type_complexity)]
+fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize, usize)>), StoreError> {
     let h = bytes
         .get(..HEADER)
         .ok_or_else(|| corrupt(what, 0, "truncated header"))?;
@@ -253,7 +267,7 @@ fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreEr
 
     // Check every chunk and the footer, so a bad file feeds nothing. Archives are read in
     // place in a map; one aligned buffer is reused for bytes that are not aligned.
-    let mut chunks: Vec<(usize, usize)> = Vec::new();
+    let mut chunks: Vec<(usize, usize, usize)> = Vec::new();
     let mut copy = AlignedVec::<16>::new();
     let mut at = HEADER;
     loop {
@@ -297,7 +311,7 @@ fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreEr
             }
             Ok(())
         })?;
-        chunks.push((start, len));
+        chunks.push((start, len, count));
         at = start + len + pad16(len);
     }
     Ok((seq, chunks))
