@@ -57,6 +57,7 @@ pub(crate) enum Item {
 }
 
 /// Feeds one item to `target` on this thread.
+#[cfg(sessile_loom)]
 fn feed(target: &impl Replay, item: &Item) {
     match item {
         Item::Op(op) => match op.sid() {
@@ -235,8 +236,40 @@ struct Scan {
     problem: Option<(usize, Option<u64>, usize, String)>,
 }
 
-/// Runs [`scan`] on a thread of its own, which reads, checks and decodes and sends the ops in
-/// batches over a bounded channel, while this thread feeds them to `target` in order.
+/// Appliers: ops are fed to the store from this many threads, each owning the shards whose
+/// index is its number modulo `LANES`.
+#[cfg(not(sessile_loom))]
+const LANES: usize = 2;
+
+/// How many threads apply the ops: up to [`LANES`], leaving a CPU to the reading thread
+/// (on two CPUs a second applier only competes with the reader; measured in BENCHMARKS.md).
+/// Tests always use [`LANES`], so the parallel path is what they check.
+#[cfg(not(sessile_loom))]
+fn lanes() -> usize {
+    if cfg!(test) {
+        return LANES;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .clamp(1, LANES)
+}
+
+/// Shard number of an item meant for every shard of a lane (`Clear`, `Expect`).
+#[cfg(not(sessile_loom))]
+const ALL: u32 = u32::MAX;
+
+/// A batch of items for one lane, each with its shard (or [`ALL`]).
+#[cfg(not(sessile_loom))]
+type Batch = Vec<(u32, Item)>;
+
+/// Runs [`scan`] on a thread of its own, which reads, checks and decodes the records and
+/// routes each op to its shard's lane; each lane's ops go in batches over a bounded channel
+/// to a thread applying them in order (this thread for the first lane). Ops for one id
+/// always reach the same shard, hence the same lane, in log order; `Clear` and `Expect` go
+/// to every lane at their place in the log, and each lane applies them to its own shards,
+/// so every shard sees exactly the sequence a single applier would give it. Applied batches
+/// go back to the reading thread, which drops their ops (memory is freed by the thread that
+/// allocated it) and reuses the batch.
 #[cfg(not(sessile_loom))]
 fn scan_pipelined(
     storage: &dyn Storage,
@@ -245,27 +278,99 @@ fn scan_pipelined(
     salvage: bool,
     target: &impl Replay,
 ) -> Result<Scan, StoreError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(8);
+    use std::sync::mpsc;
+
+    let shards = target.shards();
+    let lanes = lanes().min(shards).max(1);
+    let (back_tx, back_rx) = mpsc::channel::<Batch>();
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes).map(|_| mpsc::sync_channel::<Batch>(8)).unzip();
+    // Applies the batches of lane `lane`, in order, and hands them back.
+    let run_lane = |lane: usize, rx: mpsc::Receiver<Batch>, back: mpsc::Sender<Batch>| {
+        let mine = || (lane..shards).step_by(lanes);
+        for batch in rx {
+            for (shard, item) in &batch {
+                match (*shard, item) {
+                    (ALL, Item::Op(op)) => mine().for_each(|s| target.apply(s, op)),
+                    (ALL, Item::Expect { sessions, exact }) => {
+                        let each = per_shard(*sessions, shards, *exact);
+                        mine().for_each(|s| target.expect(s, each, *exact));
+                    }
+                    (s, Item::Op(op)) => target.apply(s as usize, op),
+                    (_, Item::Expect { .. }) => {}
+                }
+            }
+            // The reading thread may be gone (it ended): the batch is then dropped here.
+            let _ = back.send(batch);
+        }
+    };
     std::thread::scope(|s| {
         let reader = std::thread::Builder::new()
             .name("sessile-recovery".into())
             .spawn_scoped(s, move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                let scanned = scan(storage, dir, names, salvage, &mut |op| {
-                    batch.push(op);
-                    if batch.len() == BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        // The receiver lives until this thread ends.
-                        let _ = tx.send(full);
+                let fresh = || match back_rx.try_recv() {
+                    Ok(mut b) => {
+                        b.clear();
+                        b
+                    }
+                    Err(_) => Vec::with_capacity(BATCH),
+                };
+                let mut batches: Vec<Batch> = (0..lanes).map(|_| fresh()).collect();
+                let push = |lane: usize, shard: u32, item: Item, batches: &mut [Batch]| {
+                    let Some(b) = batches.get_mut(lane) else {
+                        return;
+                    };
+                    b.push((shard, item));
+                    if b.len() == BATCH {
+                        let full = std::mem::replace(b, fresh());
+                        // The appliers live until this thread ends.
+                        let _ = txs[lane].send(full);
+                    }
+                };
+                let scanned = scan(storage, dir, names, salvage, &mut |item| {
+                    let shard = match &item {
+                        Item::Op(op) => op.sid().map(|sid| target.shard_of(sid)),
+                        Item::Expect { .. } => None,
+                    };
+                    match (shard, item) {
+                        (Some(s), item) => push(s % lanes, s as u32, item, &mut batches),
+                        (None, Item::Op(op)) => {
+                            for lane in 0..lanes {
+                                push(lane, ALL, Item::Op(op.clone()), &mut batches);
+                            }
+                        }
+                        (None, Item::Expect { sessions, exact }) => {
+                            for lane in 0..lanes {
+                                push(lane, ALL, Item::Expect { sessions, exact }, &mut batches);
+                            }
+                        }
                     }
                 });
-                if !batch.is_empty() {
-                    let _ = tx.send(batch);
+                for (tx, b) in txs.iter().zip(batches) {
+                    if !b.is_empty() {
+                        let _ = tx.send(b);
+                    }
                 }
+                drop(txs);
                 scanned
             })?;
-        for batch in rx {
-            batch.iter().for_each(|item| feed(target, item));
+        let mut rxs = rxs.into_iter();
+        let first = rxs.next();
+        let mut appliers = Vec::new();
+        for (i, rx) in rxs.enumerate() {
+            let back = back_tx.clone();
+            appliers.push(
+                std::thread::Builder::new()
+                    .name("sessile-replay".into())
+                    .spawn_scoped(s, move || run_lane(i + 1, rx, back))?,
+            );
+        }
+        if let Some(rx) = first {
+            run_lane(0, rx, back_tx);
+        }
+        for a in appliers {
+            if let Err(panic) = a.join() {
+                std::panic::resume_unwind(panic);
+            }
         }
         match reader.join() {
             Ok(scanned) => scanned,
