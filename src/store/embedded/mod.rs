@@ -322,18 +322,11 @@ impl EmbeddedStoreBuilder {
     ) -> Result<EmbeddedStore, StoreError> {
         let shards: Box<[Shard]> = (0..self.shards).map(|_| Shard::default()).collect();
         let hasher = ahash::RandomState::new();
-        let route = |sid: &str| (hasher.hash_one(sid) as usize) & (shards.len() - 1);
-        let (durable, report) =
-            Durable::open(storage, dir, self.durable.clone(), lock, |op| match &op {
-                Op::Clear => shards.iter().for_each(|s| s.replay(Op::Clear)),
-                Op::Set { sid, .. }
-                | Op::Apply { sid, .. }
-                | Op::Touch { sid, .. }
-                | Op::Destroy { sid } => {
-                    let i = route(sid);
-                    shards[i].replay(op)
-                }
-            })?;
+        let target = Recovering {
+            shards: &shards,
+            hasher: &hasher,
+        };
+        let (durable, report) = Durable::open(storage, dir, self.durable.clone(), lock, &target)?;
         // Recovered entries were routed with `hasher`: the store must keep routing with it.
         let store = self.start(shards, hasher, Some(durable));
         // Sessions whose expiry passed while the process was down are dropped now.
@@ -344,6 +337,36 @@ impl EmbeddedStoreBuilder {
             store.snapshot()?;
         }
         Ok(store)
+    }
+}
+
+/// The shards being filled by recovery, routed as the store will route.
+struct Recovering<'a> {
+    shards: &'a [Shard],
+    hasher: &'a ahash::RandomState,
+}
+
+impl durable::recovery::Replay for Recovering<'_> {
+    fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard_of(&self, sid: &str) -> usize {
+        (self.hasher.hash_one(sid) as usize) & (self.shards.len() - 1)
+    }
+
+    fn apply(&self, shard: usize, op: &Op) {
+        if let Some(s) = self.shards.get(shard) {
+            s.replay(op);
+        }
+    }
+
+    fn expect(&self, shard: usize, sessions: usize, exact: bool) {
+        if let Some(s) = self.shards.get(shard) {
+            // An exact count sizes the slab too; an estimate only the index (a slot of it
+            // costs about 6 bytes, one of the slab 80).
+            s.reserve(sessions, exact);
+        }
     }
 }
 

@@ -464,7 +464,7 @@ impl Shard {
 
     /// Applies a recovered log record: no log, no expiry checks (expired sessions are purged
     /// after the whole log is replayed), no caps.
-    pub(crate) fn replay(&self, op: Op) {
+    pub(crate) fn replay(&self, op: &Op) {
         let mut g = self.inner.write();
         match op {
             Op::Set {
@@ -472,14 +472,14 @@ impl Shard {
                 record,
                 deadline,
             } => {
-                g.upsert(&sid, &record, deadline);
+                g.upsert(sid, record, *deadline);
             }
             Op::Apply {
                 sid,
                 changes,
                 deadline,
             } => {
-                let Some(pos) = g.slab.find(&sid) else {
+                let Some(pos) = g.slab.find(sid) else {
                     return;
                 };
                 let Some(e) = g.slab.get(pos) else {
@@ -489,34 +489,38 @@ impl Shard {
                 let data = changes
                     .apply_to_data(&e.data)
                     .unwrap_or_else(|_| e.data.clone());
-                g.replace(pos, data, &changes.cookie, deadline);
+                g.replace(pos, data, &changes.cookie, *deadline);
             }
             Op::Touch {
                 sid,
                 cookie,
                 deadline,
             } => {
-                let Some(pos) = g.slab.find(&sid) else {
+                let Some(pos) = g.slab.find(sid) else {
                     return;
                 };
                 let Some(data) = g.slab.get(pos).map(|e| e.data.clone()) else {
                     return;
                 };
-                g.replace(pos, data, &cookie, deadline);
+                g.replace(pos, data, cookie, *deadline);
             }
             Op::Destroy { sid } => {
-                g.remove(&sid);
+                g.remove(sid);
             }
             Op::Clear => g.clear(),
         }
     }
 
-    /// Makes room for `additional` more entries (slab and index) so that loading them does
-    /// not grow the tables step by step. For recovery, which will call it once it knows how
-    /// many sessions a snapshot holds.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn reserve(&self, additional: usize) {
-        self.inner.write().slab.reserve(additional);
+    /// Makes room for `additional` more entries so that loading them does not grow the
+    /// tables step by step: the index, and with `slab` the slab too. For recovery, once it
+    /// knows (from a snapshot) or estimates (from the log) how many sessions are coming.
+    pub(crate) fn reserve(&self, additional: usize, slab: bool) {
+        let mut g = self.inner.write();
+        if slab {
+            g.slab.reserve(additional);
+        } else {
+            g.slab.reserve_index(additional);
+        }
     }
 
     pub(crate) fn sweep(&self, now_ms: i64, budget: usize) -> usize {
@@ -783,7 +787,7 @@ mod tests {
     #[test]
     fn snapshot_slices_resume_and_pin_the_slab() {
         let s = Shard::default();
-        s.reserve(2_500);
+        s.reserve(2_500, true);
         for i in 0..2_500u32 {
             set(
                 &s,

@@ -221,6 +221,15 @@ impl Slab {
             });
     }
 
+    /// Makes room in the index (only) for `additional` more entries.
+    pub(crate) fn reserve_index(&mut self, additional: usize) {
+        let (chunks, long, hasher) = (&self.chunks, &self.long, &self.hasher);
+        self.index
+            .reserve(additional.min(u32::MAX as usize / 2), |p| {
+                hasher.hash_one(key_of(chunks, long, p))
+            });
+    }
+
     /// Whether most of the slab is empty, so [`compact`](Self::compact) would give memory
     /// back.
     pub(crate) fn sparse(&self) -> bool {

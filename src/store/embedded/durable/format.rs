@@ -61,6 +61,19 @@ pub(crate) enum Op {
     Clear,
 }
 
+impl Op {
+    /// The session the op is about (`None` for [`Op::Clear`], which is about all).
+    pub(crate) fn sid(&self) -> Option<&str> {
+        match self {
+            Op::Set { sid, .. }
+            | Op::Apply { sid, .. }
+            | Op::Touch { sid, .. }
+            | Op::Destroy { sid } => Some(sid),
+            Op::Clear => None,
+        }
+    }
+}
+
 /// Appends one encoded record (header and payload) for `op` with sequence number `seq`,
 /// written when everything up to `synced` was durable.
 pub(crate) fn encode(op: &Op, seq: u64, synced: u64, out: &mut Vec<u8>) {

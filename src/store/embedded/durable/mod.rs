@@ -91,14 +91,14 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
-    /// Locks and recovers `dir` (feeding the recovered state to `apply`), then opens the log
+    /// Locks and recovers `dir` (feeding the recovered state to `target`), then opens the log
     /// and starts its sync thread and the thread that prepares its next segments.
     pub(crate) fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
         opts: DurableOptions,
         lock: bool,
-        apply: impl FnMut(Op),
+        target: &impl recovery::Replay,
     ) -> Result<(Durable, recovery::Report), StoreError> {
         storage.create_dir(dir)?;
         let lock = if lock {
@@ -106,7 +106,7 @@ impl Durable {
         } else {
             None
         };
-        let (resume, report) = recovery::recover(&*storage, dir, opts.salvage, apply)?;
+        let (resume, report) = recovery::recover(&*storage, dir, opts.salvage, target)?;
         let wal = Wal::open(storage.clone(), dir, opts.fsync, opts.segment_size, resume)?;
         // Under loom the models drive the sync rounds themselves.
         #[cfg(not(sessile_loom))]

@@ -35,12 +35,60 @@ pub(crate) struct Report {
     pub(crate) salvaged: Vec<String>,
 }
 
-/// Recovers the directory: feeds the state to `apply` and says where the log continues.
+/// Where recovery feeds the state it finds: a store of shards. Ops for one id always go to
+/// the same shard, in log order; [`Op::Clear`] goes to every shard, in log order with the
+/// ops around it. Different shards may be fed from different threads.
+pub(crate) trait Replay: Sync {
+    /// The number of shards.
+    fn shards(&self) -> usize;
+    /// The shard of `sid`.
+    fn shard_of(&self, sid: &str) -> usize;
+    /// Applies `op` to shard `shard` ([`Op::Clear`]: clears that shard).
+    fn apply(&self, shard: usize, op: &Op);
+    /// About `sessions` more sessions are coming to shard `shard`: exactly (from a snapshot)
+    /// or as an estimate (from the log's length).
+    fn expect(&self, shard: usize, sessions: usize, exact: bool);
+}
+
+/// What scanning feeds on: an op, or how many sessions are coming (in all shards).
+pub(crate) enum Item {
+    Op(Op),
+    Expect { sessions: usize, exact: bool },
+}
+
+/// Feeds one item to `target` on this thread.
+#[cfg(sessile_loom)]
+fn feed(target: &impl Replay, item: &Item) {
+    match item {
+        Item::Op(op) => match op.sid() {
+            Some(sid) => target.apply(target.shard_of(sid), op),
+            None => (0..target.shards()).for_each(|s| target.apply(s, op)),
+        },
+        Item::Expect { sessions, exact } => {
+            let n = target.shards();
+            let each = per_shard(*sessions, n, *exact);
+            (0..n).for_each(|s| target.expect(s, each, *exact));
+        }
+    }
+}
+
+/// The share of `sessions` to expect in each of `shards` shards: the mean, plus a margin for
+/// an estimate's index (ids spread over shards at random).
+fn per_shard(sessions: usize, shards: usize, exact: bool) -> usize {
+    let mean = sessions.div_ceil(shards.max(1));
+    if exact {
+        mean
+    } else {
+        mean + mean / 16
+    }
+}
+
+/// Recovers the directory: feeds the state to `target` and says where the log continues.
 pub(crate) fn recover(
     storage: &dyn Storage,
     dir: &Path,
     salvage: bool,
-    mut apply: impl FnMut(Op),
+    target: &impl Replay,
 ) -> Result<(Resume, Report), StoreError> {
     let names = storage.list(dir)?;
     let mut removed_tmp = false;
@@ -64,7 +112,7 @@ pub(crate) fn recover(
         mut tail,
         mut kept,
         problem,
-    } = scan_pipelined(storage, dir, &names, salvage, &mut apply)?;
+    } = scan_pipelined(storage, dir, &names, salvage, target)?;
 
     if let Some((i, cut_segment, off, why)) = problem {
         // Is the missing record `expected` vouched for as synced by any later valid record?
@@ -161,9 +209,13 @@ fn set_aside(
     Ok(())
 }
 
-/// Ops sent from the reading thread to the applying one per batch.
+/// Items sent from the reading thread to the applying one per batch.
 #[cfg(not(sessile_loom))]
 const BATCH: usize = 1024;
+
+/// Log records read before the number of sessions in the log is estimated from their mean
+/// length (logs of one segment are not estimated: their tables grow as they go).
+const ESTIMATE_AFTER: u64 = 4096;
 
 /// What reading the snapshot and the log found, besides the state fed on.
 struct Scan {
@@ -184,37 +236,141 @@ struct Scan {
     problem: Option<(usize, Option<u64>, usize, String)>,
 }
 
-/// Runs [`scan`] on a thread of its own, which reads, checks and decodes and sends the ops in
-/// batches over a bounded channel, while this thread feeds them to `apply` in order.
+/// Appliers: ops are fed to the store from this many threads, each owning the shards whose
+/// index is its number modulo `LANES`.
+#[cfg(not(sessile_loom))]
+const LANES: usize = 2;
+
+/// How many threads apply the ops: up to [`LANES`], leaving a CPU to the reading thread
+/// (on two CPUs a second applier only competes with the reader; measured in BENCHMARKS.md).
+/// Tests always use [`LANES`], so the parallel path is what they check.
+#[cfg(not(sessile_loom))]
+fn lanes() -> usize {
+    if cfg!(test) {
+        return LANES;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .clamp(1, LANES)
+}
+
+/// Shard number of an item meant for every shard of a lane (`Clear`, `Expect`).
+#[cfg(not(sessile_loom))]
+const ALL: u32 = u32::MAX;
+
+/// A batch of items for one lane, each with its shard (or [`ALL`]).
+#[cfg(not(sessile_loom))]
+type Batch = Vec<(u32, Item)>;
+
+/// Runs [`scan`] on a thread of its own, which reads, checks and decodes the records and
+/// routes each op to its shard's lane; each lane's ops go in batches over a bounded channel
+/// to a thread applying them in order (this thread for the first lane). Ops for one id
+/// always reach the same shard, hence the same lane, in log order; `Clear` and `Expect` go
+/// to every lane at their place in the log, and each lane applies them to its own shards,
+/// so every shard sees exactly the sequence a single applier would give it. Applied batches
+/// go back to the reading thread, which drops their ops (memory is freed by the thread that
+/// allocated it) and reuses the batch.
 #[cfg(not(sessile_loom))]
 fn scan_pipelined(
     storage: &dyn Storage,
     dir: &Path,
     names: &[String],
     salvage: bool,
-    apply: &mut impl FnMut(Op),
+    target: &impl Replay,
 ) -> Result<Scan, StoreError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Op>>(8);
+    use std::sync::mpsc;
+
+    let shards = target.shards();
+    let lanes = lanes().min(shards).max(1);
+    let (back_tx, back_rx) = mpsc::channel::<Batch>();
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes).map(|_| mpsc::sync_channel::<Batch>(8)).unzip();
+    // Applies the batches of lane `lane`, in order, and hands them back.
+    let run_lane = |lane: usize, rx: mpsc::Receiver<Batch>, back: mpsc::Sender<Batch>| {
+        let mine = || (lane..shards).step_by(lanes);
+        for batch in rx {
+            for (shard, item) in &batch {
+                match (*shard, item) {
+                    (ALL, Item::Op(op)) => mine().for_each(|s| target.apply(s, op)),
+                    (ALL, Item::Expect { sessions, exact }) => {
+                        let each = per_shard(*sessions, shards, *exact);
+                        mine().for_each(|s| target.expect(s, each, *exact));
+                    }
+                    (s, Item::Op(op)) => target.apply(s as usize, op),
+                    (_, Item::Expect { .. }) => {}
+                }
+            }
+            // The reading thread may be gone (it ended): the batch is then dropped here.
+            let _ = back.send(batch);
+        }
+    };
     std::thread::scope(|s| {
         let reader = std::thread::Builder::new()
             .name("sessile-recovery".into())
             .spawn_scoped(s, move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                let scanned = scan(storage, dir, names, salvage, &mut |op| {
-                    batch.push(op);
-                    if batch.len() == BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        // The receiver lives until this thread ends.
-                        let _ = tx.send(full);
+                let fresh = || match back_rx.try_recv() {
+                    Ok(mut b) => {
+                        b.clear();
+                        b
+                    }
+                    Err(_) => Vec::with_capacity(BATCH),
+                };
+                let mut batches: Vec<Batch> = (0..lanes).map(|_| fresh()).collect();
+                let push = |lane: usize, shard: u32, item: Item, batches: &mut [Batch]| {
+                    let Some(b) = batches.get_mut(lane) else {
+                        return;
+                    };
+                    b.push((shard, item));
+                    if b.len() == BATCH {
+                        let full = std::mem::replace(b, fresh());
+                        // The appliers live until this thread ends.
+                        let _ = txs[lane].send(full);
+                    }
+                };
+                let scanned = scan(storage, dir, names, salvage, &mut |item| {
+                    let shard = match &item {
+                        Item::Op(op) => op.sid().map(|sid| target.shard_of(sid)),
+                        Item::Expect { .. } => None,
+                    };
+                    match (shard, item) {
+                        (Some(s), item) => push(s % lanes, s as u32, item, &mut batches),
+                        (None, Item::Op(op)) => {
+                            for lane in 0..lanes {
+                                push(lane, ALL, Item::Op(op.clone()), &mut batches);
+                            }
+                        }
+                        (None, Item::Expect { sessions, exact }) => {
+                            for lane in 0..lanes {
+                                push(lane, ALL, Item::Expect { sessions, exact }, &mut batches);
+                            }
+                        }
                     }
                 });
-                if !batch.is_empty() {
-                    let _ = tx.send(batch);
+                for (tx, b) in txs.iter().zip(batches) {
+                    if !b.is_empty() {
+                        let _ = tx.send(b);
+                    }
                 }
+                drop(txs);
                 scanned
             })?;
-        for batch in rx {
-            batch.into_iter().for_each(&mut *apply);
+        let mut rxs = rxs.into_iter();
+        let first = rxs.next();
+        let mut appliers = Vec::new();
+        for (i, rx) in rxs.enumerate() {
+            let back = back_tx.clone();
+            appliers.push(
+                std::thread::Builder::new()
+                    .name("sessile-replay".into())
+                    .spawn_scoped(s, move || run_lane(i + 1, rx, back))?,
+            );
+        }
+        if let Some(rx) = first {
+            run_lane(0, rx, back_tx);
+        }
+        for a in appliers {
+            if let Err(panic) = a.join() {
+                std::panic::resume_unwind(panic);
+            }
         }
         match reader.join() {
             Ok(scanned) => scanned,
@@ -230,9 +386,11 @@ fn scan_pipelined(
     dir: &Path,
     names: &[String],
     salvage: bool,
-    apply: &mut impl FnMut(Op),
+    target: &impl Replay,
 ) -> Result<Scan, StoreError> {
-    scan(storage, dir, names, salvage, apply)
+    scan(storage, dir, names, salvage, &mut |item| {
+        feed(target, &item)
+    })
 }
 
 /// Reads the newest valid snapshot and the log after it, feeding their ops to `sink`, up to
@@ -242,7 +400,7 @@ fn scan(
     dir: &Path,
     names: &[String],
     salvage: bool,
-    sink: &mut dyn FnMut(Op),
+    sink: &mut dyn FnMut(Item),
 ) -> Result<Scan, StoreError> {
     let mut report = Report::default();
     let mut snaps: Vec<u64> = names
@@ -261,13 +419,25 @@ fn scan(
                 .push(format!("{name}: names cut {seq} but holds cut {cut}"));
             continue;
         }
-        match snapshot::load(&name, bytes.bytes(), |sid, record, deadline| {
-            sink(Op::Set {
-                sid,
-                record,
-                deadline,
-            })
-        }) {
+        let sink = std::cell::RefCell::new(&mut *sink);
+        let loaded = snapshot::load_counted(
+            &name,
+            bytes.bytes(),
+            |sessions| {
+                (sink.borrow_mut())(Item::Expect {
+                    sessions,
+                    exact: true,
+                })
+            },
+            |sid, record, deadline| {
+                (sink.borrow_mut())(Item::Op(Op::Set {
+                    sid,
+                    record,
+                    deadline,
+                }))
+            },
+        );
+        match loaded {
             Ok(cut) => {
                 base = cut;
                 report.snapshot = Some(cut);
@@ -307,6 +477,9 @@ fn scan(
     let mut kept: Vec<u64> = Vec::new();
     // The first problem met: (index in `live`, segment to cut, offset to cut at, reason).
     let mut problem: Option<(usize, Option<u64>, usize, String)> = None;
+    // The log's sessions are estimated once, from the records fed so far and the bytes left.
+    let mut estimated = live.len() < 2;
+    let mut fed_bytes = 0usize;
     for (i, &first) in live.iter().enumerate() {
         let name = wal::segment_name(first);
         let bytes = storage.read(&dir.join(&name))?;
@@ -330,7 +503,20 @@ fn scan(
                     at += len;
                 }
                 Decoded::Record { seq, op, len, .. } if seq == expected => {
-                    sink(op);
+                    if !estimated && report.replayed == ESTIMATE_AFTER {
+                        estimated = true;
+                        // Segments are all about the size of this one; the last may be
+                        // partly written, so this errs high (by the index slots of at most
+                        // one segment).
+                        let left = (live.len() - i).saturating_mul(b.len()).saturating_sub(at);
+                        let sessions = left / (fed_bytes / ESTIMATE_AFTER as usize).max(1);
+                        sink(Item::Expect {
+                            sessions,
+                            exact: false,
+                        });
+                    }
+                    fed_bytes += len;
+                    sink(Item::Op(op));
                     report.replayed += 1;
                     expected += 1;
                     at += len;

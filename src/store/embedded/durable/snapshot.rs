@@ -186,32 +186,62 @@ pub(crate) fn verify(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
 pub(crate) fn load(
     what: &str,
     bytes: &[u8],
+    each: impl FnMut(String, Record, i64),
+) -> Result<u64, StoreError> {
+    load_counted(what, bytes, |_| {}, each)
+}
+
+/// [`load`], telling `count` how many entries will be fed (the sum of the chunk headers'
+/// counts, each checked against its archive) once the whole file checked out and before the
+/// first entry.
+pub(crate) fn load_counted(
+    what: &str,
+    bytes: &[u8],
+    count: impl FnOnce(usize),
     mut each: impl FnMut(String, Record, i64),
 ) -> Result<u64, StoreError> {
     let (seq, chunks) = check(what, bytes)?;
+    count(chunks.iter().map(|c| c.count).sum());
     let mut copy = AlignedVec::<16>::new();
-    for (start, len) in chunks {
-        with_archive(
-            what,
-            start,
-            &bytes[start..start + len],
-            &mut copy,
-            |archived| {
-                for e in archived.iter() {
-                    let cookie: CookieRecord = Reader(e.cookie.as_slice())
-                        .cookie()
-                        .ok_or_else(|| corrupt(what, start, "invalid cookie"))?;
-                    let record = Record {
-                        cookie,
-                        data: Data::from_trusted(e.data.as_str()),
-                    };
-                    each(e.sid.as_str().to_owned(), record, e.deadline.to_native());
-                }
-                Ok(())
-            },
-        )?;
+    let mut feed = |start: usize, archived: &rkyv::Archived<Vec<SnapEntry>>| {
+        for e in archived.iter() {
+            let cookie: CookieRecord = Reader(e.cookie.as_slice())
+                .cookie()
+                .ok_or_else(|| corrupt(what, start, "invalid cookie"))?;
+            let record = Record {
+                cookie,
+                data: Data::from_trusted(e.data.as_str()),
+            };
+            each(e.sid.as_str().to_owned(), record, e.deadline.to_native());
+        }
+        Ok(())
+    };
+    for c in chunks {
+        match c.checked {
+            // Validated in place by `check`: not validated again.
+            Some(archived) => feed(c.start, archived)?,
+            None => with_archive(
+                what,
+                c.start,
+                &bytes[c.start..c.start + c.len],
+                &mut copy,
+                |archived| feed(c.start, archived),
+            )?,
+        }
     }
     Ok(seq)
+}
+
+/// A chunk `check` found valid.
+struct Checked<'a> {
+    /// Where its archive starts, and its length.
+    start: usize,
+    len: usize,
+    /// Its entries.
+    count: usize,
+    /// The archive, when it was validated in place (16-byte aligned bytes, as in a mapped
+    /// file); otherwise it was validated on an aligned copy, to be made again to be read.
+    checked: Option<&'a rkyv::Archived<Vec<SnapEntry>>>,
 }
 
 /// Validates the archive `body` (rkyv's `access` with bytecheck) and runs `f` on it. The
@@ -237,8 +267,8 @@ fn with_archive<R>(
 }
 
 /// Checks the header, every chunk (checksum, archive, cookies) and the footer; returns the
-/// cut and where each chunk's archive is.
-fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreError> {
+/// cut and the chunks.
+fn check<'a>(what: &str, bytes: &'a [u8]) -> Result<(u64, Vec<Checked<'a>>), StoreError> {
     let h = bytes
         .get(..HEADER)
         .ok_or_else(|| corrupt(what, 0, "truncated header"))?;
@@ -253,7 +283,7 @@ fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreEr
 
     // Check every chunk and the footer, so a bad file feeds nothing. Archives are read in
     // place in a map; one aligned buffer is reused for bytes that are not aligned.
-    let mut chunks: Vec<(usize, usize)> = Vec::new();
+    let mut chunks: Vec<Checked<'a>> = Vec::new();
     let mut copy = AlignedVec::<16>::new();
     let mut at = HEADER;
     loop {
@@ -285,7 +315,7 @@ fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreEr
         if crc32c::crc32c(body) != crc {
             return Err(corrupt(what, at, "chunk checksum mismatch"));
         }
-        with_archive(what, at, body, &mut copy, |archived| {
+        let valid = |archived: &rkyv::Archived<Vec<SnapEntry>>| {
             if archived.len() != count {
                 return Err(corrupt(what, at, "entry count mismatch"));
             }
@@ -296,8 +326,22 @@ fn check(what: &str, bytes: &[u8]) -> Result<(u64, Vec<(usize, usize)>), StoreEr
                 }
             }
             Ok(())
-        })?;
-        chunks.push((start, len));
+        };
+        let checked = if body.as_ptr().align_offset(16) == 0 {
+            let archived = rkyv::access::<rkyv::Archived<Vec<SnapEntry>>, rancor::Error>(body)
+                .map_err(|e| corrupt(what, at, format!("invalid archive: {e}")))?;
+            valid(archived)?;
+            Some(archived)
+        } else {
+            with_archive(what, at, body, &mut copy, valid)?;
+            None
+        };
+        chunks.push(Checked {
+            start,
+            len,
+            count,
+            checked,
+        });
         at = start + len + pad16(len);
     }
     Ok((seq, chunks))
