@@ -232,5 +232,6 @@ impl Drop for Durable {
         if let Some(t) = self.preparer.lock().take() {
             let _ = t.join();
         }
+        self.wal.discard_prepared();
     }
 }

@@ -799,6 +799,24 @@ fn power_loss_right_after_a_swap_keeps_the_flushed_prefix() {
 }
 
 #[test]
+fn a_clean_shutdown_removes_the_prepared_segment() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    let next = Path::new(DIR).join(wal::NEXT_SEGMENT);
+    assert!(fs.names().contains(&next));
+    drop(store);
+    assert!(
+        !fs.names().contains(&next),
+        "no unused allocation left behind"
+    );
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+#[test]
 fn a_crash_with_a_prepared_unused_segment_recovers() {
     let fs = FaultStorage::new();
     let mut model = Model::new();

@@ -524,6 +524,17 @@ impl Wal {
         self.prep_wake.notify_all();
     }
 
+    /// At a clean shutdown, once the log's threads have stopped: drops the prepared segment
+    /// and removes its file, so a stopped store leaves no unused allocation on disk. (A crash
+    /// leaves it; the next open removes it.) Best effort: a file that cannot be removed now is
+    /// removed at the next open.
+    pub(crate) fn discard_prepared(&self) {
+        let next = std::mem::replace(&mut self.state.lock().next, Next::Idle);
+        // The map is unmapped before its file goes.
+        drop(next);
+        let _ = self.storage.remove(&self.dir.join(NEXT_SEGMENT));
+    }
+
     /// Bytes appended since the last snapshot cut.
     #[cfg_attr(sessile_loom, allow(dead_code))]
     pub(crate) fn bytes_since_cut(&self) -> u64 {
