@@ -178,6 +178,50 @@ impl Op {
     }
 }
 
+/// The store sizes (`HOT_SESSIONS`) and thread counts (`HOT_THREADS`) to run.
+fn sizes_and_threads() -> (Vec<u64>, Vec<usize>) {
+    let sizes = support::env_list("HOT_SESSIONS", &["100k", "1M"])
+        .iter()
+        .filter_map(|s| support::parse_count(s))
+        .collect();
+    let threads = support::env_list("HOT_THREADS", &["1", "2"])
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    (sizes, threads)
+}
+
+/// A group whose throughput is one operation per iteration.
+fn per_op_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    if cpu_clock() {
+        // Every sample long enough to be measured in CPU time.
+        g.sampling_mode(criterion::SamplingMode::Flat);
+    }
+    g
+}
+
+/// Thread `t`'s share of `iters` operations split over `threads` threads.
+fn share(iters: u64, threads: usize, t: u64) -> u64 {
+    iters / threads as u64 + u64::from(t < iters % threads as u64)
+}
+
+/// The time of a run from each thread's (start, end, CPU time): the wall time from the
+/// first start to the last end, or with `HOT_CLOCK=cpu` the largest CPU time of a thread.
+fn elapsed(spans: &[(Instant, Instant, Duration)]) -> Duration {
+    let start = spans.iter().map(|s| s.0).min().expect("a thread");
+    let end = spans.iter().map(|s| s.1).max().expect("a thread");
+    let wall = end - start;
+    if cpu_clock() && wall >= support::CPU_CLOCK_MIN {
+        return spans.iter().map(|s| s.2).max().expect("a thread");
+    }
+    wall
+}
+
 /// `iters` operations split over `threads` threads; the wall time from the first thread's
 /// start to the last one's end (with `HOT_CLOCK=cpu`, the largest CPU time of a thread).
 fn run_ops(store: &EmbeddedStore, op: Op, live: u64, threads: usize, iters: u64) -> Duration {
@@ -185,7 +229,7 @@ fn run_ops(store: &EmbeddedStore, op: Op, live: u64, threads: usize, iters: u64)
     let spans: Vec<(Instant, Instant, Duration)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
-                let n = iters / threads as u64 + u64::from(t < iters % threads as u64);
+                let n = share(iters, threads, t);
                 let barrier = &barrier;
                 s.spawn(move || {
                     let mut rng = Rng::new(sessile::clock::now_ms() as u64 ^ (t << 32) ^ iters);
@@ -228,30 +272,12 @@ fn run_ops(store: &EmbeddedStore, op: Op, live: u64, threads: usize, iters: u64)
             .map(|h| h.join().expect("worker"))
             .collect()
     });
-    let start = spans.iter().map(|s| s.0).min().expect("a thread");
-    let end = spans.iter().map(|s| s.1).max().expect("a thread");
-    let wall = end - start;
-    if cpu_clock() && wall >= support::CPU_CLOCK_MIN {
-        return spans.iter().map(|s| s.2).max().expect("a thread");
-    }
-    wall
+    elapsed(&spans)
 }
 
 fn store_ops(c: &mut Criterion) {
-    let sizes: Vec<u64> = support::env_list("HOT_SESSIONS", &["100k", "1M"])
-        .iter()
-        .filter_map(|s| support::parse_count(s))
-        .collect();
-    let threads: Vec<usize> = support::env_list("HOT_THREADS", &["1", "2"])
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let mut g = c.benchmark_group("store");
-    g.throughput(Throughput::Elements(1));
-    if cpu_clock() {
-        // Every sample long enough to be measured in CPU time.
-        g.sampling_mode(criterion::SamplingMode::Flat);
-    }
+    let (sizes, threads) = sizes_and_threads();
+    let mut g = per_op_group(c, "store");
     for &size in &sizes {
         // Filled lazily, so a filter that skips every benchmark of a size skips its fill.
         let mut store: Option<Arc<EmbeddedStore>> = None;
@@ -291,7 +317,7 @@ fn run_threads(threads: usize, iters: u64, f: &(dyn Fn(&mut Rng) + Sync)) -> Dur
     let spans: Vec<(Instant, Instant, Duration)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
-                let n = iters / threads as u64 + u64::from(t < iters % threads as u64);
+                let n = share(iters, threads, t);
                 let barrier = &barrier;
                 s.spawn(move || {
                     let mut rng = Rng::new(sessile::clock::now_ms() as u64 ^ (t << 32) ^ iters);
@@ -310,13 +336,7 @@ fn run_threads(threads: usize, iters: u64, f: &(dyn Fn(&mut Rng) + Sync)) -> Dur
             .map(|h| h.join().expect("worker"))
             .collect()
     });
-    let start = spans.iter().map(|s| s.0).min().expect("a thread");
-    let end = spans.iter().map(|s| s.1).max().expect("a thread");
-    let wall = end - start;
-    if cpu_clock() && wall >= support::CPU_CLOCK_MIN {
-        return spans.iter().map(|s| s.2).max().expect("a thread");
-    }
-    wall
+    elapsed(&spans)
 }
 
 /// Reference points for reading `store/get`, not sessile code paths:
@@ -326,23 +346,11 @@ fn run_threads(threads: usize, iters: u64, f: &(dyn Fn(&mut Rng) + Sync)) -> Dur
 /// - `floor/arc_key_arc_value`: a read-only `HashMap<Arc<str>, Arc<str>>` whose value is
 ///   cloned out, the key and value behind pointers as the embedded store keeps them;
 /// - `floor/get_own_path`: `EmbeddedStore::get_now` where every session's cookie has its own
-///   `path` allocation, instead of the one `Arc<str>` the layer shares between all sessions
-///   (and `store/get` uses): what the shared reference count costs at 2 threads.
+///   `path` allocation. (It measured what one `path` `Arc` shared by every session cost at 2
+///   threads; the store now interns cookie shapes per shard, so `store/get` shares none.)
 fn floors(c: &mut Criterion) {
-    let sizes: Vec<u64> = support::env_list("HOT_SESSIONS", &["100k", "1M"])
-        .iter()
-        .filter_map(|s| support::parse_count(s))
-        .collect();
-    let threads: Vec<usize> = support::env_list("HOT_THREADS", &["1", "2"])
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let mut g = c.benchmark_group("floor");
-    g.throughput(Throughput::Elements(1));
-    if cpu_clock() {
-        // Every sample long enough to be measured in CPU time.
-        g.sampling_mode(criterion::SamplingMode::Flat);
-    }
+    let (sizes, threads) = sizes_and_threads();
+    let mut g = per_op_group(c, "floor");
     for &size in &sizes {
         let mut inline: Option<std::collections::HashMap<[u8; 32], u64, ahash::RandomState>> = None;
         let mut arcs: Option<std::collections::HashMap<Arc<str>, Arc<str>, ahash::RandomState>> =

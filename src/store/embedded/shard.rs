@@ -318,8 +318,9 @@ impl Shard {
 
     /// Stores a whole record. With a log, the record is logged first (while the lock is held,
     /// so the log's order for this id is the memory's); a refused log write changes nothing.
-    /// Only the data's reference count is taken: the caller's cookie (whose `path` every
-    /// request shares) is compared or interned, never cloned.
+    /// In memory only the data's reference count is taken: the caller's cookie (whose `path`
+    /// every request shares) is compared or interned, never cloned. (A durable store still
+    /// clones the record into the logged `Op`.)
     pub(crate) fn set(
         &self,
         key: &str,
