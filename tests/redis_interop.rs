@@ -9,6 +9,7 @@
 
 #![cfg(feature = "redis")]
 
+mod common;
 mod redis_common;
 
 use std::io::{BufRead, BufReader};
@@ -21,11 +22,12 @@ use std::time::Duration;
 use axum::extract::Path;
 use axum::routing::get;
 use axum::{Json, Router};
+use common::*;
 use redis_common::*;
 use serde_json::{json, Map, Value};
-use sessile::{CookieOptions, RedisStore, SameSiteOption, Secrets, Session, SessionLayer};
+use sessile::{CookieOptions, RedisStore, SameSiteOption, Session, SessionLayer};
 
-const SECRET: &str = "shared by node and rust";
+const SHARED_SECRET: &str = "shared by node and rust";
 
 /// The Express app, killed on drop.
 struct NodeApp {
@@ -52,7 +54,7 @@ fn start_node(redis_url: &str, prefix: &str) -> NodeApp {
         .env("PORT", "0")
         .env("HOST", "127.0.0.1")
         .env("REDIS_URL", redis_url)
-        .env("SECRET", SECRET)
+        .env("SECRET", SHARED_SECRET)
         .env("PREFIX", prefix)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -91,7 +93,7 @@ async fn start_rust(redis_url: &str, prefix: &str) -> SocketAddr {
         .await
         .expect("connect to REDIS_URL");
     let layer = SessionLayer::builder()
-        .secret(SECRET)
+        .secret(SHARED_SECRET)
         .cookie(
             CookieOptions::new()
                 .max_age(Duration::from_secs(24 * 3600))
@@ -160,29 +162,16 @@ fn prerequisites(test: &str) -> Option<String> {
     Some(url)
 }
 
-/// The signed session id inside a `connect.sid=...` cookie, checked with the shared secret.
-fn sid_of(cookie: &str) -> String {
-    let value = cookie
-        .strip_prefix("connect.sid=")
-        .expect("connect.sid cookie");
-    let decoded = sessile::cookie::decode(value);
-    let secrets = Secrets::new([SECRET]).unwrap();
-    sessile::signing::session_id(&decoded, &secrets)
-        .unwrap_or_else(|| panic!("cookie {cookie:?} is not signed with the shared secret"))
-        .to_owned()
-}
-
 /// The attributes of a `Set-Cookie` header, with the date of `Expires` left out.
 fn attributes(header: &str) -> Vec<String> {
-    header
-        .split(';')
-        .skip(1)
-        .map(|a| a.trim())
+    SetCookie::parse(header)
+        .attrs
+        .into_iter()
         .map(|a| {
             if a.to_ascii_lowercase().starts_with("expires=") {
                 "Expires".to_owned()
             } else {
-                a.to_owned()
+                a
             }
         })
         .collect()
@@ -201,12 +190,14 @@ async fn express_and_sessile_share_sessions_through_connect_redis() {
     let mut conn = raw(&url).await;
 
     // 1. A session created by Node is read and changed by Rust, and Node sees the change.
-    let created = fetch(node, "/set/user/alice", None).await;
+    let created = get_with(node, "/set/user/alice", None).await;
     assert_eq!(created.status, 200, "{created:?}");
-    let node_cookie = created.set_cookie.clone().expect("Node sets the cookie");
-    let node_sid = sid_of(&node_cookie);
+    let node_cookie = created.cookie_pair();
+    let node_sid = created.sid_signed_by(SHARED_SECRET);
     assert_eq!(
-        fetch(node, "/node-extras", Some(&node_cookie)).await.status,
+        get_with(node, "/node-extras", Some(&node_cookie))
+            .await
+            .status,
         200
     );
     let key = format!("{prefix}{node_sid}");
@@ -219,7 +210,7 @@ async fn express_and_sessile_share_sessions_through_connect_redis() {
         "Node's TTL {node_ttl}"
     );
 
-    let read = fetch(rust, "/read", Some(&node_cookie)).await;
+    let read = get_with(rust, "/read", Some(&node_cookie)).await;
     assert_eq!(read.status, 200);
     let node_only = json!({
         "list": [1, 2.5, "three", null, true, {"deep": []}],
@@ -228,20 +219,23 @@ async fn express_and_sessile_share_sessions_through_connect_redis() {
         "small": 1e-7,
         "text": "é \"quoted\" \\ ✓",
     });
-    assert_eq!(read.json(), json!({"user": "alice", "nodeOnly": node_only}));
     assert_eq!(
-        fetch(rust, "/id", Some(&node_cookie)).await.json(),
+        json_body(&read),
+        json!({"user": "alice", "nodeOnly": node_only})
+    );
+    assert_eq!(
+        json_body(&get_with(rust, "/id", Some(&node_cookie)).await),
         json!(node_sid)
     );
 
-    let changed = fetch(rust, "/views", Some(&node_cookie)).await;
+    let changed = get_with(rust, "/views", Some(&node_cookie)).await;
     assert_eq!(
-        (changed.status, changed.json()),
+        (changed.status, json_body(&changed)),
         (http::StatusCode::OK, json!(1))
     );
     // Rust's cookie (if it sends one) is the same session, signed the same way.
-    if let Some(c) = &changed.set_cookie {
-        assert_eq!(sid_of(c), node_sid);
+    if changed.session_cookie().is_some() {
+        assert_eq!(changed.sid_signed_by(SHARED_SECRET), node_sid);
     }
     // What Rust wrote is what Node wrote plus the new field: Node's fields untouched, in
     // their order, byte for byte.
@@ -258,59 +252,59 @@ async fn express_and_sessile_share_sessions_through_connect_redis() {
         "Rust's TTL {rust_ttl}"
     );
 
-    let seen = fetch(node, "/read", Some(&node_cookie)).await;
+    let seen = get_with(node, "/read", Some(&node_cookie)).await;
     assert_eq!(
-        seen.json(),
+        json_body(&seen),
         json!({"user": "alice", "nodeOnly": node_only, "views": 1}),
         "Node sees Rust's change"
     );
     assert_eq!(
-        fetch(node, "/views", Some(&node_cookie)).await.json(),
+        json_body(&get_with(node, "/views", Some(&node_cookie)).await),
         json!(2)
     );
     assert_eq!(
-        fetch(rust, "/views", Some(&node_cookie)).await.json(),
+        json_body(&get_with(rust, "/views", Some(&node_cookie)).await),
         json!(3)
     );
 
     // 2. The reverse: created by Rust, read and changed by Node, the change seen by Rust.
-    let created = fetch(rust, "/set/user/bob", None).await;
+    let created = get_with(rust, "/set/user/bob", None).await;
     assert_eq!(created.status, 200);
-    let rust_cookie = created.set_cookie.clone().expect("Rust sets the cookie");
-    let rust_sid = sid_of(&rust_cookie);
+    let rust_cookie = created.cookie_pair();
+    let rust_sid = created.sid_signed_by(SHARED_SECRET);
     assert!(raw_exists(&mut conn, &format!("{prefix}{rust_sid}")).await);
     assert_eq!(
-        fetch(node, "/read", Some(&rust_cookie)).await.json(),
+        json_body(&get_with(node, "/read", Some(&rust_cookie)).await),
         json!({"user": "bob"})
     );
     assert_eq!(
-        fetch(node, "/id", Some(&rust_cookie)).await.json(),
+        json_body(&get_with(node, "/id", Some(&rust_cookie)).await),
         json!(rust_sid)
     );
-    let node_cookie_info = fetch(node, "/cookie", Some(&rust_cookie)).await.json();
+    let node_cookie_info = json_body(&get_with(node, "/cookie", Some(&rust_cookie)).await);
     assert_eq!(node_cookie_info["originalMaxAge"], json!(86_400_000));
     assert_eq!(node_cookie_info["sameSite"], json!("lax"));
     assert_eq!(
-        fetch(node, "/views", Some(&rust_cookie)).await.json(),
+        json_body(&get_with(node, "/views", Some(&rust_cookie)).await),
         json!(1)
     );
     assert_eq!(
-        fetch(node, "/set/color/green", Some(&rust_cookie))
+        get_with(node, "/set/color/green", Some(&rust_cookie))
             .await
             .status,
         200
     );
     assert_eq!(
-        fetch(rust, "/read", Some(&rust_cookie)).await.json(),
+        json_body(&get_with(rust, "/read", Some(&rust_cookie)).await),
         json!({"user": "bob", "views": 1, "color": "green"}),
         "Rust sees Node's changes"
     );
     assert_eq!(
-        fetch(rust, "/views", Some(&rust_cookie)).await.json(),
+        json_body(&get_with(rust, "/views", Some(&rust_cookie)).await),
         json!(2)
     );
     assert_eq!(
-        fetch(node, "/views", Some(&rust_cookie)).await.json(),
+        json_body(&get_with(node, "/views", Some(&rust_cookie)).await),
         json!(3)
     );
 
@@ -322,44 +316,40 @@ async fn express_and_sessile_share_sessions_through_connect_redis() {
         attributes(&rust_header),
         "Node: {node_header}\nRust: {rust_header}"
     );
-    let secrets = Secrets::new([SECRET]).unwrap();
-    assert_eq!(
-        rust_cookie,
-        format!(
-            "connect.sid={}",
-            sessile::cookie::encode(&sessile::signing::cookie_value(&rust_sid, &secrets))
-        )
-    );
+    assert_eq!(rust_cookie, cookie_for(&rust_sid, SHARED_SECRET));
     assert_eq!(
         node_cookie,
-        format!(
-            "connect.sid={}",
-            sessile::cookie::encode(&sessile::signing::cookie_value(&node_sid, &secrets))
-        ),
+        cookie_for(&node_sid, SHARED_SECRET),
         "Node's cookie is exactly what sessile would send for that id"
     );
 
     // 4. A logout on one side ends the session on the other.
-    assert_eq!(fetch(node, "/logout", Some(&rust_cookie)).await.status, 200);
-    assert!(!raw_exists(&mut conn, &format!("{prefix}{rust_sid}")).await);
-    let after = fetch(rust, "/read", Some(&rust_cookie)).await;
     assert_eq!(
-        after.json(),
+        get_with(node, "/logout", Some(&rust_cookie)).await.status,
+        200
+    );
+    assert!(!raw_exists(&mut conn, &format!("{prefix}{rust_sid}")).await);
+    let after = get_with(rust, "/read", Some(&rust_cookie)).await;
+    assert_eq!(
+        json_body(&after),
         json!({}),
         "Rust no longer knows the session Node ended"
     );
-    assert_eq!(fetch(rust, "/logout", Some(&node_cookie)).await.status, 200);
-    assert!(!raw_exists(&mut conn, &key).await);
-    let after = fetch(node, "/read", Some(&node_cookie)).await;
     assert_eq!(
-        after.json(),
+        get_with(rust, "/logout", Some(&node_cookie)).await.status,
+        200
+    );
+    assert!(!raw_exists(&mut conn, &key).await);
+    let after = get_with(node, "/read", Some(&node_cookie)).await;
+    assert_eq!(
+        json_body(&after),
         json!({}),
         "Node no longer knows the session Rust ended"
     );
     // ... and a new visit with the old cookie starts a new session under a new id.
-    let fresh = fetch(node, "/views", Some(&node_cookie)).await;
-    assert_eq!(fresh.json(), json!(1));
-    let fresh_sid = sid_of(fresh.set_cookie.as_deref().expect("a new cookie"));
+    let fresh = get_with(node, "/views", Some(&node_cookie)).await;
+    assert_eq!(json_body(&fresh), json!(1));
+    let fresh_sid = fresh.sid_signed_by(SHARED_SECRET);
     assert_ne!(fresh_sid, node_sid);
 
     raw_clear(&mut conn, &prefix).await;
@@ -367,8 +357,9 @@ async fn express_and_sessile_share_sessions_through_connect_redis() {
 
 /// The whole `Set-Cookie` header of a new session made by `path`.
 async fn created_header(addr: SocketAddr, path: &str) -> String {
-    fetch(addr, path, None)
+    get_with(addr, path, None)
         .await
-        .set_cookie_header
+        .session_cookie()
         .unwrap_or_else(|| panic!("{path} on {addr} sets no cookie"))
+        .to_owned()
 }

@@ -5,20 +5,21 @@
 
 #![cfg(feature = "redis")]
 
+mod common;
 mod redis_common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::Path;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use bytes::Bytes;
+use common::*;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use redis_common::*;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sessile::store::suite;
 use sessile::{
     clock, Applied, Change, Changes, CookieOptions, CookieRecord, Data, Record, RedisStore,
@@ -479,41 +480,30 @@ async fn two_nodes_changing_one_session_keep_both_changes() {
     }
 
     // Through the layer: a session made on node A, then parallel requests to A and B.
-    async fn set(session: Session, Path((k, v)): Path<(String, String)>) -> &'static str {
-        session.insert(&k, v).expect("insert");
-        "ok"
-    }
-    async fn read(session: Session) -> Json<Map<String, Value>> {
-        Json(session.data().expect("data"))
-    }
     let app = |store: Arc<RedisStore>| {
-        let layer = SessionLayer::builder()
-            .secret("shared secret")
+        let layer = builder()
             .cookie(CookieOptions::new().max_age(Duration::from_secs(600)))
             .store_arc(store)
             .build()
             .unwrap();
-        Router::new()
-            .route("/set/{k}/{v}", get(set))
-            .route("/read", get(read))
-            .layer(layer)
+        routes().layer(layer)
     };
     let (node_a, node_b) = (serve(app(a.clone())).await, serve(app(b.clone())).await);
-    let first = fetch(node_a, "/set/start/1", None).await;
+    let first = get_with(node_a, "/put/start/1", None).await;
     assert_eq!(first.status, StatusCode::OK);
-    let cookie = first.set_cookie.expect("session cookie");
+    let cookie = first.cookie_pair();
     let mut requests = Vec::new();
     for i in 0..30 {
         let node = if i % 2 == 0 { node_a } else { node_b };
         let cookie = cookie.clone();
         requests.push(tokio::spawn(async move {
-            fetch(node, &format!("/set/f{i}/v{i}"), Some(&cookie)).await
+            get_with(node, &format!("/put/f{i}/v{i}"), Some(&cookie)).await
         }));
     }
     for r in requests {
         assert_eq!(r.await.unwrap().status, StatusCode::OK);
     }
-    let data = fetch(node_b, "/read", Some(&cookie)).await.json();
+    let data = json_body(&get_with(node_b, "/data", Some(&cookie)).await);
     for i in 0..30 {
         assert_eq!(data[format!("f{i}")], json!(format!("v{i}")), "{data}");
     }

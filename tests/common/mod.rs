@@ -1,6 +1,6 @@
-//! Shared helpers of the `layer_*` integration tests: a real axum server behind the
-//! session layer, a hyper client, a tiny cookie jar, a store that records (and can fail)
-//! calls, and the handlers every test file routes to.
+//! Shared helpers of the integration tests (`layer_*`, and the HTTP side of `redis_*`): a
+//! real axum server behind the session layer, a hyper client, a tiny cookie jar, a store
+//! that records (and can fail) calls, and the handlers every test file routes to.
 
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -88,12 +88,18 @@ impl Resp {
     /// The session id of the `connect.sid` `Set-Cookie`, verified against [`SECRET`].
     /// Panics when there is no such cookie or its signature is wrong.
     pub fn sid(&self) -> String {
+        self.sid_signed_by(SECRET)
+    }
+
+    /// The session id of the `connect.sid` `Set-Cookie`, verified against `secret`.
+    /// Panics when there is no such cookie or its signature is wrong.
+    pub fn sid_signed_by(&self, secret: &str) -> String {
         let c = self
             .session_cookie()
             .unwrap_or_else(|| panic!("no session Set-Cookie in {self:?}"));
         SetCookie::parse(c)
-            .session_id(&[SECRET])
-            .unwrap_or_else(|| panic!("Set-Cookie not signed with the test secret: {c}"))
+            .session_id(&[secret])
+            .unwrap_or_else(|| panic!("Set-Cookie not signed with {secret:?}: {c}"))
     }
 
     /// `name=value` of the session cookie, ready for a `Cookie` header.

@@ -1,19 +1,12 @@
-//! Helpers of the Redis tests (`redis_store.rs`, `redis_interop.rs`): finding the Redis
-//! server, skipping without one, raw Redis access, a real HTTP server and client.
+//! The Redis side of the Redis tests (`redis_store.rs`, `redis_interop.rs`): finding the
+//! Redis server, skipping without one, raw Redis access. Their HTTP side (server, client,
+//! cookies) is `tests/common`.
 
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
 use std::io::Write as _;
-use std::net::SocketAddr;
-use std::time::Duration;
 
-use axum::Router;
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use redis::aio::MultiplexedConnection;
 
 /// Whether this run is CI (`CI` set and not empty), where skipping is not allowed.
@@ -127,68 +120,5 @@ pub async fn raw_clear(conn: &mut MultiplexedConnection, prefix: &str) {
             return;
         }
         cursor = next;
-    }
-}
-
-/// Serves `app` on an ephemeral port of 127.0.0.1 for the rest of the test.
-pub async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    /// `name=value` of the session cookie set by the response, if any.
-    pub set_cookie: Option<String>,
-    /// The whole `Set-Cookie` header of the session cookie, attributes included.
-    pub set_cookie_header: Option<String>,
-    pub body: String,
-}
-
-impl Reply {
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", self.body))
-    }
-}
-
-/// `GET http://addr{path}` with an optional `Cookie` header, within 10 s.
-pub async fn fetch(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let mut req = Request::get(format!("http://{addr}{path}"));
-    if let Some(c) = cookie {
-        req = req.header(http::header::COOKIE, c);
-    }
-    let req = req.body(Empty::new()).expect("request");
-    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
-        .await
-        .unwrap_or_else(|_| panic!("GET {path} on {addr}: no response in 10 s"))
-        .unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}"));
-    let status = res.status();
-    let set_cookie_header = res
-        .headers()
-        .get_all(http::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("connect.sid="))
-        .map(str::to_owned);
-    let set_cookie = set_cookie_header
-        .as_deref()
-        .map(|v| v.split(';').next().unwrap_or("").to_owned());
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    Reply {
-        status,
-        set_cookie,
-        set_cookie_header,
-        body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
