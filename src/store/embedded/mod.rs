@@ -36,7 +36,7 @@ mod shard;
 mod slab;
 
 pub use durable::FsyncPolicy;
-use durable::{Durable, DurableOptions, Op};
+use durable::{Durable, DurableOptions, Op, OpRef};
 use shard::{Limits, Shard};
 
 /// How many keys one sweep of one shard may look at while holding its write lock.
@@ -178,8 +178,9 @@ impl EmbeddedStoreBuilder {
         self
     }
 
-    /// The size of each log segment file (default 64 MiB). Segments are allocated whole
-    /// when created.
+    /// The size of each log segment file (default 16 MiB). Segments are allocated whole
+    /// when created, and the next one is prepared while the current one is written, so two
+    /// segments' worth of disk is allocated ahead; a sealed segment is cut to what it holds.
     ///
     /// ```
     /// let builder = sessile::EmbeddedStore::builder().segment_size(16 << 20);
@@ -556,7 +557,7 @@ impl EmbeddedStore {
     fn clear_inner(&self) -> Result<Option<u64>, StoreError> {
         let mut guards: Vec<_> = self.core.shards.iter().map(Shard::lock_for_clear).collect();
         let seq = match self.core.log() {
-            Some(w) => Some(w.append(&Op::Clear)?),
+            Some(w) => Some(w.append(OpRef::Clear)?),
             None => None,
         };
         guards.iter_mut().for_each(|g| g.clear());
@@ -689,7 +690,7 @@ pub mod fuzzing {
             },
             deadline: seq as i64,
         };
-        format::encode(&op, seq, seq.saturating_sub(1), &mut out);
+        format::encode(op.as_ref(), seq, seq.saturating_sub(1), &mut out);
         out
     }
 
@@ -700,10 +701,7 @@ pub mod fuzzing {
         if b.len() >= format::HEADER {
             let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
             if len <= b.len() - format::HEADER {
-                let crc = crc32c::crc32c_append(
-                    crc32c::crc32c(&b[..24]),
-                    &b[format::HEADER..format::HEADER + len],
-                );
+                let crc = format::record_crc(&b[..24], &b[format::HEADER..format::HEADER + len]);
                 b[24..28].copy_from_slice(&crc.to_le_bytes());
             }
         }

@@ -25,7 +25,7 @@ use crate::record::{Changes, CookieRecord, Data, Record};
 use crate::store::Applied;
 
 use super::durable::wal::Wal;
-use super::durable::Op;
+use super::durable::{Op, OpRef};
 use crate::sync::{AtomicU64, Ordering, RwLock, WriteGuard};
 
 /// Bytes charged per entry on top of its id and data, for the memory cap.
@@ -287,8 +287,8 @@ impl Inner {
                 }
                 if let Some(w) = log {
                     // Best effort: if the log refuses, the eviction still frees memory.
-                    let _ = w.append(&Op::Destroy {
-                        sid: self.slab.key(pos).to_owned(),
+                    let _ = w.append(OpRef::Destroy {
+                        sid: self.slab.key(pos),
                     });
                 }
                 // `take` already removed it from the wheel.
@@ -302,11 +302,9 @@ impl Inner {
     }
 }
 
-fn append(log: Option<&Wal>, op: impl FnOnce() -> Op) -> Result<Option<u64>, StoreError> {
-    match log {
-        Some(w) => w.append(&op()).map(Some),
-        None => Ok(None),
-    }
+/// Logs `op` when there is a log; returns its sequence number.
+fn append(log: Option<&Wal>, op: OpRef<'_>) -> Result<Option<u64>, StoreError> {
+    log.map(|w| w.append(op)).transpose()
 }
 
 impl Shard {
@@ -319,8 +317,8 @@ impl Shard {
     /// Stores a whole record. With a log, the record is logged first (while the lock is held,
     /// so the log's order for this id is the memory's); a refused log write changes nothing.
     /// In memory only the data's reference count is taken: the caller's cookie (whose `path`
-    /// every request shares) is compared or interned, never cloned. (A durable store still
-    /// clones the record into the logged `Op`.)
+    /// every request shares) is compared or interned, never cloned; a durable store logs it
+    /// borrowed.
     pub(crate) fn set(
         &self,
         key: &str,
@@ -331,11 +329,14 @@ impl Shard {
         log: Option<&Wal>,
     ) -> Result<Option<u64>, StoreError> {
         let mut g = self.inner.write();
-        let seq = append(log, || Op::Set {
-            sid: key.to_owned(),
-            record: record.clone(),
-            deadline,
-        })?;
+        let seq = append(
+            log,
+            OpRef::Set {
+                sid: key,
+                record,
+                deadline,
+            },
+        )?;
         g.sweep(now_ms, 8);
         if deadline > now_ms {
             g.upsert(key, record, deadline);
@@ -368,11 +369,14 @@ impl Shard {
             return Ok((Applied::Missing, None));
         }
         let data = changes.apply_to_data(&e.data)?;
-        let seq = append(log, || Op::Apply {
-            sid: key.to_owned(),
-            changes: changes.clone(),
-            deadline,
-        })?;
+        let seq = append(
+            log,
+            OpRef::Apply {
+                sid: key,
+                changes,
+                deadline,
+            },
+        )?;
         if deadline <= now_ms {
             g.remove_at(pos);
             return Ok((Applied::Applied, seq));
@@ -418,9 +422,9 @@ impl Shard {
                 if deadline - e.logged.load(Ordering::Acquire) <= window {
                     return Ok(None);
                 }
-                let seq = log.append(&Op::Touch {
-                    sid: key.to_owned(),
-                    cookie: cookie.clone(),
+                let seq = log.append(OpRef::Touch {
+                    sid: key,
+                    cookie,
                     deadline,
                 })?;
                 e.logged.fetch_max(deadline, Ordering::AcqRel);
@@ -438,11 +442,14 @@ impl Shard {
             return Ok(None);
         }
         let data = e.data.clone();
-        let seq = append(log, || Op::Touch {
-            sid: key.to_owned(),
-            cookie: cookie.clone(),
-            deadline,
-        })?;
+        let seq = append(
+            log,
+            OpRef::Touch {
+                sid: key,
+                cookie,
+                deadline,
+            },
+        )?;
         if deadline <= now_ms {
             g.remove_at(pos);
             return Ok(seq);
@@ -456,9 +463,7 @@ impl Shard {
         let Some(pos) = g.slab.find(key) else {
             return Ok(None);
         };
-        let seq = append(log, || Op::Destroy {
-            sid: key.to_owned(),
-        })?;
+        let seq = append(log, OpRef::Destroy { sid: key })?;
         g.remove_at(pos);
         Ok(seq)
     }

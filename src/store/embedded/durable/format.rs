@@ -8,7 +8,7 @@
 //! 5..8    zero
 //! 8..16   sequence number (u64), +1 per record
 //! 16..24  the highest sequence number known to be synced when this record was written
-//! 24..28  CRC32C over bytes 0..24 and the payload
+//! 24..28  CRC32C over the payload, then over bytes 0..24
 //! 28..    payload
 //! ```
 //!
@@ -74,13 +74,123 @@ impl Op {
     }
 }
 
+/// An op borrowed from the caller, for encoding: what a writer logs without copying its id
+/// or record first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OpRef<'a> {
+    /// See [`Op::Set`].
+    Set {
+        sid: &'a str,
+        record: &'a Record,
+        deadline: i64,
+    },
+    /// See [`Op::Apply`].
+    Apply {
+        sid: &'a str,
+        changes: &'a Changes,
+        deadline: i64,
+    },
+    /// See [`Op::Touch`].
+    Touch {
+        sid: &'a str,
+        cookie: &'a CookieRecord,
+        deadline: i64,
+    },
+    /// See [`Op::Destroy`].
+    Destroy { sid: &'a str },
+    /// See [`Op::Clear`].
+    Clear,
+}
+
+impl Op {
+    /// The op borrowed, for encoding.
+    pub(crate) fn as_ref(&self) -> OpRef<'_> {
+        match self {
+            Op::Set {
+                sid,
+                record,
+                deadline,
+            } => OpRef::Set {
+                sid,
+                record,
+                deadline: *deadline,
+            },
+            Op::Apply {
+                sid,
+                changes,
+                deadline,
+            } => OpRef::Apply {
+                sid,
+                changes,
+                deadline: *deadline,
+            },
+            Op::Touch {
+                sid,
+                cookie,
+                deadline,
+            } => OpRef::Touch {
+                sid,
+                cookie,
+                deadline: *deadline,
+            },
+            Op::Destroy { sid } => OpRef::Destroy { sid },
+            Op::Clear => OpRef::Clear,
+        }
+    }
+}
+
+/// A record encoded but for its sequence numbers: what a writer prepares before it takes the
+/// log's lock. [`Unsealed::seal`] then fills in the header, under the lock, in a few
+/// nanoseconds: the payload's checksum is already computed (the record's CRC32C runs over the
+/// payload first and the header after it, for exactly this).
+pub(crate) struct Unsealed {
+    kind: u8,
+    payload_crc: u32,
+}
+
+impl Unsealed {
+    /// Clears `buf` and encodes `op` into it: a header of zeros, then the payload.
+    pub(crate) fn encode(op: OpRef<'_>, buf: &mut Vec<u8>) -> Unsealed {
+        buf.clear();
+        buf.extend_from_slice(&[0u8; HEADER]);
+        let kind = put_payload(op, buf);
+        Unsealed {
+            kind,
+            payload_crc: crc32c::crc32c(&buf[HEADER..]),
+        }
+    }
+
+    /// Writes the header of the record in `buf` (as [`Unsealed::encode`] left it): sequence
+    /// number `seq`, written when everything up to `synced` was durable.
+    pub(crate) fn seal(&self, buf: &mut [u8], seq: u64, synced: u64) {
+        let len = (buf.len() - HEADER) as u32;
+        buf[0..4].copy_from_slice(&len.to_le_bytes());
+        buf[4] = self.kind;
+        buf[5..8].fill(0);
+        buf[8..16].copy_from_slice(&seq.to_le_bytes());
+        buf[16..24].copy_from_slice(&synced.to_le_bytes());
+        let crc = crc32c::crc32c_append(self.payload_crc, &buf[..24]);
+        buf[24..28].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// The checksum of a record: CRC32C over the payload, then over header bytes 0..24.
+pub(crate) fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(payload), &header[..24])
+}
+
 /// Appends one encoded record (header and payload) for `op` with sequence number `seq`,
 /// written when everything up to `synced` was durable.
-pub(crate) fn encode(op: &Op, seq: u64, synced: u64, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0u8; HEADER]);
-    let kind = match op {
-        Op::Set {
+pub(crate) fn encode(op: OpRef<'_>, seq: u64, synced: u64, out: &mut Vec<u8>) {
+    let mut rec = Vec::new();
+    Unsealed::encode(op, &mut rec).seal(&mut rec, seq, synced);
+    out.extend_from_slice(&rec);
+}
+
+/// Appends the payload of `op`; returns its kind.
+fn put_payload(op: OpRef<'_>, out: &mut Vec<u8>) -> u8 {
+    match op {
+        OpRef::Set {
             sid,
             record,
             deadline,
@@ -91,7 +201,7 @@ pub(crate) fn encode(op: &Op, seq: u64, synced: u64, out: &mut Vec<u8>) {
             put_str(out, record.data.as_str());
             SET
         }
-        Op::Apply {
+        OpRef::Apply {
             sid,
             changes,
             deadline,
@@ -105,7 +215,7 @@ pub(crate) fn encode(op: &Op, seq: u64, synced: u64, out: &mut Vec<u8>) {
                     Change::Set(k, v) => {
                         out.push(1);
                         put_str(out, k);
-                        put_str(out, &v.to_string());
+                        put_json(out, v);
                     }
                     Change::Remove(k) => {
                         out.push(2);
@@ -115,7 +225,7 @@ pub(crate) fn encode(op: &Op, seq: u64, synced: u64, out: &mut Vec<u8>) {
             }
             APPLY
         }
-        Op::Touch {
+        OpRef::Touch {
             sid,
             cookie,
             deadline,
@@ -125,20 +235,22 @@ pub(crate) fn encode(op: &Op, seq: u64, synced: u64, out: &mut Vec<u8>) {
             out.extend_from_slice(&deadline.to_le_bytes());
             TOUCH
         }
-        Op::Destroy { sid } => {
+        OpRef::Destroy { sid } => {
             put_str(out, sid);
             DESTROY
         }
-        Op::Clear => CLEAR,
-    };
-    let len = (out.len() - start - HEADER) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4] = kind;
-    out[start + 8..start + 16].copy_from_slice(&seq.to_le_bytes());
-    out[start + 16..start + 24].copy_from_slice(&synced.to_le_bytes());
-    let crc = crc32c::crc32c(&out[start..start + 24]);
-    let crc = crc32c::crc32c_append(crc, &out[start + HEADER..]);
-    out[start + 24..start + 28].copy_from_slice(&crc.to_le_bytes());
+        OpRef::Clear => CLEAR,
+    }
+}
+
+/// A JSON value as a string (`u32` length, then its JSON text), written in place.
+fn put_json(out: &mut Vec<u8>, v: &serde_json::Value) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    // Writing to a Vec cannot fail, and a Value always serialises.
+    let _ = serde_json::to_writer(&mut *out, v);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 /// What the bytes at some offset of a segment hold.
@@ -182,8 +294,7 @@ pub(crate) fn decode(buf: &[u8]) -> Decoded {
     let synced = u64::from_le_bytes(header[16..24].try_into().unwrap_or([0; 8]));
     let stored = u32::from_le_bytes(header[24..28].try_into().unwrap_or([0; 4]));
     let payload = &buf[HEADER..HEADER + len];
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[..24]), payload);
-    if crc != stored {
+    if record_crc(header, payload) != stored {
         return Decoded::Bad("checksum mismatch");
     }
     match decode_payload(kind, payload) {
@@ -451,7 +562,7 @@ mod tests {
     fn every_op_round_trips() {
         let mut buf = Vec::new();
         for (i, op) in ops().iter().enumerate() {
-            encode(op, i as u64 + 1, i as u64, &mut buf);
+            encode(op.as_ref(), i as u64 + 1, i as u64, &mut buf);
         }
         buf.extend_from_slice(&[0; 64]);
         let mut at = 0;
@@ -476,7 +587,7 @@ mod tests {
     #[test]
     fn every_truncation_and_bit_flip_is_detected() {
         let mut buf = Vec::new();
-        encode(&ops()[0], 9, 3, &mut buf);
+        encode(ops()[0].as_ref(), 9, 3, &mut buf);
         for cut in 0..buf.len() {
             let mut b = buf[..cut].to_vec();
             b.resize(buf.len() + HEADER, 0);
@@ -495,6 +606,31 @@ mod tests {
                     "flip {byte}:{bit} decoded"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_checksum_covers_the_payload_then_the_header() {
+        let mut buf = Vec::new();
+        encode(ops()[0].as_ref(), 7, 6, &mut buf);
+        let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
+        assert_eq!(buf.len(), HEADER + len);
+        assert_eq!((buf[4], &buf[5..8]), (SET, &[0u8, 0, 0][..]));
+        assert_eq!(u64::from_le_bytes(buf[8..16].try_into().unwrap()), 7);
+        assert_eq!(u64::from_le_bytes(buf[16..24].try_into().unwrap()), 6);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&buf[HEADER..]), &buf[..24]);
+        assert_eq!(buf[24..28], crc.to_le_bytes());
+    }
+
+    #[test]
+    fn a_reused_buffer_encodes_as_a_fresh_one() {
+        let mut reused = Vec::new();
+        for (i, op) in ops().iter().enumerate().rev() {
+            let rec = Unsealed::encode(op.as_ref(), &mut reused);
+            rec.seal(&mut reused, i as u64 + 1, 0);
+            let mut fresh = Vec::new();
+            encode(op.as_ref(), i as u64 + 1, 0, &mut fresh);
+            assert_eq!(reused, fresh, "op {i}");
         }
     }
 }

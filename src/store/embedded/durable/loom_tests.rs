@@ -73,7 +73,7 @@ fn loom_group_commit_acknowledges_only_synced_records() {
             .map(|sid| {
                 let w = w.clone();
                 thread::spawn(move || {
-                    let seq = w.append(&op(sid)).unwrap();
+                    let seq = w.append(op(sid).as_ref()).unwrap();
                     (seq, w.register(seq).unwrap())
                 })
             })
@@ -131,7 +131,7 @@ fn loom_an_fsync_error_reaches_every_waiter() {
             .map(|sid| {
                 let w = w.clone();
                 thread::spawn(move || {
-                    let seq = w.append(&op(sid))?;
+                    let seq = w.append(op(sid).as_ref())?;
                     w.register(seq)
                 })
             })
@@ -151,7 +151,7 @@ fn loom_an_fsync_error_reaches_every_waiter() {
                 Err(e) => assert!(e.to_string().contains("poisoned"), "{e}"),
             }
         }
-        assert!(w.append(&op("c")).is_err());
+        assert!(w.append(op("c").as_ref()).is_err());
     });
 }
 

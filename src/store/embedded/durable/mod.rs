@@ -31,7 +31,7 @@ pub(crate) mod snapshot;
 mod tests;
 pub(crate) mod wal;
 
-pub(crate) use format::Op;
+pub(crate) use format::{Op, OpRef};
 use fs::{DirLock, Storage};
 use wal::Wal;
 
@@ -67,7 +67,7 @@ impl Default for DurableOptions {
     fn default() -> Self {
         DurableOptions {
             fsync: FsyncPolicy::EverySec,
-            segment_size: 64 << 20,
+            segment_size: 16 << 20,
             snapshot_bytes: 64 << 20,
             snapshot_interval: Some(Duration::from_secs(3600)),
             touch_interval_ms: 1000,

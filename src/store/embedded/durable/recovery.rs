@@ -484,6 +484,13 @@ fn scan(
         let name = wal::segment_name(first);
         let bytes = storage.read(&dir.join(&name))?;
         let b = bytes.bytes();
+        if let Some(v) = wal::foreign_version(b) {
+            return Err(StoreError::Corrupt(format!(
+                "log segment {name} has format version {v}; this version of sessile reads \
+                 version {}",
+                wal::SEGMENT_VERSION
+            )));
+        }
         if wal::check_segment_header(b) != Some(first) {
             let why = format!("log segment {name} at offset 0: invalid segment header");
             problem = Some((i, None, 0, why));

@@ -703,6 +703,37 @@ fn segment_names_round_trip() {
     assert_eq!(wal::check_segment_header(&[0; SEGMENT_HEADER]), None);
 }
 
+/// A log of another format version (here the unreleased version 1, whose records are
+/// checksummed differently) is refused by name, with or without salvage: it is not corrupt,
+/// and salvage would move it aside.
+#[test]
+fn a_log_of_another_format_version_is_refused_by_name() {
+    let fs = FaultStorage::new();
+    {
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        let mut model = Model::new();
+        for s in &steps(3, 20) {
+            run(&store, &mut model, s).unwrap();
+        }
+    }
+    let first = segments(&fs)[0].clone();
+    let mut header = wal::segment_header(1);
+    header[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32c::crc32c(&header[..24]);
+    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    fs.patch(&first, 8, &header[8..SEGMENT_HEADER]);
+    assert_eq!(wal::foreign_version(&fs.contents(&first).unwrap()), Some(1));
+    for salvage in [false, true] {
+        let Err(err) = open(&fs, FsyncPolicy::Never, salvage) else {
+            panic!("a version 1 log opened (salvage: {salvage})");
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("format version 1"), "{msg}");
+        assert!(msg.contains(&wal::segment_name(1)), "{msg}");
+    }
+    assert_eq!(fs.contents(&first).unwrap()[..SEGMENT_HEADER], header[..]);
+}
+
 /// Writes numbered sessions from `*n` on until the log's next segment leaves the states
 /// "idle" and "wanted"/"preparing" (preparing it here if the sync thread has not), and returns
 /// that state.

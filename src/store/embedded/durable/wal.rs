@@ -9,11 +9,15 @@
 //! or only at a clean shutdown (`Never`). A failed sync poisons the log: every waiter of that
 //! batch gets the error and every later write fails.
 //!
-//! Rotation is a swap: once the active segment is half full the sync thread prepares the next
-//! one off the write path, on a thread of its own (created as [`NEXT_SEGMENT`], allocated, its placeholder header and
-//! the directory synced, its pages faulted in). A rotation under the mutex then writes the real
-//! header into the prepared map and renames it to its final name; only when none is ready does
-//! it create one itself, as it would without preparation.
+//! Rotation is a swap: as soon as a segment is written to, the next one is prepared off the
+//! write path, on a thread of its own (created as [`NEXT_SEGMENT`], allocated, its placeholder
+//! header and the directory synced, its pages faulted in), with a whole segment's worth of
+//! writes to do it in. A rotation under the mutex then writes the real header into the
+//! prepared map and renames it to its final name; only when none is ready does it create one
+//! itself, as it would without preparation.
+//!
+//! A sealed segment is unmapped before its last sync (see [`SegmentMap::unmap_and_sync`]): a
+//! sync through the map would interrupt the writers' CPUs once per page.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::format::{self, Op};
+use super::format::{self, OpRef};
 use super::fs::{SegmentMap, Storage};
 use super::FsyncPolicy;
 use crate::error::StoreError;
@@ -30,6 +34,9 @@ use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER: usize = 32;
 const SEGMENT_MAGIC: &[u8; 8] = b"SESSWAL1";
+/// The format version of segments and their records. Version 1 checksummed a record's header
+/// before its payload; it was never released.
+pub(crate) const SEGMENT_VERSION: u32 = 2;
 /// The file name of a prepared segment not yet in use. Its header names sequence number 0
 /// (no record has it). Recovery removes it: it holds no record until it is renamed.
 pub(crate) const NEXT_SEGMENT: &str = "wal-next.prep";
@@ -51,23 +58,42 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
 pub(crate) fn segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&1u32.to_le_bytes());
+    h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
     h[16..24].copy_from_slice(&first_seq.to_le_bytes());
     let crc = crc32c::crc32c(&h[..24]);
     h[24..28].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
+/// The version a valid segment header (magic and checksum) names, if it is another version
+/// than this code writes: such a log is refused, never salvaged as if it were corrupt.
+pub(crate) fn foreign_version(bytes: &[u8]) -> Option<u32> {
+    let h = bytes.get(..SEGMENT_HEADER)?;
+    let v = u32::from_le_bytes(h[8..12].try_into().ok()?);
+    let crc = u32::from_le_bytes(h[24..28].try_into().ok()?);
+    (&h[..8] == SEGMENT_MAGIC && crc32c::crc32c(&h[..24]) == crc && v != SEGMENT_VERSION)
+        .then_some(v)
+}
+
 /// Checks a segment header; returns its first sequence number.
 pub(crate) fn check_segment_header(bytes: &[u8]) -> Option<u64> {
     let h = bytes.get(..SEGMENT_HEADER)?;
-    if &h[..8] != SEGMENT_MAGIC || h[8..12] != 1u32.to_le_bytes() {
+    if &h[..8] != SEGMENT_MAGIC || h[8..12] != SEGMENT_VERSION.to_le_bytes() {
         return None;
     }
     let crc = u32::from_le_bytes(h[24..28].try_into().ok()?);
     (crc32c::crc32c(&h[..24]) == crc)
         .then(|| u64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8])))
 }
+
+std::thread_local! {
+    /// Each writing thread's buffer for the record it is about to append.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A thread's record buffer is kept for its next record up to this capacity (a rare huge
+/// session does not pin its memory to the thread).
+const SCRATCH_KEPT: usize = 64 << 10;
 
 struct Active {
     map: Arc<dyn SegmentMap>,
@@ -84,7 +110,7 @@ struct Sealed {
 
 /// The next segment, prepared off the write path.
 enum Next {
-    /// Not needed yet (the active segment is less than half full).
+    /// Not asked for yet (no write since the last rotation or since the log was opened).
     Idle,
     /// Asked for; the preparing thread (or a snapshot's cut) will prepare it.
     Wanted,
@@ -105,7 +131,6 @@ struct State {
     unsynced: Vec<Sealed>,
     /// First sequence numbers of every segment file, oldest first (the active one last).
     segments: Vec<u64>,
-    scratch: Vec<u8>,
     bytes_since_cut: u64,
     /// A segment was created since the last sync: the directory must be synced too.
     dir_dirty: bool,
@@ -195,7 +220,6 @@ impl Wal {
                 next: Next::Idle,
                 unsynced: Vec::new(),
                 segments,
-                scratch: Vec::with_capacity(4096),
                 bytes_since_cut: 0,
                 dir_dirty: false,
             }),
@@ -229,23 +253,30 @@ impl Wal {
 
     /// Appends one record and returns its sequence number. When this returns `Ok`, the record
     /// is in the mapped log (the page cache).
-    pub(crate) fn append(&self, op: &Op) -> Result<u64, StoreError> {
+    ///
+    /// The record is encoded and its payload checksummed before the log's mutex is taken, in
+    /// a buffer of the calling thread's; under the mutex only its header (sequence numbers,
+    /// checksum) is filled in and the record copied into the map.
+    pub(crate) fn append(&self, op: OpRef<'_>) -> Result<u64, StoreError> {
         if let Some(e) = self.poison_error() {
             return Err(e);
         }
+        SCRATCH.with(|cell| {
+            let mut buf = cell.take();
+            let rec = format::Unsealed::encode(op, &mut buf);
+            let result = self.append_unsealed(&rec, &mut buf);
+            if buf.capacity() <= SCRATCH_KEPT {
+                cell.set(buf);
+            }
+            result
+        })
+    }
+
+    fn append_unsealed(&self, rec: &format::Unsealed, buf: &mut [u8]) -> Result<u64, StoreError> {
         let mut st = self.state.lock();
         let seq = st.seq + 1;
-        let mut scratch = std::mem::take(&mut st.scratch);
-        scratch.clear();
-        format::encode(
-            op,
-            seq,
-            self.synced_seq.load(Ordering::Acquire),
-            &mut scratch,
-        );
-        let result = self.append_encoded(&mut st, seq, &scratch);
-        st.scratch = scratch;
-        result?;
+        rec.seal(buf, seq, self.synced_seq.load(Ordering::Acquire));
+        self.append_encoded(&mut st, seq, buf)?;
         st.seq = seq;
         Ok(seq)
     }
@@ -257,7 +288,7 @@ impl Wal {
         st.active.map.write(st.active.pos, rec)?;
         st.active.pos += rec.len();
         st.bytes_since_cut += rec.len() as u64;
-        if matches!(st.next, Next::Idle) && st.active.pos >= st.active.map.len() / 2 {
+        if matches!(st.next, Next::Idle) {
             st.next = Next::Wanted;
             // Lock order: the state, then the waiters (nothing takes them the other way).
             self.waiters.lock().prepare = true;
@@ -448,8 +479,13 @@ impl Wal {
             (st.seq, sealed, active, std::mem::take(&mut st.dir_dirty))
         };
         let poison = |e: std::io::Error| self.poison(e);
-        for job in &sealed {
-            job.map.sync(job.from, job.to).map_err(poison)?;
+        for mut job in sealed {
+            match Arc::get_mut(&mut job.map) {
+                Some(map) => map.unmap_and_sync(job.from, job.to),
+                // Still held elsewhere (not by the log: it has moved on): sync through the map.
+                None => job.map.sync(job.from, job.to),
+            }
+            .map_err(poison)?;
             // Only disk space is at stake: a segment left long reads as zeros past its end.
             let _ = job.map.truncate(job.to);
         }
