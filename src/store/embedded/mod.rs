@@ -708,10 +708,18 @@ pub mod fuzzing {
         decode_log(&b)
     }
 
-    /// Frames arbitrary chunk bodies as a snapshot with valid header, chunk and footer
-    /// checksums, so a fuzzer reaches the archive validation.
-    pub fn frame_snapshot(seq: u64, chunks: &[&[u8]]) -> Vec<u8> {
+    /// Frames arbitrary chunk bodies, each with the entry count its chunk header is to give,
+    /// as a snapshot with valid header, chunk and footer checksums, so a fuzzer reaches the
+    /// archive validation.
+    pub fn frame_snapshot(seq: u64, chunks: &[(u32, &[u8])]) -> Vec<u8> {
         snapshot::frame(seq, chunks)
+    }
+
+    /// A chunk archive that rkyv's validation accepts, with columns, shapes, lengths and text
+    /// taken from arbitrary bytes (not necessarily consistent), and the entry count to frame
+    /// it with: so a fuzzer reaches the snapshot's own checks of the columns.
+    pub fn arbitrary_snapshot_chunk(bytes: &[u8]) -> (u32, Vec<u8>) {
+        snapshot::arbitrary_chunk(bytes)
     }
 
     /// Loads a snapshot from `bytes` as recovery does; returns the number of sessions.
