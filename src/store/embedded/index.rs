@@ -34,6 +34,22 @@ fn slot(tag: u8, pos: u32) -> Slot {
     [tag, p[0], p[1], p[2], p[3]]
 }
 
+/// Asks the CPU to load the cache line of `p` (a no-op where there is no stable prefetch
+/// instruction).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults and writes nothing, whatever the
+    // address (and this one is a live reference).
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[derive(Default)]
 pub(crate) struct Index {
     slots: Vec<Slot>,
@@ -50,6 +66,15 @@ impl Index {
 
     fn mask(&self) -> usize {
         self.slots.len().wrapping_sub(1)
+    }
+
+    /// Starts loading the home slot of `hash` into the CPU's cache, for a [`Index::find`]
+    /// that comes after other work: the work then hides the cache miss.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        if let Some(s) = self.slots.get(hash as usize & self.mask()) {
+            prefetch(s);
+        }
     }
 
     /// The position whose tag matches `hash` and for which `eq` holds.

@@ -329,6 +329,8 @@ impl Shard {
         log: Option<&Wal>,
     ) -> Result<Option<u64>, StoreError> {
         let mut g = self.inner.write();
+        // The log's work hides the index's cache miss.
+        g.slab.prefetch(key);
         let seq = append(
             log,
             OpRef::Set {

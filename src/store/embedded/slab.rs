@@ -120,6 +120,13 @@ impl Slab {
         self.end
     }
 
+    /// Starts loading the index line where `key` is looked up, for a lookup after other work
+    /// (see [`Index::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch(&self, key: &str) {
+        self.index.prefetch(self.hash(key.as_bytes()));
+    }
+
     /// The position of `key`'s entry.
     pub(crate) fn find(&self, key: &str) -> Option<u32> {
         let (chunks, long) = (&self.chunks, &self.long);

@@ -333,7 +333,10 @@ mod tests {
         seg.write(10, b"sealed").unwrap();
         seg.write(2 * PAGE + 1, b"tail").unwrap();
         seg.unmap_and_sync(0, 2 * PAGE + 5).unwrap();
-        assert!(seg.write(0, b"x").is_err(), "a write after unmapping must fail");
+        assert!(
+            seg.write(0, b"x").is_err(),
+            "a write after unmapping must fail"
+        );
         assert!(seg.sync(0, 1).is_err(), "so must a sync through the map");
         assert_eq!(seg.len(), 3 * PAGE);
         seg.truncate(2 * PAGE + 5).unwrap();
