@@ -32,7 +32,7 @@ use crate::sync::{AtomicU64, Ordering, RwLock, WriteGuard};
 const ENTRY_OVERHEAD: usize = 160;
 
 /// The most entries a snapshot copies under one hold of the read lock.
-pub(crate) const SLICE: usize = 1_000;
+pub(crate) const SLICE: usize = 128;
 
 fn charge(key_len: usize, data: &Data) -> usize {
     ENTRY_OVERHEAD + key_len + data.len()
