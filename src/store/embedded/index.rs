@@ -41,7 +41,7 @@ fn slot(tag: u8, pos: u32) -> Slot {
 fn prefetch<T>(p: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it never faults and writes nothing, whatever the
-    // address (and this one is a live reference).
+    // address (and this one is a live reference); it needs SSE, which every x86_64 CPU has.
     unsafe {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());

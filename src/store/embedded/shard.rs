@@ -329,8 +329,10 @@ impl Shard {
         log: Option<&Wal>,
     ) -> Result<Option<u64>, StoreError> {
         let mut g = self.inner.write();
-        // The log's work hides the index's cache miss.
-        g.slab.prefetch(key);
+        if log.is_some() {
+            // The log's work below hides the index's cache miss.
+            g.slab.prefetch(key);
+        }
         let seq = append(
             log,
             OpRef::Set {

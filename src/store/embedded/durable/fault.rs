@@ -30,6 +30,8 @@ struct State {
     writes: u64,
     syncs: u64,
     allocs: u64,
+    /// Segments unmapped before their last sync.
+    unmaps: u64,
 }
 
 /// Which operations fail.
@@ -90,6 +92,7 @@ impl FaultStorage {
                 writes: 0,
                 syncs: 0,
                 allocs: 0,
+                unmaps: 0,
             })),
             faults: Arc::new(Mutex::new(Faults::default())),
         }
@@ -98,6 +101,11 @@ impl FaultStorage {
     /// How many syncs (range, file and directory) have happened.
     pub(crate) fn syncs(&self) -> u64 {
         self.state.lock().syncs
+    }
+
+    /// How many segments were unmapped before their last sync.
+    pub(crate) fn unmaps(&self) -> u64 {
+        self.state.lock().unmaps
     }
 
     /// How many segment allocations have been asked for.
@@ -191,6 +199,12 @@ struct FaultSegment {
     fs: FaultStorage,
     id: u64,
     len: usize,
+    /// Set by `unmap_and_sync`: later writes and syncs through the map fail, as on disk.
+    unmapped: bool,
+}
+
+fn unmapped() -> io::Error {
+    io::Error::other("log segment already unmapped")
 }
 
 impl SegmentMap for FaultSegment {
@@ -199,6 +213,9 @@ impl SegmentMap for FaultSegment {
     }
 
     fn write(&self, offset: usize, data: &[u8]) -> io::Result<()> {
+        if self.unmapped {
+            return Err(unmapped());
+        }
         self.fs.count_write()?;
         let mut st = self.fs.state.lock();
         let f = st
@@ -217,6 +234,27 @@ impl SegmentMap for FaultSegment {
     }
 
     fn sync(&self, from: usize, to: usize) -> io::Result<()> {
+        if self.unmapped {
+            return Err(unmapped());
+        }
+        self.sync_file(from, to)
+    }
+
+    fn unmap_and_sync(&mut self, from: usize, to: usize) -> io::Result<()> {
+        self.unmapped = true;
+        self.fs.state.lock().unmaps += 1;
+        self.sync_file(from, to)
+    }
+
+    fn truncate(&self, len: usize) -> io::Result<()> {
+        self.truncate_current(len);
+        Ok(())
+    }
+}
+
+impl FaultSegment {
+    /// Makes `[from, to)` of the current image durable (a sync, counted and failed like any).
+    fn sync_file(&self, from: usize, to: usize) -> io::Result<()> {
         self.fs.count_sync()?;
         let mut st = self.fs.state.lock();
         if let Some(f) = st.files.get_mut(&self.id) {
@@ -229,13 +267,6 @@ impl SegmentMap for FaultSegment {
         Ok(())
     }
 
-    fn truncate(&self, len: usize) -> io::Result<()> {
-        self.truncate_current(len);
-        Ok(())
-    }
-}
-
-impl FaultSegment {
     fn truncate_current(&self, len: usize) {
         // Like a file whose new size is not synced yet: after a power failure the durable
         // image (with its zeros past `len`) comes back.
@@ -303,6 +334,7 @@ impl Storage for FaultStorage {
         }
         let id = self.create(path, len)?;
         Ok(Box::new(FaultSegment {
+            unmapped: false,
             fs: self.clone(),
             id,
             len,
@@ -317,6 +349,7 @@ impl Storage for FaultStorage {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         let len = st.files.get(&id).map_or(0, |f| f.current.len());
         Ok(Box::new(FaultSegment {
+            unmapped: false,
             fs: self.clone(),
             id,
             len,

@@ -629,6 +629,15 @@ fn check<'a>(what: &str, bytes: &'a [u8]) -> Result<(u64, Vec<Checked<'a>>), Sto
         }
         let len = u32::from_le_bytes([tag[4], tag[5], tag[6], tag[7]]) as usize;
         let count = u32::from_le_bytes([tag[8], tag[9], tag[10], tag[11]]) as usize;
+        if count > CHUNK {
+            // The writer never puts more in a chunk; a larger count would size tables (and
+            // loops) by a number the file's bytes do not back.
+            return Err(corrupt(
+                what,
+                at,
+                format!("entry count {count} over {CHUNK}"),
+            ));
+        }
         let crc = u32::from_le_bytes([tag[12], tag[13], tag[14], tag[15]]);
         let start = at + 16;
         let body = start
@@ -846,6 +855,26 @@ mod tests {
         assert!(e.contains("entry count mismatch"), "{e}");
         let e = refusal(&file_with(3, &two()));
         assert!(e.contains("entry count mismatch"), "{e}");
+        // A count over a chunk's, even one that every column holds (each one value for all).
+        let same = SnapChunk {
+            shapes: two().shapes,
+            shape_of: Ints::Same(0),
+            deadline_base: 0,
+            deadlines: Ints::Same(0),
+            expires: Vec::new(),
+            sid_lens: Ints::Same(0),
+            data_lens: Ints::Same(0),
+            text: String::new(),
+        };
+        let n = CHUNK as u32;
+        assert_eq!(
+            load_all(&file_with(n, &same)).map(|v| v.len()).ok(),
+            Some(CHUNK)
+        );
+        let e = refusal(&file_with(n + 1, &same));
+        assert!(e.contains("entry count 4097 over 4096"), "{e}");
+        let e = refusal(&file_with(u32::MAX, &same));
+        assert!(e.contains("over 4096"), "{e}");
         // Lengths past the text, or short of it.
         let mut chunk = two();
         chunk.sid_lens = Ints::U16(vec![1, 300]);

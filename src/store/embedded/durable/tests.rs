@@ -778,10 +778,22 @@ fn rotation_swaps_in_the_prepared_segment() {
         let allocs = fs.allocs();
         write_until_rotated(&store, &fs, &mut model, &mut n);
         assert_eq!(fs.allocs(), allocs, "the rotation allocated nothing");
+        // The write that rotated is the first into the new segment: the next is wanted.
+        let wal = &store.core.durable.as_ref().unwrap().wal;
+        assert_ne!(
+            wal.next_state(),
+            "idle",
+            "the next segment is asked for at once"
+        );
     }
     store.flush().unwrap();
-    // Sealed segments are cut to their used length once synced.
     let segs = segments(&fs);
+    assert_eq!(
+        fs.unmaps(),
+        segs.len() as u64 - 1,
+        "every sealed segment is unmapped for its last sync"
+    );
+    // Sealed segments are cut to their used length once synced.
     for seg in &segs[..segs.len() - 1] {
         let bytes = fs.contents(seg).unwrap();
         let &(at, len) = record_offsets(&bytes).last().unwrap();
@@ -1018,4 +1030,30 @@ fn parallel_replay_keeps_per_id_order_and_clears_in_place() {
             .unwrap();
         assert_eq!(state(&store), model, "{shards} shards");
     }
+}
+
+/// A session too large for one log record (over 64 MiB) is refused with an error and changes
+/// nothing; the store goes on and reopens with everything else.
+#[test]
+fn a_record_over_the_log_limit_is_refused_and_changes_nothing() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for s in &steps(5, 30) {
+        run(&store, &mut model, s).unwrap();
+    }
+    let huge = record(json!({ "blob": "x".repeat(format::MAX_PAYLOAD) }));
+    let err = store.set_now("huge", &huge).unwrap_err();
+    assert!(matches!(err, StoreError::Full(_)), "{err}");
+    assert!(
+        err.to_string().contains("over the limit of 64 MiB"),
+        "{err}"
+    );
+    assert!(futures_lite_block(store.get("huge")).unwrap().is_none());
+    let step = Step::Set("after".into(), json!({ "ok": true }));
+    run(&store, &mut model, &step).unwrap();
+    drop(store);
+    fs.power_loss();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
 }

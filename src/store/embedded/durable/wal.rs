@@ -252,7 +252,8 @@ impl Wal {
     }
 
     /// Appends one record and returns its sequence number. When this returns `Ok`, the record
-    /// is in the mapped log (the page cache).
+    /// is in the mapped log (the page cache). A record whose payload is over
+    /// [`format::MAX_PAYLOAD`] is refused ([`StoreError::Full`]).
     ///
     /// The record is encoded and its payload checksummed before the log's mutex is taken, in
     /// a buffer of the calling thread's; under the mutex only its header (sequence numbers,
@@ -264,7 +265,16 @@ impl Wal {
         SCRATCH.with(|cell| {
             let mut buf = cell.take();
             let rec = format::Unsealed::encode(op, &mut buf);
-            let result = self.append_unsealed(&rec, &mut buf);
+            let payload = buf.len() - format::HEADER;
+            let result = if payload > format::MAX_PAYLOAD {
+                // Recovery would refuse such a record: it is refused here, and nothing changes.
+                Err(StoreError::Full(format!(
+                    "a log record of {payload} bytes is over the limit of {} MiB",
+                    format::MAX_PAYLOAD >> 20
+                )))
+            } else {
+                self.append_unsealed(&rec, &mut buf)
+            };
             if buf.capacity() <= SCRATCH_KEPT {
                 cell.set(buf);
             }
@@ -482,7 +492,8 @@ impl Wal {
         for mut job in sealed {
             match Arc::get_mut(&mut job.map) {
                 Some(map) => map.unmap_and_sync(job.from, job.to),
-                // Still held elsewhere (not by the log: it has moved on): sync through the map.
+                // Not expected (syncs run one at a time, and the log lets go of a segment when
+                // it seals it); if the map is still shared, syncing through it is as safe.
                 None => job.map.sync(job.from, job.to),
             }
             .map_err(poison)?;
