@@ -565,7 +565,8 @@ impl EmbeddedStore {
     }
 
     /// Takes a snapshot now (durable stores only; returns the log cut it covers). Snapshots
-    /// are also taken automatically by size and age.
+    /// are also taken automatically by size and age. When nothing was logged since the
+    /// newest snapshot, nothing is written and its cut is returned.
     pub fn snapshot(&self) -> Result<Option<u64>, StoreError> {
         self.core.snapshot()
     }

@@ -32,6 +32,8 @@ struct State {
     allocs: u64,
     /// Segments unmapped before their last sync.
     unmaps: u64,
+    /// Files created whole (snapshots).
+    created: u64,
 }
 
 /// Which operations fail.
@@ -93,6 +95,7 @@ impl FaultStorage {
                 syncs: 0,
                 allocs: 0,
                 unmaps: 0,
+                created: 0,
             })),
             faults: Arc::new(Mutex::new(Faults::default())),
         }
@@ -101,6 +104,11 @@ impl FaultStorage {
     /// How many syncs (range, file and directory) have happened.
     pub(crate) fn syncs(&self) -> u64 {
         self.state.lock().syncs
+    }
+
+    /// How many whole files (snapshots) were created.
+    pub(crate) fn files_created(&self) -> u64 {
+        self.state.lock().created
     }
 
     /// How many segments were unmapped before their last sync.
@@ -364,6 +372,7 @@ impl Storage for FaultStorage {
 
     fn create_file(&self, path: &Path) -> io::Result<Box<dyn NewFile>> {
         let id = self.create(path, 0)?;
+        self.state.lock().created += 1;
         Ok(Box::new(FaultFile {
             fs: self.clone(),
             id,

@@ -146,7 +146,8 @@ impl Durable {
 
     /// Takes a snapshot: cuts the log, writes the entries `collect` yields (it is called after
     /// the cut), reads the new file back and checks it, then removes what it made redundant.
-    /// Returns the cut.
+    /// Returns the cut. When nothing was logged since the newest snapshot, that one is the
+    /// snapshot: nothing is written.
     ///
     /// With two snapshots kept (the default), the previous snapshot and the log from its cut
     /// stay, so a newest snapshot damaged later still falls back to the previous one with
@@ -160,6 +161,14 @@ impl Durable {
     {
         let _one_at_a_time = self.snapshotting.lock();
         let cut = self.wal.cut()?;
+        if self
+            .storage
+            .list(&self.dir)?
+            .contains(&snapshot::snapshot_name(cut))
+        {
+            // Nothing was logged since this snapshot was taken (and read back valid).
+            return Ok(cut);
+        }
         // The cut's segments must be durable before the snapshot that relies on them.
         self.wal
             .sync_now()

@@ -1057,3 +1057,27 @@ fn a_record_over_the_log_limit_is_refused_and_changes_nothing() {
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();
     assert_eq!(state(&store), model);
 }
+
+/// A snapshot asked for when nothing was logged since the newest one writes nothing; one
+/// after a write does.
+#[test]
+fn a_snapshot_with_nothing_new_writes_nothing() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    for s in &steps(7, 40) {
+        run(&store, &mut model, s).unwrap();
+    }
+    let cut = store.snapshot().unwrap();
+    let files = fs.files_created();
+    assert_eq!(store.snapshot().unwrap(), cut);
+    assert_eq!(fs.files_created(), files, "the same snapshot again");
+    let step = Step::Set("new".into(), json!({ "n": 1 }));
+    run(&store, &mut model, &step).unwrap();
+    assert!(store.snapshot().unwrap() > cut);
+    assert_eq!(fs.files_created(), files + 1);
+    drop(store);
+    fs.power_loss();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
