@@ -176,6 +176,16 @@ fn prefixes(steps: &[Step]) -> Vec<Model> {
     out
 }
 
+/// A store opened on `fs` (policy `Never`) after `n` steps of seed `seed`, and its model.
+fn opened_with_steps(fs: &FaultStorage, seed: u64, n: usize) -> (EmbeddedStore, Model) {
+    let store = open(fs, FsyncPolicy::Never, false).unwrap();
+    let mut model = Model::new();
+    for s in &steps(seed, n) {
+        run(&store, &mut model, s).unwrap();
+    }
+    (store, model)
+}
+
 fn segments(fs: &FaultStorage) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs
         .names()
@@ -709,13 +719,7 @@ fn segment_names_round_trip() {
 #[test]
 fn a_log_of_another_format_version_is_refused_by_name() {
     let fs = FaultStorage::new();
-    {
-        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
-        let mut model = Model::new();
-        for s in &steps(3, 20) {
-            run(&store, &mut model, s).unwrap();
-        }
-    }
+    drop(opened_with_steps(&fs, 3, 20));
     let first = segments(&fs)[0].clone();
     let mut header = wal::segment_header(1);
     header[8..12].copy_from_slice(&1u32.to_le_bytes());
@@ -1037,11 +1041,7 @@ fn parallel_replay_keeps_per_id_order_and_clears_in_place() {
 #[test]
 fn a_record_over_the_log_limit_is_refused_and_changes_nothing() {
     let fs = FaultStorage::new();
-    let mut model = Model::new();
-    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
-    for s in &steps(5, 30) {
-        run(&store, &mut model, s).unwrap();
-    }
+    let (store, mut model) = opened_with_steps(&fs, 5, 30);
     let huge = record(json!({ "blob": "x".repeat(format::MAX_PAYLOAD) }));
     let err = store.set_now("huge", &huge).unwrap_err();
     assert!(matches!(err, StoreError::Full(_)), "{err}");
@@ -1063,11 +1063,7 @@ fn a_record_over_the_log_limit_is_refused_and_changes_nothing() {
 #[test]
 fn a_snapshot_with_nothing_new_writes_nothing() {
     let fs = FaultStorage::new();
-    let mut model = Model::new();
-    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
-    for s in &steps(7, 40) {
-        run(&store, &mut model, s).unwrap();
-    }
+    let (store, mut model) = opened_with_steps(&fs, 7, 40);
     let cut = store.snapshot().unwrap();
     let files = fs.files_created();
     assert_eq!(store.snapshot().unwrap(), cut);
