@@ -110,23 +110,10 @@ impl Durable {
         let wal = Wal::open(storage.clone(), dir, opts.fsync, opts.segment_size, resume)?;
         // Under loom the models drive the sync rounds themselves.
         #[cfg(not(sessile_loom))]
-        let syncer = {
-            let w = wal.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("sessile-log-sync".into())
-                    .spawn(move || w.run_syncer())?,
-            )
-        };
-        #[cfg(not(sessile_loom))]
-        let preparer = {
-            let w = wal.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("sessile-log-prep".into())
-                    .spawn(move || w.run_preparer())?,
-            )
-        };
+        let (syncer, preparer) = (
+            Some(log_thread(&wal, "sessile-log-sync", Wal::run_syncer)?),
+            Some(log_thread(&wal, "sessile-log-prep", Wal::run_preparer)?),
+        );
         #[cfg(sessile_loom)]
         let (syncer, preparer) = (None, None);
         Ok((
@@ -229,6 +216,19 @@ impl Durable {
             .map(|_| ())
             .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))
     }
+}
+
+/// Starts a thread of the log's, named `name`, running `body` on it.
+#[cfg(not(sessile_loom))]
+fn log_thread(
+    wal: &Arc<Wal>,
+    name: &str,
+    body: fn(&Wal),
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let w = wal.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || body(&w))
 }
 
 impl Drop for Durable {
