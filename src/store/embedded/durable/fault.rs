@@ -30,6 +30,8 @@ struct State {
     writes: u64,
     syncs: u64,
     allocs: u64,
+    /// The path of every allocation asked for, in order.
+    alloc_paths: Vec<PathBuf>,
     /// Segments unmapped before their last sync.
     unmaps: u64,
     /// Files created whole (snapshots).
@@ -94,6 +96,7 @@ impl FaultStorage {
                 writes: 0,
                 syncs: 0,
                 allocs: 0,
+                alloc_paths: Vec::new(),
                 unmaps: 0,
                 created: 0,
             })),
@@ -119,6 +122,13 @@ impl FaultStorage {
     /// How many segment allocations have been asked for.
     pub(crate) fn allocs(&self) -> u64 {
         self.state.lock().allocs
+    }
+
+    /// How many segment allocations have been asked for under a name other than `prepared`:
+    /// those made by a rotation itself rather than ahead of it.
+    pub(crate) fn allocs_except(&self, prepared: &Path) -> usize {
+        let st = self.state.lock();
+        st.alloc_paths.iter().filter(|p| *p != prepared).count()
     }
 
     /// A power failure: every file and name reverts to its durable image.
@@ -334,6 +344,7 @@ impl Storage for FaultStorage {
         let n = {
             let mut st = self.state.lock();
             st.allocs += 1;
+            st.alloc_paths.push(path.to_path_buf());
             st.allocs
         };
         let faults = self.faults.lock().clone();
