@@ -15,11 +15,9 @@
 //! [`SLICE`] under the read lock ([`Shard::live_copy`]); while it runs, the slab is not
 //! compacted, so entries keep their positions and the copy misses none.
 
-use std::sync::Arc;
-
 use super::expiry::{bucket_of, Place, Wheel};
 use super::shape::Shapes;
-use super::slab::{Entry, New, Slab};
+use super::slab::{Entry, KeyCopy, New, Slab};
 use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Data, Record};
 use crate::store::Applied;
@@ -588,7 +586,7 @@ impl Shard {
         now_ms: i64,
         from: u32,
         max: usize,
-        out: &mut Vec<(Arc<str>, Record, i64)>,
+        out: &mut Vec<(KeyCopy, Record, i64)>,
     ) -> Option<u32> {
         let g = self.inner.read();
         let end = g.slab.end();
@@ -598,7 +596,7 @@ impl Shard {
             if let Some(e) = g.slab.get(pos) {
                 let deadline = e.deadline();
                 if deadline > now_ms {
-                    out.push((Arc::from(g.slab.key(pos)), e.record(&g.shapes), deadline));
+                    out.push((g.slab.key_copy(pos), e.record(&g.shapes), deadline));
                     taken += 1;
                 }
             }
@@ -616,7 +614,7 @@ impl Shard {
     pub(crate) fn live_copy(
         &self,
         now_ms: i64,
-    ) -> impl Iterator<Item = (Arc<str>, Record, i64)> + '_ {
+    ) -> impl Iterator<Item = (KeyCopy, Record, i64)> + '_ {
         let pin = Pin::new(self);
         let mut next = Some(0);
         let mut buf = Vec::new().into_iter();
@@ -684,6 +682,7 @@ impl ClearGuard<'_> {
 #[cfg(all(test, not(sessile_loom)))]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const NOW: i64 = 1_000_000;
 
@@ -825,7 +824,10 @@ mod tests {
         let cap = s.inner.read().slab.capacity();
         s.sweep(NOW + 2_000, usize::MAX);
         assert_eq!(s.inner.read().slab.capacity(), cap);
-        let mut keys: Vec<Arc<str>> = std::iter::once(first).chain(copy).map(|e| e.0).collect();
+        let mut keys: Vec<String> = std::iter::once(first)
+            .chain(copy)
+            .map(|e| e.0.as_ref().to_owned())
+            .collect();
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), 625);

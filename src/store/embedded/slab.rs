@@ -149,6 +149,11 @@ impl Slab {
         std::str::from_utf8(key_of(&self.chunks, &self.long, pos)).unwrap_or_default()
     }
 
+    /// A copy of the id of the entry at `pos`, made without allocating when it is inline.
+    pub(crate) fn key_copy(&self, pos: u32) -> KeyCopy {
+        KeyCopy::new(self.key(pos))
+    }
+
     /// The length of the id of the entry at `pos` (0 if there is none).
     pub(crate) fn key_len(&self, pos: u32) -> usize {
         key_of(&self.chunks, &self.long, pos).len()
@@ -299,6 +304,41 @@ impl Slab {
     }
 }
 
+/// An id copied out of the slab (for a snapshot): inline up to [`INLINE`] bytes, as the slab
+/// keeps it, so copying one allocates nothing; longer ids are boxed.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyCopy {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Long(Box<str>),
+}
+
+impl KeyCopy {
+    fn new(key: &str) -> Self {
+        if key.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            KeyCopy::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            KeyCopy::Long(key.into())
+        }
+    }
+}
+
+impl AsRef<str> for KeyCopy {
+    fn as_ref(&self) -> &str {
+        match self {
+            // The bytes were copied from a `&str` up to `len`: always valid.
+            KeyCopy::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            KeyCopy::Long(s) => s,
+        }
+    }
+}
+
 #[cfg(all(test, not(sessile_loom)))]
 mod tests {
     use super::*;
@@ -354,6 +394,12 @@ mod tests {
         assert_eq!(s.find(""), Some(r));
         assert_eq!(s.find(&long[..INLINE]), None);
         assert_eq!(s.key(p), long);
+        // Copies out: inline up to INLINE bytes (the empty id too), boxed past it.
+        assert!(matches!(s.key_copy(q), KeyCopy::Inline { .. }));
+        assert!(matches!(s.key_copy(p), KeyCopy::Long(_)));
+        for (pos, key) in [(p, &long), (q, &exact), (r, &String::new())] {
+            assert_eq!(s.key_copy(pos).as_ref(), key.as_str());
+        }
         s.remove(p);
         assert_eq!(s.find(&long), None);
         assert!(s.long.is_empty());

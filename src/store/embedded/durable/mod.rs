@@ -142,9 +142,10 @@ impl Durable {
     /// one is synced, renamed, its directory synced and read back valid, nothing is removed:
     /// a crash at any point leaves a complete state behind (see `docs/FORMAT.md`,
     /// "Snapshots").
-    pub(crate) fn snapshot<I>(&self, collect: impl FnOnce() -> I) -> Result<u64, StoreError>
+    pub(crate) fn snapshot<I, K>(&self, collect: impl FnOnce() -> I) -> Result<u64, StoreError>
     where
-        I: Iterator<Item = (Arc<str>, Record, i64)>,
+        I: Iterator<Item = (K, Record, i64)>,
+        K: AsRef<str>,
     {
         let _one_at_a_time = self.snapshotting.lock();
         let cut = self.wal.cut()?;

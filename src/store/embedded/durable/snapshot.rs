@@ -22,7 +22,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -147,7 +146,7 @@ pub(crate) fn write(
     storage: &dyn Storage,
     dir: &Path,
     seq: u64,
-    entries: impl Iterator<Item = (Arc<str>, Record, i64)>,
+    entries: impl Iterator<Item = (impl AsRef<str>, Record, i64)>,
 ) -> Result<(), StoreError> {
     let tmp = dir.join(format!("snap-{seq:020}.tmp"));
     let result = write_tmp(storage, &tmp, seq, entries);
@@ -287,7 +286,7 @@ fn write_tmp(
     storage: &dyn Storage,
     tmp: &Path,
     seq: u64,
-    entries: impl Iterator<Item = (Arc<str>, Record, i64)>,
+    entries: impl Iterator<Item = (impl AsRef<str>, Record, i64)>,
 ) -> Result<(), StoreError> {
     let mut f = storage.create_file(tmp)?;
     f.write_all(&header(seq))?;
@@ -307,7 +306,7 @@ fn write_tmp(
         Ok(())
     };
     for (sid, record, deadline) in entries {
-        batch.push(&sid, &record, deadline);
+        batch.push(sid.as_ref(), &record, deadline);
         if batch.len() == CHUNK {
             flush(&mut batch, &mut f)?;
         }
@@ -674,6 +673,7 @@ fn check<'a>(what: &str, bytes: &'a [u8]) -> Result<(u64, Vec<Checked<'a>>), Sto
 mod tests {
     use super::*;
     use crate::record::{Priority, SameSite};
+    use std::sync::Arc;
 
     type Entry = (String, Record, i64);
 
@@ -726,7 +726,7 @@ mod tests {
             entry("a", cookie("/", Some(5), 100), 100, "{}"),
             entry("bé", cookie("/x", None, 50), 50, r#"{"é":1}"#),
         ] {
-            batch.push(&sid, &record, deadline);
+            batch.push(sid.as_ref(), &record, deadline);
         }
         let chunk = batch.take();
         assert!(load_all(&file_with(2, &chunk)).is_ok());
@@ -781,9 +781,7 @@ mod tests {
         let entries: Vec<Entry> = (0..CHUNK as i64 + 10)
             .map(|i| entry(&format!("{i:032}"), cookie("/", Some(9), i), i, "{}"))
             .collect();
-        let input = entries
-            .iter()
-            .map(|(s, r, d)| (Arc::from(s.as_str()), r.clone(), *d));
+        let input = entries.iter().map(|(s, r, d)| (s.as_str(), r.clone(), *d));
         write(&fs, dir, 42, input).unwrap();
         let bytes = fs.contents(&dir.join(snapshot_name(42))).unwrap();
         assert_eq!(header_cut(&bytes), Some(42));
