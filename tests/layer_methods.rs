@@ -434,18 +434,18 @@ async fn set_max_age_on_a_new_session_shapes_its_first_cookie() {
 #[tokio::test]
 async fn an_expired_session_is_not_loaded_and_requests_keep_one_alive() {
     let (addr, store) = server(
-        |b| b.cookie(CookieOptions::new().max_age(Duration::from_millis(600))),
+        |b| b.cookie(CookieOptions::new().max_age(Duration::from_millis(1_200))),
         Router::new(),
     )
     .await;
     let (id, cookie) = login(addr).await;
     // Each request restarts the countdown (the unmodified session is touched), so the
-    // session outlives its first 600 ms.
+    // session outlives its first 1.2 s. Requests 0.5 s apart leave a busy machine 0.7 s.
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(get_with(addr, "/id", Some(&cookie)).await.body, id);
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert!(store.record(&id).await.is_none());
     store.take_calls();
     let r = get_with(addr, "/set/fresh", Some(&cookie)).await;
