@@ -9,42 +9,109 @@ use crate::record::CookieRecord;
 /// value, as `cookie.parse(header)[name]` does: pairs split on `;`, names and values trimmed,
 /// one pair of surrounding double quotes removed, `%XX` escapes decoded when they form valid
 /// UTF-8 (otherwise the raw value is kept). The first cookie of a name wins.
-pub fn find<'a>(header: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    for pair in header.split(';') {
-        let Some(eq) = pair.find('=') else { continue };
-        if pair[..eq].trim_matches(is_ws) != name {
+///
+/// The header is taken as bytes, as Node's HTTP parser reads it: a byte of 0x80 or more is
+/// the Latin-1 character of that code (Node decodes headers as Latin-1), so a raw UTF-8
+/// value in another cookie (`pref=café`) never hides the one asked for.
+///
+/// ```
+/// use sessile::cookie::find;
+///
+/// let header = "pref=caf\u{e9}; connect.sid=s%3Aabc.sig".as_bytes();
+/// assert_eq!(find(header, "connect.sid").as_deref(), Some("s:abc.sig"));
+/// assert_eq!(find(b"a=%+1", "a").as_deref(), Some("%+1"));
+/// assert_eq!(find(b"a=1", "b"), None);
+/// ```
+pub fn find<'a>(header: &'a [u8], name: &str) -> Option<Cow<'a, str>> {
+    for pair in header.split(|&b| b == b';') {
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        if trim(&pair[..eq]) != name.as_bytes() {
             continue;
         }
-        let mut value = pair[eq + 1..].trim_matches(is_ws);
-        if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+        let mut value = trim(&pair[eq + 1..]);
+        if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
             value = &value[1..value.len() - 1];
         }
-        return Some(decode(value));
+        return Some(match std::str::from_utf8(value) {
+            Ok(text) if text.is_ascii() => decode(text),
+            _ => Cow::Owned(decode(&latin1(value)).into_owned()),
+        });
     }
     None
 }
 
-fn is_ws(c: char) -> bool {
-    c == ' ' || c == '\t'
+/// The first cookie called `name` over every `Cookie` header of a request, in order, as Node
+/// sees them (it joins repeated `Cookie` headers with `; `, and HTTP/2 sends one per cookie).
+///
+/// ```
+/// use http::{header::COOKIE, HeaderMap, HeaderValue};
+/// use sessile::cookie::find_in_headers;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.append(COOKIE, HeaderValue::from_bytes(b"pref=caf\xc3\xa9").unwrap());
+/// headers.append(COOKIE, HeaderValue::from_static("connect.sid=s%3Aabc.sig"));
+/// assert_eq!(find_in_headers(&headers, "connect.sid").as_deref(), Some("s:abc.sig"));
+/// ```
+pub fn find_in_headers<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .find_map(|value| find(value.as_bytes(), name))
 }
 
-/// JavaScript's `decodeURIComponent`, falling back to the input when it would throw.
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// Bytes read as Latin-1, as Node reads header bytes.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// JavaScript's `decodeURIComponent`, falling back to the input when it would throw: a `%`
+/// must be followed by exactly two hex digits (no sign, as `from_str_radix` would allow), and
+/// the decoded bytes must be UTF-8.
+///
+/// ```
+/// use sessile::cookie::decode;
+///
+/// assert_eq!(decode("s%3Aabc"), "s:abc");
+/// assert_eq!(decode("caf%C3%A9"), "café");
+/// assert_eq!(decode("%+1"), "%+1");
+/// assert_eq!(decode("%FF"), "%FF");
+/// ```
 pub fn decode(value: &str) -> Cow<'_, str> {
     if !value.contains('%') {
         return Cow::Borrowed(value);
+    }
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
     }
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                let h = std::str::from_utf8(h).ok()?;
-                u8::from_str_radix(h, 16).ok()
-            });
-            match hex {
-                Some(b) => {
-                    out.push(b);
+            let pair = match bytes.get(i + 1..i + 3) {
+                Some(&[h, l]) => hex(h).zip(hex(l)),
+                _ => None,
+            };
+            match pair {
+                Some((h, l)) => {
+                    out.push(h << 4 | l);
                     i += 3;
                     continue;
                 }
@@ -178,16 +245,42 @@ mod tests {
 
     #[test]
     fn parse_follows_the_cookie_package() {
-        let h = "a=1; connect.sid=s%3Aabc.def; connect.sid=second;b=\"q\"";
+        let h = b"a=1; connect.sid=s%3Aabc.def; connect.sid=second;b=\"q\"";
         assert_eq!(find(h, "connect.sid").as_deref(), Some("s:abc.def"));
         assert_eq!(find(h, "b").as_deref(), Some("q"));
         assert_eq!(find(h, "a").as_deref(), Some("1"));
         assert_eq!(find(h, "missing"), None);
-        assert_eq!(find("  x = y ;", "x").as_deref(), Some("y"));
-        assert_eq!(find("x=%E0%A4%A", "x").as_deref(), Some("%E0%A4%A"));
-        assert_eq!(find("x=%FF", "x").as_deref(), Some("%FF"));
-        assert_eq!(find("novalue; x", "x"), None);
-        assert_eq!(find("x=", "x").as_deref(), Some(""));
+        assert_eq!(find(b"  x = y ;", "x").as_deref(), Some("y"));
+        assert_eq!(find(b"x=%E0%A4%A", "x").as_deref(), Some("%E0%A4%A"));
+        assert_eq!(find(b"x=%FF", "x").as_deref(), Some("%FF"));
+        assert_eq!(find(b"novalue; x", "x"), None);
+        assert_eq!(find(b"x=", "x").as_deref(), Some(""));
+    }
+
+    /// `decodeURIComponent` wants two hex digits after `%`; `from_str_radix` would also take a
+    /// sign (issue 10, item 2).
+    #[test]
+    fn a_percent_needs_two_hex_digits() {
+        for raw in ["%+1", "%-1", "a%+Fb", "%1", "%", "%g0", "%0g", "% 1"] {
+            assert_eq!(decode(raw), raw, "{raw}");
+            let header = format!("x={raw}");
+            assert_eq!(find(header.as_bytes(), "x").as_deref(), Some(raw), "{raw}");
+        }
+        assert_eq!(decode("%2b%2B%41"), "++A");
+    }
+
+    /// Bytes of 0x80 and more are Latin-1 characters, as Node reads headers: a raw UTF-8
+    /// cookie is found (as Node would see it) and never hides another (issue 10, item 1).
+    #[test]
+    fn header_bytes_are_read_as_latin1() {
+        let h = b"pref=caf\xc3\xa9; \xff=\xfe; connect.sid=s%3Aa.b";
+        assert_eq!(find(h, "connect.sid").as_deref(), Some("s:a.b"));
+        assert_eq!(find(h, "pref").as_deref(), Some("caf\u{c3}\u{a9}"));
+        assert_eq!(
+            find(b"v=\xc3\xa9%C3%A9", "v").as_deref(),
+            Some("\u{c3}\u{a9}\u{e9}")
+        );
+        assert_eq!(find(b"v=\"\xff\"", "v").as_deref(), Some("\u{ff}"));
     }
 
     #[test]

@@ -551,3 +551,52 @@ async fn secret_rotation_reads_old_cookies_and_signs_with_the_new_secret() {
     assert_eq!(c.session_id(&["new"]).as_deref(), Some(id.as_str()));
     assert_eq!(c.session_id(&["old"]), None);
 }
+
+/// Another app's cookie with a raw UTF-8 value (`pref=café`) in the same header does not hide
+/// the session cookie (issue 10, item 1): Node reads header bytes as Latin-1 and finds it.
+#[tokio::test]
+async fn a_raw_utf8_cookie_beside_the_session_cookie_keeps_the_session() {
+    let addr = start(builder().build().unwrap()).await;
+    let r = get_with(addr, "/put/who/alice", None).await;
+    let pair = r.cookie_pair();
+    for header in [
+        format!("pref=caf\u{e9}; {pair}"),
+        format!("{pair}; pref=caf\u{e9}"),
+        format!("\u{1F36A}=\u{e9}; {pair}; x=\u{e9}\u{e9}"),
+    ] {
+        let r = get_with(addr, "/get/who", Some(&header)).await;
+        assert_eq!(r.status, StatusCode::OK, "{header:?}: {r:?}");
+        assert_eq!(
+            r.body, "\"alice\"",
+            "{header:?}: the session was not loaded"
+        );
+        assert!(r.set_cookies.is_empty(), "{header:?}: {:?}", r.set_cookies);
+    }
+}
+
+/// Several `Cookie` headers are read in order, as Node joins them with `; ` (and as HTTP/2
+/// sends them, one per cookie); raw bytes in one header do not hide the others.
+#[tokio::test]
+async fn the_session_cookie_is_found_in_any_cookie_header() {
+    let layer = builder().build().unwrap();
+    let r = get_with(start(layer.clone()).await, "/put/who/alice", None).await;
+    let pair = r.cookie_pair();
+    let svc = routes().layer(layer);
+    let req = http::Request::get("/get/who")
+        .header(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(b"pref=caf\xc3\xa9").unwrap(),
+        )
+        .header(http::header::COOKIE, "a=1")
+        .header(http::header::COOKIE, pair.as_str())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get(http::header::SET_COOKIE).is_none());
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"\"alice\"");
+}

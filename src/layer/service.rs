@@ -149,16 +149,8 @@ fn original_path(parts: &http::request::Parts) -> &str {
 
 /// The verified session id from the first cookie of the configured name.
 fn read_cookie(headers: &http::HeaderMap, config: &Config) -> Option<String> {
-    for value in headers.get_all(http::header::COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        if let Some(raw) = crate::cookie::find(text, &config.name) {
-            if raw.is_empty() {
-                return None;
-            }
-            return crate::signing::session_id(&raw, &config.secrets).map(str::to_owned);
-        }
-    }
-    None
+    let raw = crate::cookie::find_in_headers(headers, &config.name)?;
+    crate::signing::session_id(&raw, &config.secrets).map(str::to_owned)
 }
 
 /// express-session's `issecure(req, trustProxy)`.
