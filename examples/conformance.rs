@@ -27,8 +27,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::{OriginalUri, Request};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -38,6 +40,11 @@ use sessile::{
     CookieOptions, EmbeddedStore, Priority, Proxy, SameSiteOption, Secure, Session, SessionLayer,
     SessionStore, Unset,
 };
+use tower::util::MapRequest;
+use tower::ServiceExt as _;
+
+#[path = "support/shutdown.rs"]
+mod shutdown;
 
 #[derive(Parser)]
 #[command(about = "sessile conformance server")]
@@ -339,19 +346,43 @@ async fn store_clear(State(store): State<Store>) -> Reply {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    run(Args::parse(), shutdown::signal()).await
+}
+
+/// Serves the conformance app until `stop` completes, then lets in-flight requests finish
+/// and drops the store (a durable store syncs its log and removes its prepared segment).
+async fn run(
+    args: Args,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(&args.config)
         .map_err(|e| format!("reading {}: {e}", args.config.display()))?;
     let config: Value = serde_json::from_str(&text)
         .map_err(|e| format!("parsing {}: {e}", args.config.display()))?;
-    let store = match redis_store_from(&config).await? {
+    let app = app(&config).await?;
+    let listener = tokio::net::TcpListener::bind(&args.addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(stop)
+    .await?;
+    Ok(())
+}
+
+/// The routes under the session layer of `config`, routed as Express routes them.
+async fn app(
+    config: &Value,
+) -> Result<MapRequest<Router, fn(Request) -> Request>, Box<dyn std::error::Error>> {
+    let store = match redis_store_from(config).await? {
         Some(store) => Some(store),
-        None => store_from(&config)?,
+        None => store_from(config)?,
     };
-    let layer = layer_from(&config, store)?;
+    let layer = layer_from(config, store)?;
     let store = layer.store();
 
-    let app = Router::new()
+    let router = Router::new()
         .route("/noop", get(noop))
         .route("/read", get(read))
         .route("/views", get(views))
@@ -371,9 +402,126 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/store/clear", get(store_clear))
         .with_state(store)
         .layer(layer);
+    Ok(router.map_request(non_strict as fn(Request) -> Request))
+}
 
-    let listener = tokio::net::TcpListener::bind(&args.addr).await?;
-    println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
-    Ok(())
+/// Express's router is not strict by default: a path with one trailing slash is served by
+/// the route without it (`/views/` by `/views`). The path the client sent stays in
+/// `OriginalUri`, where the session layer checks `cookie.path` (express-session checks
+/// `req.originalUrl`).
+fn non_strict(mut req: Request) -> Request {
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let Some(trimmed) = path.strip_suffix('/') else {
+        return req;
+    };
+    if trimmed.is_empty() || trimmed.ends_with('/') {
+        return req;
+    }
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    let Ok(pq) = path_and_query.parse() else {
+        return req;
+    };
+    parts.path_and_query = Some(pq);
+    if let Ok(new) = Uri::from_parts(parts) {
+        req.extensions_mut().insert(OriginalUri(uri));
+        *req.uri_mut() = new;
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    async fn get_body(
+        app: &MapRequest<Router, fn(Request) -> Request>,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (StatusCode, String, Option<String>) {
+        let mut req = Request::get(path);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let res = app
+            .clone()
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let set_cookie = res
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            String::from_utf8(body.to_vec()).unwrap(),
+            set_cookie,
+        )
+    }
+
+    /// `/views/` is `/views`, as Express's non-strict router serves it; `/views//` and
+    /// unknown paths are not (issue 10, item 4).
+    #[tokio::test]
+    async fn a_trailing_slash_is_routed_as_express_does() {
+        let config = json!({"secret": "keyboard cat", "store": "memory"});
+        let app = app(&config).await.unwrap();
+        let (status, body, cookie) = get_body(&app, "/views/", None).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+        let cookie = cookie.expect("a session cookie");
+        let (status, body, _) = get_body(&app, "/views", Some(&cookie)).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "2"));
+        let (status, body, _) = get_body(&app, "/views/?x=1", Some(&cookie)).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "3"));
+        let (status, _, _) = get_body(&app, "/get/views/", Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK);
+        for path in ["/views//", "/nothing/", "/views/x"] {
+            assert_eq!(
+                get_body(&app, path, None).await.0,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+    }
+
+    /// The server of `stops_cleanly_on_sigterm`, run in a child process.
+    #[cfg(unix)]
+    #[test]
+    fn shutdown_child() {
+        let Some(dir) = std::env::var_os(shutdown::check::CHILD_DIR) else {
+            return; // only as the child of the test below
+        };
+        let dir = PathBuf::from(dir);
+        let config = dir.with_extension("json");
+        let options = json!({"secret": "keyboard cat", "store": {"dir": dir}});
+        std::fs::write(&config, options.to_string()).unwrap();
+        let args = Args {
+            addr: "127.0.0.1:0".into(),
+            config,
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(run(args, shutdown::signal())).unwrap();
+    }
+
+    /// SIGTERM stops the server gracefully and shuts its durable store down cleanly (issue
+    /// 10, item 16).
+    #[cfg(unix)]
+    #[test]
+    fn stops_cleanly_on_sigterm() {
+        let dir = std::env::temp_dir().join(format!("sessile-conf-term-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        shutdown::check::stops_cleanly_on_sigterm(
+            "tests::shutdown_child",
+            &dir,
+            "GET /views HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(dir.with_extension("json"));
+    }
 }

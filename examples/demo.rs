@@ -30,6 +30,9 @@ use clap::Parser;
 use serde::Deserialize;
 use sessile::{CookieOptions, EmbeddedStore, SameSiteOption, Session, SessionLayer, SessionStore};
 
+#[path = "support/shutdown.rs"]
+mod shutdown;
+
 #[derive(Parser)]
 #[command(about = "sessile demo: a login app")]
 struct Args {
@@ -147,7 +150,15 @@ async fn redis_store(_url: &str) -> Result<Arc<dyn SessionStore>, Box<dyn std::e
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    run(Args::parse(), shutdown::signal()).await
+}
+
+/// Serves the demo until `stop` completes, then lets in-flight requests finish and drops the
+/// store: a durable store syncs its log and removes its prepared segment.
+async fn run(
+    args: Args,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
     let secret = std::env::var("SESSION_SECRET").unwrap_or_else(|_| {
         eprintln!("warning: SESSION_SECRET is not set; using a development secret");
         "thisismysecrctekeyfhrgfgrfrty84fwir767".to_owned()
@@ -184,6 +195,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await?;
+    // `serve` has dropped the app, and with it the layer's store: the log is synced.
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// The server of `stops_cleanly_on_sigterm`, run in a child process.
+    #[test]
+    fn shutdown_child() {
+        let Some(dir) = std::env::var_os(shutdown::check::CHILD_DIR) else {
+            return; // only as the child of the test below
+        };
+        let args = Args {
+            addr: "127.0.0.1:0".into(),
+            dir: dir.into(),
+            memory: false,
+            redis: None,
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(run(args, shutdown::signal())).unwrap();
+    }
+
+    /// SIGTERM stops the demo gracefully and shuts its durable store down cleanly (issue 10,
+    /// item 16).
+    #[test]
+    fn stops_cleanly_on_sigterm() {
+        let dir = std::env::temp_dir().join(format!("sessile-demo-term-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        shutdown::check::stops_cleanly_on_sigterm(
+            "tests::shutdown_child",
+            &dir,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -12,6 +12,23 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 pub const MAX_MS: i64 = 253_402_300_799_999;
 /// The earliest instant a date may hold (year 0).
 pub const MIN_MS: i64 = -62_167_219_200_000;
+/// The farthest instant from the epoch a JavaScript `Date` can hold (±8.64e15 ms); past it,
+/// `new Date(ms)` is an Invalid Date.
+pub const JS_DATE_MAX_MS: i64 = 8_640_000_000_000_000;
+
+/// `new Date(ms)` as express computes an expiry: `None` where JavaScript's `Date` would be
+/// invalid (more than [`JS_DATE_MAX_MS`] from the epoch).
+///
+/// ```
+/// use sessile::clock::{js_date, JS_DATE_MAX_MS};
+///
+/// assert_eq!(js_date(1_000), Some(1_000));
+/// assert_eq!(js_date(JS_DATE_MAX_MS), Some(JS_DATE_MAX_MS));
+/// assert_eq!(js_date(JS_DATE_MAX_MS + 1), None);
+/// ```
+pub fn js_date(ms: i64) -> Option<i64> {
+    (ms.checked_abs()? <= JS_DATE_MAX_MS).then_some(ms)
+}
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {

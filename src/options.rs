@@ -269,7 +269,10 @@ impl CookieOptions {
         let now = clock::now_ms();
         let (expires, original_max_age) = match self.lifetime {
             Lifetime::Session => (None, None),
-            Lifetime::MaxAge(ms) => (Some(now.saturating_add(ms).min(clock::MAX_MS)), Some(ms)),
+            Lifetime::MaxAge(ms) => (
+                clock::js_date(now.saturating_add(ms)).map(|e| e.min(clock::MAX_MS)),
+                Some(ms),
+            ),
             Lifetime::Expires(at) => (Some(at), Some(at - now)),
         };
         CookieRecord {

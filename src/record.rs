@@ -160,15 +160,35 @@ impl CookieRecord {
 
     /// `cookie.maxAge = ms`: sets `expires` to now + `ms` and `originalMaxAge` to `ms`;
     /// `None` makes it a browser-session cookie.
+    ///
+    /// An expiry past what JavaScript's `Date` holds is an Invalid Date in express: it is
+    /// kept as no `expires` beside the `originalMaxAge`
+    /// ([`has_invalid_expires`](Self::has_invalid_expires)), and no cookie is sent for it.
     pub fn set_max_age(&mut self, ms: Option<i64>) {
-        self.expires = ms.map(|ms| clock::now_ms().saturating_add(ms));
+        self.expires = ms.and_then(|ms| clock::js_date(clock::now_ms().saturating_add(ms)));
         self.original_max_age = ms;
     }
 
     /// `session.touch()`: resets `expires` to now + `originalMaxAge`.
     pub fn touch(&mut self) {
         let original = self.original_max_age;
-        self.expires = original.map(|ms| clock::now_ms().saturating_add(ms));
+        self.expires = original.and_then(|ms| clock::js_date(clock::now_ms().saturating_add(ms)));
+    }
+
+    /// Whether `expires` is what express holds as an Invalid Date: an `originalMaxAge` whose
+    /// expiry lies past JavaScript's dates. express's `cookie.serialize` refuses such a cookie,
+    /// so no `Set-Cookie` is sent; the record is stored with `expires: null`, as
+    /// `JSON.stringify` writes an Invalid Date.
+    ///
+    /// ```
+    /// let mut c = sessile::CookieRecord::default();
+    /// c.set_max_age(Some(i64::MAX));
+    /// assert!(c.has_invalid_expires());
+    /// c.set_max_age(Some(60_000));
+    /// assert!(!c.has_invalid_expires());
+    /// ```
+    pub fn has_invalid_expires(&self) -> bool {
+        self.original_max_age.is_some() && self.expires.is_none()
     }
 
     /// Whether `expires` has passed at `now_ms`.

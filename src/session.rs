@@ -573,7 +573,9 @@ impl Session {
             Step::Touch(id, cookie) => config.store.touch(&id, &cookie).await?,
         }
         let mut st = self.inner.state.lock();
-        let set_cookie = if st.should_set_cookie(config)? {
+        // An Invalid Date `expires` (see `has_invalid_expires`) makes express's
+        // `cookie.serialize` throw: the session is saved, no cookie is sent.
+        let set_cookie = if st.should_set_cookie(config)? && !st.cookie.has_invalid_expires() {
             crate::cookie::check(&st.cookie).map_err(Error::Cookie)?;
             Some(crate::cookie::serialize(
                 &config.name,

@@ -600,3 +600,36 @@ async fn the_session_cookie_is_found_in_any_cookie_header() {
         .to_bytes();
     assert_eq!(&body[..], b"\"alice\"");
 }
+
+/// A `maxAge` whose expiry lies past what JavaScript's `Date` holds (8.64e15 ms after the
+/// epoch) makes express's `cookie.expires` an Invalid Date: `cookie.serialize` refuses it, so
+/// no `Set-Cookie` is sent, and the session is saved with `expires: null` (how
+/// `JSON.stringify` writes an Invalid Date) and its `originalMaxAge` (issue 10, item 3).
+#[tokio::test]
+async fn a_max_age_past_javascript_dates_sends_no_cookie_and_saves_the_session() {
+    const JS_MAX: i64 = 8_640_000_000_000_000;
+    for max_age in [JS_MAX, i64::MAX] {
+        let store = SpyStore::new();
+        let layer = builder()
+            .store(store.clone())
+            .cookie(CookieOptions::new().max_age_ms(Some(max_age)))
+            .build()
+            .unwrap();
+        let addr = start(layer).await;
+        let r = get_with(addr, "/put/who/alice", None).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        assert!(r.set_cookies.is_empty(), "{max_age}: {:?}", r.set_cookies);
+        let ids = store.ids().await;
+        assert_eq!(ids.len(), 1, "the session is saved");
+        let cookie = stored_cookie(&store, &ids[0]).await;
+        assert_eq!(cookie["expires"], Value::Null, "{cookie}");
+        assert_eq!(cookie["originalMaxAge"], json!(max_age), "{cookie}");
+        assert_eq!(
+            store.record(&ids[0]).await.unwrap().to_value()["who"],
+            json!("alice")
+        );
+    }
+    // Just inside JavaScript's range, the date is valid and the cookie is sent.
+    let (c, _, _) = cookie_with(CookieOptions::new().max_age_ms(Some(86_400_000))).await;
+    assert!(c.attr("Expires").is_some());
+}
