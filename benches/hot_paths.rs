@@ -2,7 +2,11 @@
 //!
 //! - `layer/*`: one request through an axum `Router` in process (tower's `oneshot`, no
 //!   network): a bare handler, then the same handler behind `SessionLayer` for a new visitor,
-//!   a loaded session left unmodified, and a loaded session modified.
+//!   a loaded session left unmodified, and a loaded session modified. These send the same
+//!   cookie every time, so the session is always in the cache.
+//! - `layer_random/<case>/<sessions>`: the loaded cases again on a store prefilled with 100k
+//!   and 1M sessions, each request carrying the cookie of a uniformly random one (what a
+//!   server with many users sees: the lookup misses the cache).
 //! - `signing/*`: signing a session id, and verifying a cookie with 1 and with 3 secrets.
 //! - `store/<op>/<sessions>/<threads>t`: `EmbeddedStore`'s synchronous `get_now`,
 //!   `touch_now`, `set_now` and `apply_now` on uniformly random ids of a prefilled store, at
@@ -122,6 +126,77 @@ fn layer(c: &mut Criterion) {
     g.finish();
     // The new-visitor runs left sessions behind; free them before the next group.
     drop(store);
+}
+
+/// The loaded-session cases on a prefilled store, each request with a random session's
+/// cookie.
+fn layer_random(c: &mut Criterion) {
+    const SECRET: &str = "hot paths secret";
+    let (sizes, _) = sizes_and_threads();
+    let rt = runtime();
+    let secrets = Secrets::new([SECRET]).expect("a secret");
+    let mut g = c.benchmark_group("layer_random");
+    g.throughput(Throughput::Elements(1));
+    if cpu_clock() {
+        g.sampling_mode(criterion::SamplingMode::Flat);
+    }
+    for &size in &sizes {
+        // Filled lazily, so a filter that skips every benchmark of a size skips its fill.
+        let mut prepared: Option<(Router, Arc<Vec<String>>)> = None;
+        let mut ensure = || {
+            prepared
+                .get_or_insert_with(|| {
+                    let store = EmbeddedStore::new();
+                    let cookies = (0..size)
+                        .map(|i| {
+                            let id = Id::of(i);
+                            store
+                                .set_now(id.as_str(), &support::record(i))
+                                .expect("fill");
+                            let value = sessile::signing::cookie_value(id.as_str(), &secrets);
+                            format!("connect.sid={}", sessile::cookie::encode(&value))
+                        })
+                        .collect();
+                    let sessions = SessionLayer::builder()
+                        .secret(SECRET)
+                        .store(store)
+                        .build()
+                        .expect("valid options");
+                    let app = Router::new()
+                        .route("/read", get(read))
+                        .route("/views", get(views))
+                        .layer(sessions);
+                    (app, Arc::new(cookies))
+                })
+                .clone()
+        };
+        for (name, path) in [
+            ("loaded_unmodified", "/read"),
+            ("loaded_modified", "/views"),
+        ] {
+            let id = BenchmarkId::new(name, short_count(size));
+            g.bench_function(id, |b| {
+                let (app, cookies) = ensure();
+                let mut rng = Rng::new(sessile::clock::now_ms() as u64 ^ size);
+                b.iter_custom(|iters| {
+                    let timer = Timer::start();
+                    rt.block_on(async {
+                        for _ in 0..iters {
+                            let cookie = &cookies[rng.below(size) as usize];
+                            let req = Request::get(path)
+                                .header(header::COOKIE, cookie)
+                                .body(Body::empty())
+                                .expect("request");
+                            let res = app.clone().oneshot(req).await.expect("response");
+                            std::hint::black_box(res);
+                        }
+                    });
+                    timer.elapsed(cpu_clock())
+                })
+            });
+        }
+    }
+    g.finish();
 }
 
 fn signing(c: &mut Criterion) {
@@ -430,6 +505,7 @@ fn main() {
         .measurement_time(Duration::from_secs(secs))
         .configure_from_args();
     layer(&mut c);
+    layer_random(&mut c);
     signing(&mut c);
     store_ops(&mut c);
     if std::env::var("HOT_FLOORS").as_deref() != Ok("0") {
