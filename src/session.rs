@@ -793,4 +793,26 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn diff_removes_opaque_fields_by_name_and_gives_up_without_one() {
+        let base = Parsed::parse(r#"{"a":1,"lone":"\ud800","\ud800":2}"#).unwrap();
+        assert_eq!(base.opaque.len(), 2);
+        // Unchanged: nothing to send.
+        assert_eq!(diff(&base, &base), Some(Vec::new()));
+        // The named one removed, another set over it: field changes.
+        let mut current = base.clone();
+        current.remove("lone");
+        assert_eq!(
+            diff(&base, &current),
+            Some(vec![Change::Remove("lone".into())])
+        );
+        current.insert("lone".into(), json!("ok"));
+        assert_eq!(
+            diff(&base, &current),
+            Some(vec![Change::Set("lone".into(), json!("ok"))])
+        );
+        // Cleared: the field without a name cannot be removed by name.
+        assert_eq!(diff(&base, &Parsed::default()), None);
+    }
 }
