@@ -730,6 +730,32 @@ mod tests {
     }
 
     #[test]
+    fn undecodable_fields_and_cookie_properties_do_not_spoil_the_record() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let text = format!(
+            r#"{{"a":1,"cookie":{{"originalMaxAge":5,"junk":"\ud800","deep":{deep},"path":"/p"}},"lone":"\udc00x","deep":{deep}}}"#
+        );
+        let r = Record::from_json(&text).unwrap();
+        assert_eq!(r.cookie.original_max_age, Some(5));
+        assert_eq!(&*r.cookie.path, "/p");
+        assert_eq!(
+            r.data.as_str(),
+            format!(r#"{{"a":1,"lone":"\udc00x","deep":{deep}}}"#)
+        );
+        assert_eq!(r.data.field::<u64>("a").unwrap(), Some(1));
+        assert!(r
+            .data
+            .to_map()
+            .unwrap_err()
+            .to_string()
+            .contains("\"lone\""));
+        // An attribute this crate reads must still decode.
+        assert!(Record::from_json(r#"{"cookie":{"path":"\ud800"}}"#).is_err());
+        // Unbalanced nesting is an error, not a crash.
+        assert!(Record::from_json(&format!(r#"{{"a":{}}}"#, "[".repeat(100_000))).is_err());
+    }
+
+    #[test]
     fn changes_apply_in_order() {
         let d = Data::from_json_text(r#"{"a":1,"b":2}"#).unwrap();
         let ch = Changes {
