@@ -285,6 +285,11 @@ impl Session {
     /// let user: Option<String> = session.get("user")?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Value`] when the field is not a `T`, or is not even a [`Value`] (a lone
+    /// UTF-16 surrogate, nesting past serde_json's limit: see [`get_value`](Self::get_value)).
+    /// Only this read fails: the other fields read, and the field is stored back as it was.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.with(|st| st.fields.get(key))
     }
