@@ -21,6 +21,11 @@ use serde_json::{Map, Value};
 use crate::clock;
 use crate::error::StoreError;
 
+mod members;
+
+pub(crate) use members::Parsed;
+use members::{members, object_text};
+
 /// The `SameSite` attribute as express stores it (`true`, `"lax"`, `"strict"`, `"none"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -233,40 +238,77 @@ impl CookieRecord {
         let obj = v.as_object().ok_or("cookie is not an object")?;
         let mut c = CookieRecord::default();
         for (k, v) in obj {
-            match k.as_str() {
-                "originalMaxAge" => c.original_max_age = json_ms(v, "originalMaxAge")?,
-                "expires" => {
-                    c.expires = match v {
-                        Value::Null | Value::Bool(false) => None,
-                        Value::String(s) => Some(
-                            clock::parse_date(s).ok_or_else(|| format!("invalid expires {s:?}"))?,
-                        ),
-                        Value::Number(_) => json_ms(v, "expires")?,
-                        other => return Err(format!("invalid expires {other}")),
-                    }
-                    // Dates past the years 0..=9999 cannot be printed (nor can JavaScript
-                    // hold them): clamp, so what is read is what is written back.
-                    .map(|e| e.clamp(clock::MIN_MS, clock::MAX_MS));
-                }
-                "secure" => c.secure = json_bool(v, "secure")?,
-                "httpOnly" => c.http_only = json_bool(v, "httpOnly")?.unwrap_or(true),
-                "domain" => c.domain = json_str(v, "domain")?.map(Arc::from),
-                "path" => c.path = json_str(v, "path")?.map_or_else(|| Arc::from("/"), Arc::from),
-                "sameSite" => c.same_site = SameSite::from_json(v)?,
-                "partitioned" => c.partitioned = json_bool(v, "partitioned")?,
-                "priority" => {
-                    c.priority = match json_str(v, "priority")? {
-                        None => None,
-                        Some(s) => Some(
-                            Priority::parse(s).ok_or_else(|| format!("invalid priority {s:?}"))?,
-                        ),
-                    }
-                }
-                // express copies any other property onto the cookie but never sends it.
-                _ => {}
-            }
+            c.read_field(k, v)?;
         }
         Ok(c)
+    }
+
+    /// Reads the cookie object from its JSON text: only the attributes this crate knows are
+    /// decoded, so a property express copied onto the cookie that cannot be decoded (a lone
+    /// surrogate, deep nesting) is ignored, as express ignores it.
+    fn from_raw(raw: &str) -> Result<Self, String> {
+        let members = members(raw).map_err(|_| "cookie is not an object".to_owned())?;
+        let mut c = CookieRecord::default();
+        for m in &members {
+            let Some(name) = m.name() else { continue };
+            if !Self::FIELDS.contains(&&*name) {
+                continue;
+            }
+            let v: Value = serde_json::from_str(m.value.get())
+                .map_err(|e| format!("invalid cookie.{name}: {e}"))?;
+            c.read_field(&name, &v)?;
+        }
+        Ok(c)
+    }
+
+    /// The attributes [`read_field`](Self::read_field) reads.
+    const FIELDS: &'static [&'static str] = &[
+        "originalMaxAge",
+        "expires",
+        "secure",
+        "httpOnly",
+        "domain",
+        "path",
+        "sameSite",
+        "partitioned",
+        "priority",
+    ];
+
+    fn read_field(&mut self, k: &str, v: &Value) -> Result<(), String> {
+        let c = self;
+        match k {
+            "originalMaxAge" => c.original_max_age = json_ms(v, "originalMaxAge")?,
+            "expires" => {
+                c.expires = match v {
+                    Value::Null | Value::Bool(false) => None,
+                    Value::String(s) => {
+                        Some(clock::parse_date(s).ok_or_else(|| format!("invalid expires {s:?}"))?)
+                    }
+                    Value::Number(_) => json_ms(v, "expires")?,
+                    other => return Err(format!("invalid expires {other}")),
+                }
+                // Dates past the years 0..=9999 cannot be printed (nor can JavaScript
+                // hold them): clamp, so what is read is what is written back.
+                .map(|e| e.clamp(clock::MIN_MS, clock::MAX_MS));
+            }
+            "secure" => c.secure = json_bool(v, "secure")?,
+            "httpOnly" => c.http_only = json_bool(v, "httpOnly")?.unwrap_or(true),
+            "domain" => c.domain = json_str(v, "domain")?.map(Arc::from),
+            "path" => c.path = json_str(v, "path")?.map_or_else(|| Arc::from("/"), Arc::from),
+            "sameSite" => c.same_site = SameSite::from_json(v)?,
+            "partitioned" => c.partitioned = json_bool(v, "partitioned")?,
+            "priority" => {
+                c.priority = match json_str(v, "priority")? {
+                    None => None,
+                    Some(s) => {
+                        Some(Priority::parse(s).ok_or_else(|| format!("invalid priority {s:?}"))?)
+                    }
+                }
+            }
+            // express copies any other property onto the cookie but never sends it.
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -325,12 +367,26 @@ impl Data {
         ))
     }
 
-    /// Checks that `text` is a JSON object without a `cookie` field and keeps it as is.
+    /// Checks that `text` is a JSON object and keeps it as is, without a `cookie` field if
+    /// it had one. The fields' values are checked for syntax only: a value that cannot be
+    /// decoded into a [`Value`] (a lone UTF-16 surrogate such as `"\ud800"`, which
+    /// JavaScript writes, or nesting deeper than serde_json's limit) is kept as written.
+    ///
+    /// ```
+    /// let data = sessile::Data::from_json_text(r#"{"views":3,"half":"\ud83d"}"#)?;
+    /// assert_eq!(data.as_str(), r#"{"views":3,"half":"\ud83d"}"#);
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
     pub fn from_json_text(text: &str) -> Result<Self, StoreError> {
-        let map: Map<String, Value> = serde_json::from_str(text)
-            .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
-        if map.contains_key("cookie") {
-            return Ok(Self::from_map(&map));
+        let members =
+            members(text).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+        if members.iter().any(|m| m.is("cookie")) {
+            return Ok(Data(Arc::from(object_text(
+                members
+                    .iter()
+                    .filter(|m| !m.is("cookie"))
+                    .map(|m| (m.key.get(), m.value.get())),
+            ))));
         }
         Ok(Data(Arc::from(text)))
     }
@@ -342,8 +398,29 @@ impl Data {
     }
 
     /// Parses the fields.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the text is not a JSON object, or when a field cannot be
+    /// decoded into a [`Value`] (see [`Data::from_json_text`]); the message names the field.
     pub fn to_map(&self) -> Result<Map<String, Value>, StoreError> {
-        serde_json::from_str(&self.0).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+        let parsed = self.parse()?;
+        match parsed.opaque.first() {
+            None => Ok(parsed.values),
+            Some(o) => Err(StoreError::Corrupt(format!("session data: {o}"))),
+        }
+    }
+
+    /// Parses the fields, keeping those that cannot be decoded as their text.
+    pub(crate) fn parse(&self) -> Result<Parsed, StoreError> {
+        Parsed::parse(&self.0).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+    }
+
+    /// The fields of `parsed` (the opaque ones as they were written).
+    pub(crate) fn from_parsed(parsed: &Parsed) -> Self {
+        if parsed.opaque.is_empty() {
+            return Self::from_map(&parsed.values);
+        }
+        Data(Arc::from(parsed.to_text()))
     }
 
     /// One top-level field, deserialised straight from the text: no map is built, and the
@@ -467,11 +544,41 @@ impl Record {
     }
 
     /// Reads express's JSON text. Unknown fields are kept as data, so a record written by
-    /// Node round-trips untouched.
+    /// Node round-trips untouched, byte for byte: a field whose value cannot be decoded into
+    /// a [`Value`] (a lone UTF-16 surrogate, nesting past serde_json's limit) too. Only the
+    /// object itself and the `cookie` attributes this crate reads must decode.
+    ///
+    /// ```
+    /// let text = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"half":"\ud83d"}"#;
+    /// let record = sessile::Record::from_json(text)?;
+    /// assert_eq!(record.to_json(), text);
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
     pub fn from_json(text: &str) -> Result<Self, StoreError> {
-        let mut map: Map<String, Value> = serde_json::from_str(text)
-            .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?;
-        Self::from_map(&mut map)
+        let corrupt = |e: String| StoreError::Corrupt(format!("session record: {e}"));
+        let members = members(text).map_err(|e| corrupt(e.to_string()))?;
+        let mut cookie = None;
+        let mut has_cookie = false;
+        for m in &members {
+            if m.is("cookie") {
+                has_cookie = true;
+                cookie = Some(m.value.get());
+            }
+        }
+        let data = object_text(
+            members
+                .iter()
+                .filter(|m| !has_cookie || !m.is("cookie"))
+                .map(|m| (m.key.get(), m.value.get())),
+        );
+        let cookie = match cookie {
+            Some(raw) => CookieRecord::from_raw(raw).map_err(corrupt)?,
+            None => CookieRecord::default(),
+        };
+        Ok(Record {
+            cookie,
+            data: Data(Arc::from(data)),
+        })
     }
 
     /// Splits an express-shaped object into cookie and data.
@@ -545,14 +652,31 @@ impl Changes {
         }
     }
 
-    /// Applies the changes to stored data, producing the new data.
+    /// Applies the changes to stored data, producing the new data. Only the top level of the
+    /// data is parsed: every field the changes do not name is written back as it was, byte
+    /// for byte, including one that cannot be decoded into a [`Value`].
+    ///
+    /// ```
+    /// use sessile::{Change, Changes, CookieRecord, Data};
+    ///
+    /// let data = Data::from_json_text(r#"{"half":"\ud83d","views":1}"#)?;
+    /// let changes = Changes {
+    ///     cookie: CookieRecord::default(),
+    ///     fields: vec![Change::Set("views".into(), 2.into())],
+    /// };
+    /// assert_eq!(changes.apply_to_data(&data)?.as_str(), r#"{"half":"\ud83d","views":2}"#);
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the stored data is not a JSON object.
     pub fn apply_to_data(&self, data: &Data) -> Result<Data, StoreError> {
         if self.fields.is_empty() {
             return Ok(data.clone());
         }
-        let mut map = data.to_map()?;
-        self.apply_to(&mut map);
-        Ok(Data::from_map(&map))
+        let text = members::apply(data.as_str(), &self.fields)
+            .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+        Ok(Data(Arc::from(text)))
     }
 }
 
@@ -623,6 +747,32 @@ mod tests {
         ] {
             assert!(Record::from_json(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn undecodable_fields_and_cookie_properties_do_not_spoil_the_record() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let text = format!(
+            r#"{{"a":1,"cookie":{{"originalMaxAge":5,"junk":"\ud800","deep":{deep},"path":"/p"}},"lone":"\udc00x","deep":{deep}}}"#
+        );
+        let r = Record::from_json(&text).unwrap();
+        assert_eq!(r.cookie.original_max_age, Some(5));
+        assert_eq!(&*r.cookie.path, "/p");
+        assert_eq!(
+            r.data.as_str(),
+            format!(r#"{{"a":1,"lone":"\udc00x","deep":{deep}}}"#)
+        );
+        assert_eq!(r.data.field::<u64>("a").unwrap(), Some(1));
+        assert!(r
+            .data
+            .to_map()
+            .unwrap_err()
+            .to_string()
+            .contains("\"lone\""));
+        // An attribute this crate reads must still decode.
+        assert!(Record::from_json(r#"{"cookie":{"path":"\ud800"}}"#).is_err());
+        // Unbalanced nesting is an error, not a crash.
+        assert!(Record::from_json(&format!(r#"{{"a":{}}}"#, "[".repeat(100_000))).is_err());
     }
 
     #[test]

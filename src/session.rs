@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::id::{self, RequestHead};
 use crate::layer::Config;
 use crate::options::Unset;
-use crate::record::{Change, Changes, CookieRecord, Data, Record};
+use crate::record::{Change, Changes, CookieRecord, Data, Parsed, Record};
 use crate::store::Applied;
 
 /// The session of one request.
@@ -61,12 +61,16 @@ impl std::fmt::Debug for Session {
 #[derive(Clone)]
 enum Snap {
     Text(Data),
-    Map(Arc<Map<String, Value>>),
+    Map(Arc<Parsed>),
 }
 
+/// The fields as loaded (`raw`) and, once a handler looked at them as a whole or wrote one,
+/// parsed (`map`). A field that cannot be decoded into a `Value` (a lone surrogate, nesting
+/// past serde_json's limit: what Node can write) stays opaque in `map`: written back as it
+/// was, and only reading that field fails.
 struct Fields {
     raw: Data,
-    map: Option<Arc<Map<String, Value>>>,
+    map: Option<Arc<Parsed>>,
     /// A write happened since `raw` was loaded.
     dirty: bool,
     /// Fields read from `raw` without parsing it into `map`.
@@ -97,20 +101,43 @@ impl Fields {
                 return Ok(v);
             }
         }
-        match self.map()?.get(key) {
-            None => Ok(None),
+        let parsed = self.map()?;
+        match parsed.values.get(key) {
             Some(v) => Ok(Some(T::deserialize(v)?)),
+            // A `T` may read what a `Value` cannot (or fails with serde_json's reason).
+            None => match parsed.opaque(key) {
+                Some(o) => Ok(Some(serde_json::from_str(&o.value)?)),
+                None => Ok(None),
+            },
         }
     }
 
-    fn map(&mut self) -> Result<&Arc<Map<String, Value>>, Error> {
+    /// One field as a `Value`; an error for a field that cannot be decoded.
+    fn value(&mut self, key: &str) -> Result<Option<Value>, Error> {
+        let parsed = self.map()?;
+        if let Some(o) = parsed.opaque(key) {
+            return Err(Error::Value(o.error()));
+        }
+        Ok(parsed.values.get(key).cloned())
+    }
+
+    /// Every field as a `Value`; an error naming the first field that cannot be decoded.
+    fn values(&mut self) -> Result<Map<String, Value>, Error> {
+        let parsed = self.map()?;
+        if let Some(o) = parsed.opaque.first() {
+            return Err(Error::Value(serde::de::Error::custom(o)));
+        }
+        Ok(parsed.values.clone())
+    }
+
+    fn map(&mut self) -> Result<&Arc<Parsed>, Error> {
         if self.map.is_none() {
-            self.map = Some(Arc::new(self.raw.to_map()?));
+            self.map = Some(Arc::new(self.raw.parse()?));
         }
         Ok(self.map.get_or_insert_with(Default::default))
     }
 
-    fn map_mut(&mut self) -> Result<&mut Map<String, Value>, Error> {
+    fn map_mut(&mut self) -> Result<&mut Parsed, Error> {
         self.map()?;
         self.dirty = true;
         Ok(Arc::make_mut(self.map.get_or_insert_with(Default::default)))
@@ -125,7 +152,7 @@ impl Fields {
 
     fn data(&self) -> Data {
         match (&self.map, self.dirty) {
-            (Some(m), true) => Data::from_map(m),
+            (Some(m), true) => Data::from_parsed(m),
             _ => self.raw.clone(),
         }
     }
@@ -139,7 +166,7 @@ impl Fields {
             }
         }
         let other = match snap {
-            Snap::Text(t) => Arc::new(t.to_map()?),
+            Snap::Text(t) => Arc::new(t.parse()?),
             Snap::Map(m) => m.clone(),
         };
         Ok(**self.map()? == *other)
@@ -258,18 +285,32 @@ impl Session {
     /// let user: Option<String> = session.get("user")?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Value`] when the field is not a `T`, or is not even a [`Value`] (a lone
+    /// UTF-16 surrogate, nesting past serde_json's limit: see [`get_value`](Self::get_value)).
+    /// Only this read fails: the other fields read, and the field is stored back as it was.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.with(|st| st.fields.get(key))
     }
 
     /// A field's raw JSON value.
+    ///
+    /// # Errors
+    /// [`Error::Value`] for a field that cannot be decoded into a [`Value`]: a string with a
+    /// lone UTF-16 surrogate, or nesting deeper than serde_json's limit (which a record
+    /// written by Node can hold). The other fields read, and the field is stored back as it
+    /// was unless the request replaces or removes it.
     pub fn get_value(&self, key: &str) -> Result<Option<Value>, Error> {
-        self.with(|st| Ok(st.fields.map()?.get(key).cloned()))
+        self.with(|st| st.fields.value(key))
     }
 
     /// Every field (without the `cookie` object).
+    ///
+    /// # Errors
+    /// [`Error::Value`] when a field cannot be decoded (see [`get_value`](Self::get_value)).
     pub fn data(&self) -> Result<Map<String, Value>, Error> {
-        self.with(|st| Ok((**st.fields.map()?).clone()))
+        self.with(|st| st.fields.values())
     }
 
     /// Sets a field. The name `cookie` is reserved for the cookie object and is refused.
@@ -292,13 +333,14 @@ impl Session {
         })
     }
 
-    /// Removes a field, returning its old value.
+    /// Removes a field, returning its old value (`None` for a field that cannot be decoded
+    /// into a [`Value`], which is removed all the same).
     pub fn remove(&self, key: &str) -> Result<Option<Value>, Error> {
         self.with(|st| {
-            if !st.fields.map()?.contains_key(key) {
+            if !st.fields.map()?.contains(key) {
                 return Ok(None);
             }
-            Ok(st.fields.map_mut()?.shift_remove(key))
+            Ok(st.fields.map_mut()?.remove(key))
         })
     }
 
@@ -306,7 +348,7 @@ impl Session {
     pub fn clear(&self) -> Result<(), Error> {
         self.with(|st| {
             if !st.fields.map()?.is_empty() {
-                st.fields.map_mut()?.clear();
+                *st.fields.map_mut()? = Parsed::default();
             }
             Ok(())
         })
@@ -647,56 +689,73 @@ impl State {
     }
 
     /// The store write that saves this session: field changes against what the store holds
-    /// when that is known and `resave` is off, the whole record otherwise.
+    /// when that is known and `resave` is off, the whole record otherwise (and when the
+    /// changes cannot be said as field changes: a field that cannot be decoded and has no
+    /// name to remove it by).
     fn write_op(&mut self, config: &Config) -> Result<WriteOp, Error> {
         let snap = self.fields.snap();
         let id = self.id.clone();
-        match (&self.persisted, config.resave) {
-            (Some(base), false) => {
-                let base = base.clone();
-                let fields = if self.fields.equals(&base)? {
-                    Vec::new()
-                } else {
-                    let base = match base {
-                        Snap::Text(t) => Arc::new(t.to_map()?),
-                        Snap::Map(m) => m,
-                    };
-                    diff(&base, self.fields.map()?)
+        if let (Some(base), false) = (&self.persisted, config.resave) {
+            let base = base.clone();
+            let fields = if self.fields.equals(&base)? {
+                Some(Vec::new())
+            } else {
+                let base = match base {
+                    Snap::Text(t) => Arc::new(t.parse()?),
+                    Snap::Map(m) => m,
                 };
-                Ok(WriteOp::Apply {
+                diff(&base, self.fields.map()?)
+            };
+            if let Some(fields) = fields {
+                return Ok(WriteOp::Apply {
                     id,
                     changes: Changes {
                         cookie: self.cookie.clone(),
                         fields,
                     },
                     snap,
-                })
+                });
             }
-            _ => Ok(WriteOp::Set {
-                id,
-                record: Record {
-                    cookie: self.cookie.clone(),
-                    data: self.fields.data(),
-                },
-                snap,
-            }),
         }
+        Ok(WriteOp::Set {
+            id,
+            record: Record {
+                cookie: self.cookie.clone(),
+                data: self.fields.data(),
+            },
+            snap,
+        })
     }
 }
 
-fn diff(base: &Map<String, Value>, current: &Map<String, Value>) -> Vec<Change> {
+/// The changes from `base` to `current`; `None` when they cannot be said as [`Change`]s
+/// (an opaque field that is new or different, or one without a name that went).
+fn diff(base: &Parsed, current: &Parsed) -> Option<Vec<Change>> {
+    if current.opaque.iter().any(|o| !base.opaque.contains(o)) {
+        return None;
+    }
     let mut out = Vec::new();
-    for k in base.keys() {
-        if !current.contains_key(k) {
+    for o in &base.opaque {
+        if current.opaque.contains(o) {
+            continue;
+        }
+        let name = o.name.as_ref()?;
+        // A field set over it is a `Set` below.
+        if !current.values.contains_key(name) {
+            out.push(Change::Remove(name.clone()));
+        }
+    }
+    for k in base.values.keys() {
+        if !current.contains(k) {
             out.push(Change::Remove(k.clone()));
         }
     }
-    for (k, v) in current {
-        if base.get(k) != Some(v) {
+    for (k, v) in &current.values {
+        if base.values.get(k) != Some(v) {
             out.push(Change::Set(k.clone(), v.clone()));
         }
     }
-    out
+    Some(out)
 }
 
 impl Config {
@@ -725,9 +784,13 @@ mod tests {
 
     #[test]
     fn diff_lists_sets_and_removes() {
-        let a = json!({"a": 1, "b": 2, "c": 3});
-        let b = json!({"a": 1, "b": 5, "d": 4});
-        let d = diff(a.as_object().unwrap(), b.as_object().unwrap());
+        let parsed = |v: serde_json::Value| Parsed {
+            values: v.as_object().unwrap().clone(),
+            opaque: Vec::new(),
+        };
+        let a = parsed(json!({"a": 1, "b": 2, "c": 3}));
+        let b = parsed(json!({"a": 1, "b": 5, "d": 4}));
+        let d = diff(&a, &b).unwrap();
         assert_eq!(
             d,
             vec![
@@ -736,5 +799,27 @@ mod tests {
                 Change::Set("d".into(), json!(4)),
             ]
         );
+    }
+
+    #[test]
+    fn diff_removes_opaque_fields_by_name_and_gives_up_without_one() {
+        let base = Parsed::parse(r#"{"a":1,"lone":"\ud800","\ud800":2}"#).unwrap();
+        assert_eq!(base.opaque.len(), 2);
+        // Unchanged: nothing to send.
+        assert_eq!(diff(&base, &base), Some(Vec::new()));
+        // The named one removed, another set over it: field changes.
+        let mut current = base.clone();
+        current.remove("lone");
+        assert_eq!(
+            diff(&base, &current),
+            Some(vec![Change::Remove("lone".into())])
+        );
+        current.insert("lone".into(), json!("ok"));
+        assert_eq!(
+            diff(&base, &current),
+            Some(vec![Change::Set("lone".into(), json!("ok"))])
+        );
+        // Cleared: the field without a name cannot be removed by name.
+        assert_eq!(diff(&base, &Parsed::default()), None);
     }
 }

@@ -363,3 +363,42 @@ async fn created_header(addr: SocketAddr, path: &str) -> String {
         .unwrap_or_else(|| panic!("{path} on {addr} sets no cookie"))
         .to_owned()
 }
+
+/// A session Node wrote with what serde_json cannot decode (half a surrogate pair, which
+/// `JSON.stringify` writes as `"\ud83d"`, and arrays nested 200 deep) is served by sessile:
+/// its other fields read and change, the odd fields reach Node again unchanged, and logging
+/// out works.
+#[tokio::test]
+async fn a_session_node_wrote_with_undecodable_fields_is_served_and_kept() {
+    let test = "a_session_node_wrote_with_undecodable_fields_is_served_and_kept";
+    let Some(url) = prerequisites(test) else {
+        return;
+    };
+    let prefix = unique_prefix("interop-odd");
+    let node = start_node(&url, &prefix);
+    let rust = start_rust(&url, &prefix).await;
+    let node = node.addr;
+    let mut conn = raw(&url).await;
+
+    let created = get_with(node, "/views", None).await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let cookie = created.cookie_pair();
+    let sid = created.sid_signed_by(SHARED_SECRET);
+    assert_eq!(get_with(node, "/node-odd", Some(&cookie)).await.status, 200);
+    let stored = raw_get(&mut conn, &format!("{prefix}{sid}")).await.unwrap();
+    assert!(stored.contains(r#""half":"\ud83d""#), "{stored:.200}");
+
+    let r = get_with(rust, "/views", Some(&cookie)).await;
+    assert_eq!((r.status.as_u16(), json_body(&r)), (200, json!(2)), "{r:?}");
+    let r = get_with(rust, "/set/user/bob", Some(&cookie)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let r = get_with(node, "/odd-intact", Some(&cookie)).await;
+    assert_eq!(json_body(&r), json!({"half": true, "deep": 200}));
+    let r = get_with(node, "/views", Some(&cookie)).await;
+    assert_eq!(json_body(&r), json!(3), "Node sees Rust's change of views");
+
+    assert_eq!(get_with(rust, "/logout", Some(&cookie)).await.status, 200);
+    assert!(!raw_exists(&mut conn, &format!("{prefix}{sid}")).await);
+    raw_clear(&mut conn, &prefix).await;
+}

@@ -80,6 +80,10 @@ async fn shared_suite() {
         ),
         ("large_values", suite::check_large_values(&store).await),
         ("odd_ids", suite::check_odd_ids(&store).await),
+        (
+            "undecodable_fields",
+            suite::check_undecodable_fields(&store).await,
+        ),
         // Destructive, but the prefix is this test's own.
         ("clear", suite::check_clear(&store).await),
     ];
@@ -539,7 +543,8 @@ async fn bad_values_are_typed_errors() {
         let err = store.apply(name, &changes).await.expect_err(name);
         assert!(matches!(err, StoreError::Corrupt(_)), "{name}: {err:?}");
     }
-    assert!(matches!(store.all().await, Err(StoreError::Corrupt(_))));
+    // `all` and `len` skip them (see `all_and_len_skip_values_that_are_not_sessions`).
+    assert!(store.all().await.expect("all").is_empty());
     // A hash where a session should be: Redis's WRONGTYPE, as a backend error.
     let _: i64 = redis::cmd("HSET")
         .arg(format!("{prefix}hash"))
@@ -786,4 +791,49 @@ async fn redis_down_gives_500_within_the_timeout_then_recovers() {
         assert_eq!((status, body.as_str()), (StatusCode::OK, expected));
     }
     drop(server);
+}
+
+/// `all` and `len` skip what cannot be read as a session, and only that, instead of failing
+/// for every caller: values that are not JSON, not UTF-8, not an object, or whose cookie
+/// does not read. A record written by Node with fields sessile cannot decode (a lone
+/// surrogate, nesting 200 deep) is a session and is returned and counted. `clear` removes
+/// them all.
+#[tokio::test]
+async fn all_and_len_skip_values_that_are_not_sessions() {
+    let Some(url) = redis_url("all_and_len_skip_values_that_are_not_sessions") else {
+        return;
+    };
+    let mut conn = raw(&url).await;
+    let prefix = unique_prefix("skip");
+    let store = store(&url, &prefix).await;
+    let good = record(Some(now_ms() + 60_000), json!({"n": 1}));
+    store.set("good", &good).await.unwrap();
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let node = format!(
+        r#"{{"cookie":{{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"}},"half":"\ud83d","deep":{deep},"n":2}}"#
+    );
+    raw_set(&mut conn, &format!("{prefix}node"), node.as_bytes(), 60).await;
+    for (name, value) in [
+        ("not-json", &b"not json"[..]),
+        ("not-utf8", &b"{\"cookie\":{},\"a\":\"\xff\xfe\"}"[..]),
+        ("array", &b"[1,2]"[..]),
+        ("bad-cookie", &b"{\"cookie\":{\"expires\":\"someday\"}}"[..]),
+    ] {
+        raw_set(&mut conn, &format!("{prefix}{name}"), value, 60).await;
+    }
+    let all = store.all().await.expect("all skips what it cannot read");
+    assert_eq!(
+        all.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec!["good", "node"]
+    );
+    assert_eq!(
+        all["node"].to_json(),
+        node,
+        "the Node record, byte for byte"
+    );
+    assert_eq!(store.len().await.expect("len skips too"), 2);
+    store.clear().await.expect("clear");
+    assert_eq!(store.len().await.unwrap(), 0);
+    assert!(!raw_exists(&mut conn, &format!("{prefix}not-json")).await);
+    raw_clear(&mut conn, &prefix).await;
 }

@@ -17,6 +17,7 @@
 //! | [`check_concurrent_apply`] | 50 `apply` calls on one id, all in flight together, each changing its own field: every change survives |
 //! | [`check_large_values`] | a record of more than 100 KB of data round-trips |
 //! | [`check_odd_ids`] | ids with `%`, `/`, spaces, unicode and glob characters (`*`, `?`, `[`) are stored as exact, distinct keys |
+//! | [`check_undecodable_fields`] | a record as Node writes it, with a lone UTF-16 surrogate in one field and nesting 200 and 100,000 deep in others, reads, keeps those fields byte for byte through `apply` and `touch`, and counts in `all`/`len` |
 //! | [`check_clear`] | **destructive**: `clear` empties the store, which keeps working afterwards |
 //!
 //! [`run`] runs every check but the destructive one; [`run_destructive`] runs them all. Each
@@ -129,6 +130,7 @@ pub async fn run<S: SessionStore + ?Sized>(store: &S) -> Result<(), SuiteFailure
     check_concurrent_apply(store).await?;
     check_large_values(store).await?;
     check_odd_ids(store).await?;
+    check_undecodable_fields(store).await?;
     Ok(())
 }
 
@@ -253,6 +255,21 @@ pub async fn check_large_values<S: SessionStore + ?Sized>(store: &S) -> Result<(
 pub async fn check_odd_ids<S: SessionStore + ?Sized>(store: &S) -> Result<(), SuiteFailure> {
     let t = Scope::new(store, "odd_ids")?;
     let result = odd_ids(&t).await;
+    t.finish(result).await
+}
+
+/// A record as Node's `JSON.stringify` writes it, whose fields beside ordinary ones hold what
+/// this crate cannot decode into a `serde_json::Value`: a string with a lone UTF-16
+/// surrogate (`"x\ud800y"`, what JavaScript's `'👍'.slice(0, 1)` gives), an array nested
+/// 200 deep (past serde_json's recursion limit) and one nested 100,000 deep. The record
+/// reads; its ordinary fields decode; the odd fields come back byte for byte after `set`,
+/// after an `apply` of other fields and after `touch`; `all` returns it and `len` counts
+/// it; `destroy` removes it.
+pub async fn check_undecodable_fields<S: SessionStore + ?Sized>(
+    store: &S,
+) -> Result<(), SuiteFailure> {
+    let t = Scope::new(store, "undecodable_fields")?;
+    let result = undecodable_fields(&t).await;
     t.finish(result).await
 }
 
@@ -943,6 +960,124 @@ async fn odd_ids<S: SessionStore + ?Sized>(t: &Scope<'_, S>) -> Result<(), Suite
         }
     }
     Ok(())
+}
+
+/// `depth` arrays, one inside the other, around a 1.
+fn nested(depth: usize) -> String {
+    let mut s = String::with_capacity(2 * depth + 1);
+    s.extend(std::iter::repeat_n('[', depth));
+    s.push('1');
+    s.extend(std::iter::repeat_n(']', depth));
+    s
+}
+
+async fn undecodable_fields<S: SessionStore + ?Sized>(
+    t: &Scope<'_, S>,
+) -> Result<(), SuiteFailure> {
+    let now = clock::now_ms();
+    let cookie = full_cookie(Some(now + 600_000));
+    let lone = r#""x\ud800y""#.to_owned();
+    let odd = [
+        ("lone", lone),
+        ("deep", nested(200)),
+        ("deeper", nested(100_000)),
+    ];
+    let mut text = format!("{{\"cookie\":{},\"views\":3", cookie.to_json());
+    for (name, raw) in &odd {
+        text.push_str(&format!(",\"{name}\":{raw}"));
+    }
+    // An ordinary field after the odd ones: it must be found past them.
+    text.push_str(r#","user":{"name":"alice"}}"#);
+    let record = Record::from_json(&text).map_err(|e| {
+        t.fail(format!(
+            "Record::from_json refused a record as Node writes it: {e}"
+        ))
+    })?;
+
+    // Reads the record, its ordinary fields, and the odd ones as their exact text.
+    let expect = |got: Option<Record>, views: i64, what: &str| -> Result<Record, SuiteFailure> {
+        let got = got.ok_or_else(|| t.fail(format!("{what}: get returned None")))?;
+        let read = |key: &str| {
+            got.data
+                .field::<Value>(key)
+                .map_err(|e| t.fail(format!("{what}: the field {key:?} does not read: {e}")))
+        };
+        if read("views")? != Some(json!(views)) {
+            return Err(t.fail(format!(
+                "{what}: views is {:?}, expected {views}",
+                read("views")?
+            )));
+        }
+        if read("user")? != Some(json!({"name": "alice"})) {
+            return Err(t.fail(format!("{what}: user is {:?}", read("user")?)));
+        }
+        for (name, raw) in &odd {
+            if !got.data.as_str().contains(&format!("\"{name}\":{raw}")) {
+                return Err(t.fail(format!(
+                    "{what}: the field {name:?} is not kept byte for byte in {}",
+                    short(got.data.as_str())
+                )));
+            }
+        }
+        Ok(got)
+    };
+
+    let id = t.id("odd");
+    let plain = t.id("plain");
+    let plain_record = Record {
+        cookie: cookie.clone(),
+        data: data(json!({"n": 1})),
+    };
+    t.set(&plain, &plain_record).await?;
+    t.set(&id, &record).await?;
+    expect(t.get(&id).await?, 3, "after set")?;
+
+    let changes = Changes {
+        cookie: cookie.clone(),
+        fields: vec![
+            Change::Set("views".into(), json!(4)),
+            Change::Set("added".into(), json!("new")),
+        ],
+    };
+    t.apply_expect(&id, &changes, Applied::Applied, "a record with odd fields")
+        .await?;
+    let got = expect(t.get(&id).await?, 4, "after apply of other fields")?;
+    if got.data.field::<Value>("added").ok().flatten() != Some(json!("new")) {
+        return Err(t.fail(format!(
+            "after apply: the added field is missing from {}",
+            short(got.data.as_str())
+        )));
+    }
+
+    t.touch(&id, &full_cookie(Some(now + 900_000))).await?;
+    expect(t.get(&id).await?, 4, "after touch")?;
+
+    let all = t.all().await?;
+    expect(all.get(&id).cloned(), 4, "all()")?;
+    if !all.contains_key(&plain) {
+        return Err(t.fail("all() lacks an ordinary record beside one with odd fields"));
+    }
+
+    // `len` counts it: destroying it lowers the count by one (retried against noise).
+    let mut seen = (0, 0);
+    for attempt in 0..3 {
+        if attempt > 0 {
+            t.set(&id, &record).await?;
+        }
+        let with = t.len().await?;
+        t.destroy(&id).await?;
+        let without = t.len().await?;
+        seen = (with, without);
+        if with == without + 1 {
+            return t
+                .expect_missing(&id, "a record with odd fields, after destroy")
+                .await;
+        }
+    }
+    Err(t.fail(format!(
+        "len() was {} with the record with odd fields and {} after destroying it",
+        seen.0, seen.1
+    )))
 }
 
 async fn clear<S: SessionStore + ?Sized>(t: &Scope<'_, S>) -> Result<(), SuiteFailure> {

@@ -10,6 +10,9 @@
 //   /views          counts views in req.session.views
 //   /set/:k/:v      req.session[k] = v
 //   /node-extras    stores fields sessile knows nothing about (nested objects, numbers)
+//   /node-odd       stores what JavaScript writes and serde_json cannot decode: half a
+//                   surrogate pair ('👍'.slice(0, 1)) and arrays nested 200 deep
+//   /odd-intact     whether those fields are still exactly what /node-odd stored
 //   /read           the session's fields (without the cookie)
 //   /id             req.sessionID
 //   /cookie         req.session.cookie
@@ -76,6 +79,30 @@ async function main() {
     };
     res.json("ok");
   });
+  const nested = (depth) => {
+    let v = 1;
+    for (let i = 0; i < depth; i++) v = [v];
+    return v;
+  };
+  const depthOf = (v) => {
+    let d = 0;
+    while (Array.isArray(v) && v.length === 1) {
+      v = v[0];
+      d++;
+    }
+    return v === 1 ? d : -1;
+  };
+  app.get("/node-odd", (req, res) => {
+    req.session.half = "👍".slice(0, 1);
+    req.session.deep = nested(200);
+    res.json("ok");
+  });
+  app.get("/odd-intact", (req, res) =>
+    res.json({
+      half: req.session.half === "\ud83d",
+      deep: depthOf(req.session.deep),
+    }),
+  );
   app.get("/read", (req, res) => res.json(fields(req)));
   app.get("/id", (req, res) => res.json(req.sessionID));
   app.get("/cookie", (req, res) => res.json(req.session.cookie));

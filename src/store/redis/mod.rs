@@ -10,13 +10,15 @@
 //! | `set` | `SET prefix+sid json EX ttl`, or `DEL` when `ttl <= 0` | yes |
 //! | `touch` | `EXPIRE prefix+sid ttl` (the value is not rewritten), or `DEL` when `ttl <= 0` | yes |
 //! | `destroy` | `DEL prefix+sid` | yes |
-//! | `all`, `len`, `clear` | `SCAN MATCH prefix*` (never `KEYS`), then `MGET` / `DEL` per page | yes |
+//! | `all`, `len`, `clear` | `SCAN MATCH prefix*` (never `KEYS`), then `MGET` / `DEL` per page; `all` and `len` skip values that are not sessions | yes |
 //! | `apply` | `GET`, then a compare-and-set Lua script (see below) | sessile only |
 //!
 //! - **Key**: the prefix (default `sess:`) followed by the session id.
 //! - **Value**: `{"cookie":{...},...fields}`, the text `JSON.stringify(req.session)` gives.
 //!   Fields this crate does not know (written by Node) are kept, in their order, and
-//!   `cookie.expires` is read in any form JavaScript's `Date` writes.
+//!   `cookie.expires` is read in any form JavaScript's `Date` writes. A field this crate
+//!   cannot decode (a string with a lone UTF-16 surrogate, which `JSON.stringify` writes as
+//!   an escape, or nesting past serde_json's limit) is kept byte for byte too.
 //! - **TTL**: `ceil((cookie.expires - now) / 1000)` seconds; a browser-session cookie (no
 //!   `expires`) gets [`RedisStoreBuilder::default_ttl`] (one day, connect-redis's default).
 //!
@@ -540,7 +542,7 @@ impl RedisStore {
     }
 
     /// Walks every key under the prefix, one `SCAN` page at a time, handing each page's live
-    /// records to `each`.
+    /// records to `each`; values that are not sessions are skipped.
     async fn walk(&self, mut each: impl FnMut(String, Record)) -> Result<(), StoreError> {
         let mut cursor = 0;
         loop {
@@ -561,9 +563,16 @@ impl RedisStore {
                     let Some(bytes) = bytes_of(value) else {
                         continue;
                     };
-                    let text = utf8(&key, bytes)?;
-                    if let Some((record, _)) = self.within(self.live(&key, text)).await? {
-                        each(sid, record);
+                    // A value that cannot be read as a session is skipped: one bad record
+                    // must not fail the call for every caller. (Not reported yet: the
+                    // store has no channel to report through.)
+                    let Ok(text) = utf8(&key, bytes) else {
+                        continue;
+                    };
+                    match self.within(self.live(&key, text)).await {
+                        Ok(Some((record, _))) => each(sid, record),
+                        Ok(None) | Err(StoreError::Corrupt(_)) => {}
+                        Err(e) => return Err(e),
                     }
                 }
             }
