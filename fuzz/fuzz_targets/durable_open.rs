@@ -423,9 +423,10 @@ fn prefix_of(base: &Base, got: &State, how: &str) -> usize {
 }
 
 /// The store recovered `got` on `dir`: it goes on, and the next open finds what it holds.
-fn goes_on(dir: &Path, store: EmbeddedStore, salvage: bool, keep: usize) {
+fn goes_on(base: &Base, dir: &Path, store: EmbeddedStore, salvage: bool, keep: usize) {
     trace(dir, "opened");
     let mut expected = state(&store);
+    let recovered = base.states.iter().rposition(|s| *s == expected);
     let after = record(9999, 5);
     store
         .set_now("written-after-recovery", &after)
@@ -446,8 +447,17 @@ fn goes_on(dir: &Path, store: EmbeddedStore, salvage: bool, keep: usize) {
         .unwrap_or_else(|e| {
             panic!("a store that recovered and was written to does not reopen: {e}")
         });
-    let got = state(&again);
-    assert_eq!(got, expected, "the reopened store lost or changed sessions");
+    let mut got = state(&again);
+    if got != expected {
+        let written = got.remove("written-after-recovery").is_some();
+        let reopened = base.states.iter().rposition(|s| *s == got);
+        panic!(
+            "the reopened store lost or changed sessions: the open recovered the state after \
+             {recovered:?} operations; after a write and a reopen, the state is that after \
+             {reopened:?} operations (the write {}): {got:#?}",
+            if written { "kept" } else { "lost" }
+        );
+    }
     drop(again);
 }
 
@@ -475,7 +485,7 @@ fuzz_target!(|bytes: &[u8]| {
                     "an intact directory lost operations"
                 );
             }
-            goes_on(dir, store, salvage, keep);
+            goes_on(base, dir, store, salvage, keep);
         }
         Err(e) => {
             trace(dir, &format!("refused: {e}"));
@@ -485,7 +495,7 @@ fuzz_target!(|bytes: &[u8]| {
                 if let Ok(store) = builder().salvage(true).keep_snapshots(keep).open(dir) {
                     let got = state(&store);
                     prefix_of(base, &got, "open with salvage");
-                    goes_on(dir, store, true, keep);
+                    goes_on(base, dir, store, true, keep);
                 }
             }
         }
