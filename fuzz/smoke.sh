@@ -27,7 +27,22 @@ fi
 # main crate.
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$here/target}"
 
-targets=$(cargo fuzz list)
+if ! targets=$(cargo fuzz list); then
+    echo "fuzz smoke FAILED: \`cargo fuzz list\` failed in $here" >&2
+    exit 1
+fi
+if [ -z "$targets" ]; then
+    echo "fuzz smoke FAILED: \`cargo fuzz list\` found no targets in $here" >&2
+    exit 1
+fi
+# A target file without its [[bin]] in Cargo.toml would silently never run.
+for f in fuzz_targets/*.rs; do
+    t=$(basename "$f" .rs)
+    if ! grep -qx "$t" <<<"$targets"; then
+        echo "fuzz smoke FAILED: $f is not a target of fuzz/Cargo.toml" >&2
+        exit 1
+    fi
+done
 echo "== building fuzz targets: $(echo $targets)"
 cargo fuzz build
 built=$(date +%s)
@@ -39,8 +54,20 @@ for t in $targets; do
     [ -d "seeds/$t" ] && dirs+=("seeds/$t")
     flags=(-max_total_time="$secs" -timeout=10 -print_final_stats=1)
     [ -f "dict/$t.dict" ] && flags+=(-dict="dict/$t.dict")
+    # A target's own libFuzzer flags, one a line (why: in a comment of that file).
+    # `-detect_leaks=0` also turns off the leak check LeakSanitizer runs at exit.
+    run_env=()
+    if [ -f "options/$t.flags" ]; then
+        while read -r flag; do
+            case "$flag" in '' | '#'*) continue ;; esac
+            flags+=("$flag")
+            if [ "$flag" = -detect_leaks=0 ]; then
+                run_env=(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+            fi
+        done <"options/$t.flags"
+    fi
     echo "== fuzzing $t for ${secs}s"
-    if cargo fuzz run "$t" "${dirs[@]}" -- "${flags[@]}" >"$CARGO_TARGET_DIR/fuzz-$t.log" 2>&1; then
+    if env "${run_env[@]}" cargo fuzz run "$t" "${dirs[@]}" -- "${flags[@]}" >"$CARGO_TARGET_DIR/fuzz-$t.log" 2>&1; then
         grep -E '^(stat::number_of_executed_units|Done )' "$CARGO_TARGET_DIR/fuzz-$t.log" || true
     else
         failed+=("$t")

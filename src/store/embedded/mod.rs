@@ -729,4 +729,19 @@ pub mod fuzzing {
         snapshot::load("fuzz", bytes, |_, _, _| n += 1)?;
         Ok(n)
     }
+
+    /// `Data::field`: the scan `Session::get` runs on the stored text before it parses the
+    /// fields into a map.
+    pub fn data_field<T: serde::de::DeserializeOwned>(
+        data: &crate::record::Data,
+        key: &str,
+    ) -> serde_json::Result<Option<T>> {
+        data.field(key)
+    }
+
+    /// Data holding `text` unchecked, as it is read from a checksummed log record or a
+    /// snapshot.
+    pub fn data_from_disk(text: &str) -> crate::record::Data {
+        crate::record::Data::from_trusted(text)
+    }
 }
