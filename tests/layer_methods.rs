@@ -608,3 +608,43 @@ async fn data_lists_the_fields_without_the_cookie() {
         "null"
     );
 }
+
+#[tokio::test]
+async fn set_expires_fixes_the_expiry_and_none_makes_a_browser_session_cookie() {
+    async fn expires(s: Session, Path(ms): Path<String>) -> Result<String, sessile::Error> {
+        s.insert("user", "alice")?;
+        let at = match ms.as_str() {
+            "null" => None,
+            ms => Some(std::time::UNIX_EPOCH + Duration::from_millis(ms.parse().unwrap())),
+        };
+        s.set_expires(at)?;
+        Ok(s.id().unwrap())
+    }
+    let (addr, store) = server(|b| b, Router::new().route("/expires/{ms}", get(expires))).await;
+    // A whole second, so that the cookie's `Expires` (whole seconds) carries it exactly.
+    let at = (now_ms() / 1000 + 3 * 86_400) * 1000;
+    let before = now_ms();
+    let r = get_with(addr, &format!("/expires/{at}"), None).await;
+    let after = now_ms();
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let id = r.sid();
+    let c = SetCookie::parse(r.session_cookie().unwrap());
+    assert_eq!(c.expires_ms(), Some(at), "{c:?}");
+    let stored = store.record(&id).await.unwrap().cookie;
+    assert_eq!(stored.expires, Some(at));
+    // `originalMaxAge` becomes the time left when it was set.
+    let left = stored.original_max_age.expect("originalMaxAge");
+    assert!(
+        (at - after..=at - before).contains(&left),
+        "originalMaxAge {left} is not the time left ({}..={})",
+        at - after,
+        at - before
+    );
+
+    // `expires = null`: a browser-session cookie, stored without an expiry.
+    let r = get_with(addr, "/expires/null", Some(&r.cookie_pair())).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.set_cookies, Vec::<String>::new());
+    let stored = store.record(&id).await.unwrap().cookie;
+    assert_eq!((stored.original_max_age, stored.expires), (None, None));
+}
