@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::extract::Path;
@@ -273,11 +273,9 @@ pub fn cookie_for(id: &str, secret: &str) -> String {
 // Time
 // ---------------------------------------------------------------------------------------
 
+/// The crate's clock (the system clock, plus the test clock's offset where a test moved it).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
+    sessile::clock::now_ms()
 }
 
 /// Parses `Thu, 01 Jan 1970 00:00:00 GMT` (JavaScript's `toUTCString`), checking the
