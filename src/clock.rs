@@ -1,7 +1,14 @@
 //! Wall-clock time in milliseconds, and the two date formats express uses: ISO-8601 in
 //! stored records (`Date.prototype.toISOString`) and the HTTP date in the `Expires`
 //! attribute (`Date.prototype.toUTCString`).
+//!
+//! Every expiry, touch and sweep of the crate (the layer's cookies, both stores) reads time
+//! through [`now_ms`], which adds a test clock's offset to the system clock: tests move it
+//! forward with [`advance_for_tests`] to make sessions expire without waiting.
 
+// A plain std atomic, not `crate::sync`: the offset is a test seam, outside what the loom
+// models explore (and a static cannot hold a loom atomic).
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::format_description::well_known::{Rfc2822, Rfc3339};
@@ -30,12 +37,36 @@ pub fn js_date(ms: i64) -> Option<i64> {
     (ms.checked_abs()? <= JS_DATE_MAX_MS).then_some(ms)
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// How far [`advance_for_tests`] has moved this process's clock, in milliseconds.
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Milliseconds since the Unix epoch, now (plus the test clock's offset, zero unless a test
+/// moved it).
 pub fn now_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
+    let system = match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
         Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
-    }
+    };
+    system.saturating_add(OFFSET_MS.load(Ordering::Relaxed))
+}
+
+/// Test seam, not API: moves this process's clock ([`now_ms`]) forward by `ms`, for good.
+///
+/// Every session of the process sees the jump (expiry, touches, the sweeper thread), so a
+/// test binary that uses it must hold its tests to one at a time (a global lock), and keep
+/// tests that do not expect jumps out of it. Time never moves backwards.
+///
+/// ```
+/// let before = sessile::clock::now_ms();
+/// sessile::clock::advance_for_tests(60_000);
+/// assert!(sessile::clock::now_ms() >= before + 60_000);
+/// ```
+#[doc(hidden)]
+pub fn advance_for_tests(ms: u64) {
+    let ms = ms.min(i64::MAX as u64) as i64;
+    let _ = OFFSET_MS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+        Some(o.saturating_add(ms))
+    });
 }
 
 fn datetime(ms: i64) -> OffsetDateTime {

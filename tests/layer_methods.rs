@@ -431,38 +431,11 @@ async fn set_max_age_on_a_new_session_shapes_its_first_cookie() {
     assert_eq!(stored.original_max_age, Some(7 * 86_400_000));
 }
 
+/// (A session kept alive by requests and then expired, under the test clock, is in
+/// `tests/clock_expiry.rs`.)
 #[tokio::test]
-async fn an_expired_session_is_not_loaded_and_requests_keep_one_alive() {
-    let (addr, store) = server(
-        |b| b.cookie(CookieOptions::new().max_age(Duration::from_millis(1_200))),
-        Router::new(),
-    )
-    .await;
-    let (id, cookie) = login(addr).await;
-    // Each request restarts the countdown (the unmodified session is touched), so the
-    // session outlives its first 1.2 s. Requests 0.5 s apart leave a busy machine 0.7 s.
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(get_with(addr, "/id", Some(&cookie)).await.body, id);
-    }
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    assert!(store.record(&id).await.is_none());
-    store.take_calls();
-    let r = get_with(addr, "/set/fresh", Some(&cookie)).await;
-    let new = r.sid();
-    assert_ne!(new, id);
-    assert_eq!(
-        store.take_calls(),
-        [format!("get:{id}"), format!("set:{new}")]
-    );
-    assert_eq!(
-        get_with(addr, "/get/user", Some(&r.cookie_pair()))
-            .await
-            .body,
-        "null"
-    );
-
-    // A record whose expiry has passed is not loaded either.
+async fn a_record_whose_expiry_has_passed_is_not_loaded() {
+    let (addr, store) = server(|b| b, Router::new()).await;
     let past = CookieRecord {
         original_max_age: Some(1_000),
         expires: Some(now_ms() - 1_000),
@@ -607,4 +580,53 @@ async fn data_lists_the_fields_without_the_cookie() {
             .body,
         "null"
     );
+}
+
+#[tokio::test]
+async fn set_expires_fixes_the_expiry_and_none_makes_a_browser_session_cookie() {
+    async fn expires(s: Session, Path(ms): Path<String>) -> Result<String, sessile::Error> {
+        s.insert("user", "alice")?;
+        let at = match ms.as_str() {
+            "null" => None,
+            ms => Some(std::time::UNIX_EPOCH + Duration::from_millis(ms.parse().unwrap())),
+        };
+        s.set_expires(at)?;
+        Ok(s.id().unwrap())
+    }
+    let (addr, store) = server(|b| b, Router::new().route("/expires/{ms}", get(expires))).await;
+    // A whole second, so that the cookie's `Expires` (whole seconds) carries it.
+    let at = (now_ms() / 1000 + 3 * 86_400) * 1000;
+    let before = now_ms();
+    let r = get_with(addr, &format!("/expires/{at}"), None).await;
+    let after = now_ms();
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let id = r.sid();
+    // As express does, the end of the request touches the session (expires = now +
+    // originalMaxAge), which moves the expiry by the milliseconds the request took since
+    // the handler set it: between `at` and `at + (after - before)`.
+    let took = after - before;
+    let c = SetCookie::parse(r.session_cookie().unwrap());
+    let sent = c.expires_ms().unwrap();
+    assert!((at..=at + took).contains(&sent), "Expires {sent}, set {at}");
+    let stored = store.record(&id).await.unwrap().cookie;
+    let expires = stored.expires.unwrap();
+    assert!(
+        (at..=at + took).contains(&expires),
+        "stored expires {expires}, set {at}"
+    );
+    // `originalMaxAge` becomes the time left when it was set.
+    let left = stored.original_max_age.expect("originalMaxAge");
+    assert!(
+        (at - after..=at - before).contains(&left),
+        "originalMaxAge {left} is not the time left ({}..={})",
+        at - after,
+        at - before
+    );
+
+    // `expires = null`: a browser-session cookie, stored without an expiry.
+    let r = get_with(addr, "/expires/null", Some(&r.cookie_pair())).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.set_cookies, Vec::<String>::new());
+    let stored = store.record(&id).await.unwrap().cookie;
+    assert_eq!((stored.original_max_age, stored.expires), (None, None));
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use common::*;
 use http::StatusCode;
@@ -26,8 +25,8 @@ async fn all_at_once(addr: SocketAddr, cookie: &str, paths: Vec<String>) -> Vec<
     out
 }
 
-/// A server on a spy store. Tests make its writes slow once the session exists, so that
-/// every parallel request loads the session before any of them has written it back.
+/// A server on a spy store. Tests hold its writes once the session exists, until every
+/// parallel request has loaded the session and reached its write.
 async fn server(resave: bool) -> (SocketAddr, SpyStore) {
     let store = SpyStore::new();
     let layer = builder()
@@ -38,15 +37,34 @@ async fn server(resave: bool) -> (SocketAddr, SpyStore) {
     (start(layer).await, store)
 }
 
-const SLOW: Duration = Duration::from_millis(30);
+/// Sends every path at once with `cookie`, holding the store's writes until all of them
+/// have loaded the session and reached their write; returns the responses in order.
+async fn all_loaded_then_all_written(
+    addr: SocketAddr,
+    store: &SpyStore,
+    cookie: &str,
+    paths: Vec<String>,
+) -> Vec<Resp> {
+    let n = paths.len();
+    store.take_calls();
+    store.hold_writes();
+    let requests = {
+        let cookie = cookie.to_owned();
+        tokio::spawn(async move { all_at_once(addr, &cookie, paths).await })
+    };
+    store
+        .wait_for_calls("every request at its write", |c| SpyStore::writes(c) == n)
+        .await;
+    store.release_writes();
+    requests.await.expect("requests")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_requests_of_one_session_lose_no_change() {
     let (addr, store) = server(false).await;
     let (id, cookie) = login(addr).await;
-    store.slow_writes(SLOW);
     let paths = (0..100).map(|i| format!("/set/k{i}")).collect();
-    for r in all_at_once(addr, &cookie, paths).await {
+    for r in all_loaded_then_all_written(addr, &store, &cookie, paths).await {
         assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, id.as_str()));
     }
     let f = fields(&store.record(&id).await.unwrap());
@@ -65,11 +83,10 @@ async fn parallel_removes_and_sets_all_apply() {
     for i in 0..50 {
         get_with(addr, &format!("/set/r{i}"), Some(&cookie)).await;
     }
-    store.slow_writes(SLOW);
     let paths = (0..50)
         .flat_map(|i| [format!("/remove/r{i}"), format!("/set/k{i}")])
         .collect();
-    for r in all_at_once(addr, &cookie, paths).await {
+    for r in all_loaded_then_all_written(addr, &store, &cookie, paths).await {
         assert_eq!(r.status, StatusCode::OK);
     }
     let f = fields(&store.record(&id).await.unwrap());
@@ -100,24 +117,31 @@ async fn parallel_new_sessions_get_distinct_ids() {
     assert_eq!(stored, ids);
 }
 
-/// Documents express's `resave: true` behaviour: every request writes back the whole
-/// session it loaded, so parallel requests overwrite each other's changes. Not asserted
-/// beyond what must hold (the last write keeps its own key).
+/// express's `resave: true` behaviour: every request writes back the whole session it
+/// loaded. When every request has loaded the session before any writes it back, the last
+/// write wins: it keeps the login and its own change, and every other change is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_requests_with_resave_may_lose_changes() {
+async fn parallel_requests_with_resave_lose_all_but_the_last_change() {
     let (addr, store) = server(true).await;
     let (id, cookie) = login(addr).await;
-    store.slow_writes(SLOW);
     let paths = (0..100).map(|i| format!("/set/k{i}")).collect();
-    for r in all_at_once(addr, &cookie, paths).await {
+    for r in all_loaded_then_all_written(addr, &store, &cookie, paths).await {
         assert_eq!(r.status, StatusCode::OK);
     }
     let f = fields(&store.record(&id).await.unwrap());
-    let kept = (0..100)
+    let kept: Vec<usize> = (0..100)
         .filter(|i| f.contains_key(&format!("k{i}")))
-        .count();
-    eprintln!("resave(true): {kept} of 100 parallel changes survived");
-    assert!(kept >= 1);
+        .collect();
+    assert_eq!(
+        f.get("user"),
+        Some(&json!(true)),
+        "the login was lost: {f:?}"
+    );
+    assert_eq!(
+        kept.len(),
+        1,
+        "resave(true) kept {kept:?} of 100 parallel changes"
+    );
 }
 
 /// A logout that lands while another request of the session is running is not undone when
@@ -126,14 +150,20 @@ async fn parallel_requests_with_resave_may_lose_changes() {
 async fn a_parallel_request_does_not_undo_a_logout() {
     let (addr, store) = server(false).await;
     let (id, cookie) = login(addr).await;
-    store.slow_writes(Duration::from_millis(200));
+    store.take_calls();
+    store.hold_writes();
     let late = {
         let c = cookie.clone();
         tokio::spawn(async move { get_with(addr, "/set/late", Some(&c)).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The request has loaded the session and waits at its write.
+    let write = format!("apply:{id}");
+    store
+        .wait_for_calls("the late request at its write", |c| c.contains(&write))
+        .await;
     // The logout, done by another request of the same session, is finished first.
     store.remove(&id).await;
+    store.release_writes();
     let r = late.await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert!(

@@ -132,14 +132,26 @@ fn expiry_never_frees_a_live_session() {
     loom::model(|| {
         let s = store();
         s.set_now("live", &record(json!({}))).unwrap();
+        // A session that expires a millisecond from now, and has expired before the race.
+        let mut dead = record(json!({}));
+        dead.cookie.expires = Some(sessile::clock::now_ms() + 1);
+        s.set_now("dead", &dead).unwrap();
+        while sessile::clock::now_ms() <= dead.cookie.expires.unwrap() {
+            std::hint::spin_loop();
+        }
+        assert_eq!(s.usage().0, 2, "the expired session is still held");
         let t = {
             let s = s.clone();
-            thread::spawn(move || {
-                s.purge_expired();
-            })
+            thread::spawn(move || s.purge_expired())
         };
         s.touch_now("live", &cookie(3_600_000)).unwrap();
-        t.join().unwrap();
+        let freed = t.join().unwrap();
         assert!(s.get_now("live").is_some());
+        assert!(s.get_now("dead").is_none());
+        assert_eq!(
+            (freed, s.usage().0),
+            (1, 1),
+            "the expired session was not freed"
+        );
     });
 }

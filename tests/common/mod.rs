@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::extract::Path;
@@ -273,11 +273,9 @@ pub fn cookie_for(id: &str, secret: &str) -> String {
 // Time
 // ---------------------------------------------------------------------------------------
 
+/// The crate's clock (the system clock, plus the test clock's offset where a test moved it).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
+    sessile::clock::now_ms()
 }
 
 /// Parses `Thu, 01 Jan 1970 00:00:00 GMT` (JavaScript's `toUTCString`), checking the
@@ -359,6 +357,8 @@ pub struct SpyStore {
     log: Arc<Mutex<Vec<String>>>,
     failing: Arc<Mutex<Vec<&'static str>>>,
     delay: Arc<Mutex<Duration>>,
+    /// `true` while writes are held (see [`SpyStore::hold_writes`]).
+    held: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl SpyStore {
@@ -389,6 +389,40 @@ impl SpyStore {
     /// Every write (`set`, `apply`, `touch`, `destroy`) sleeps this long first.
     pub fn slow_writes(&self, d: Duration) {
         *self.delay.lock().unwrap() = d;
+    }
+
+    /// Holds every write (`set`, `apply`, `touch`, `destroy`) from now on: each is logged,
+    /// then waits until [`release_writes`](Self::release_writes). With
+    /// [`wait_for_calls`](Self::wait_for_calls) this orders events without sleeping.
+    pub fn hold_writes(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Lets the held writes (and every later one) go on.
+    pub fn release_writes(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// Waits until the logged calls satisfy `cond`, for at most 30 s (then panics naming
+    /// `what`, with the calls).
+    pub async fn wait_for_calls(&self, what: &str, cond: impl Fn(&[String]) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let calls = self.calls();
+            if cond(&calls) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: not within 30 s; calls: {calls:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The number of logged writes (every call but `get`).
+    pub fn writes(calls: &[String]) -> usize {
+        calls.iter().filter(|c| !c.starts_with("get:")).count()
     }
 
     /// The live record under `id`, read without logging.
@@ -425,6 +459,9 @@ impl SpyStore {
     async fn enter(&self, op: &'static str, sid: &str) -> Result<(), StoreError> {
         self.log.lock().unwrap().push(format!("{op}:{sid}"));
         if op != "get" {
+            let mut held = self.held.subscribe();
+            // The sender lives as long as the store: the wait ends only by a release.
+            let _ = held.wait_for(|h| !*h).await;
             let d = *self.delay.lock().unwrap();
             if !d.is_zero() {
                 tokio::time::sleep(d).await;
