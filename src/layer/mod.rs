@@ -1,7 +1,7 @@
 //! The tower [`Layer`](tower_layer::Layer): express-session's middleware.
 //!
 //! The data's path, one request:
-//! 1. [`service`]: the request comes in; the path is checked against `cookie.path`.
+//! 1. `service`: the request comes in; the path is checked against `cookie.path`.
 //! 2. The `Cookie` header is read and its signature verified ([`crate::cookie`],
 //!    [`crate::signing`]); a bad cookie counts as no cookie.
 //! 3. The record is loaded from the store, or a new session generated ([`crate::session`]).
