@@ -9,8 +9,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 /// A mapped log segment: writes go to the page cache through the map; `sync` makes a range
 /// durable.
@@ -55,6 +55,17 @@ pub(crate) trait NewFile: Send {
     fn sync(&mut self) -> io::Result<()>;
 }
 
+/// A directory held open by the log for its life: syncing it needs no new file descriptor
+/// (so it cannot fail for want of one, nor for the directory's mode), and it tells whether its
+/// path still leads to it.
+pub(crate) trait DirHandle: Send + Sync {
+    /// Makes renames, creations and removals in the directory durable (fsync).
+    fn sync(&self) -> io::Result<()>;
+    /// Fails when the directory was deleted, or its path now leads to another directory.
+    /// A check that cannot tell (the path cannot be looked up for another reason) passes.
+    fn check(&self) -> io::Result<()>;
+}
+
 /// The file operations of the durable store.
 pub(crate) trait Storage: Send + Sync + 'static {
     /// Creates the directory (mode 0700) if missing.
@@ -72,8 +83,12 @@ pub(crate) trait Storage: Send + Sync + 'static {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// File names in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Makes renames, creations and removals in `dir` durable.
+    /// Makes renames, creations and removals in `dir` durable (opens it, then syncs it).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Opens `dir` to be held (see [`DirHandle`]).
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>>;
+    /// Bytes free to this process on the volume that holds `dir`.
+    fn available(&self, dir: &Path) -> io::Result<u64>;
 }
 
 /// The real file system.
@@ -291,6 +306,48 @@ impl Storage for DiskStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>> {
+        let file = File::open(dir)?;
+        let meta = file.metadata()?;
+        Ok(Box::new(DiskDir {
+            path: dir.to_owned(),
+            id: (meta.dev(), meta.ino()),
+            file,
+        }))
+    }
+
+    fn available(&self, dir: &Path) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(dir)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+}
+
+/// A directory held open, with the device and inode it had when opened.
+struct DiskDir {
+    path: PathBuf,
+    id: (u64, u64),
+    file: File,
+}
+
+impl DirHandle for DiskDir {
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn check(&self) -> io::Result<()> {
+        let gone = |what: &str| io::Error::new(io::ErrorKind::NotFound, what.to_owned());
+        if self.file.metadata().is_ok_and(|m| m.nlink() == 0) {
+            return Err(gone("deleted"));
+        }
+        match fs::metadata(&self.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(gone("deleted")),
+            Ok(m) if (m.dev(), m.ino()) != self.id => {
+                Err(gone("replaced by another directory of the same name"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
