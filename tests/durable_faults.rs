@@ -77,10 +77,13 @@ fn hog(held: &mut Vec<File>) {
     }
 }
 
-/// The child of item 6: writes through rotations while every file descriptor is taken (each
-/// write is followed by a sync, which needs the directory), then frees them and writes on.
-/// Exits 0 when no error poisoned the log and every write after the fds came back landed;
-/// prints what happened.
+/// The child of item 6: in rounds, takes every free file descriptor but one and writes five
+/// segments' worth (under `Never`, nothing syncs in between, so no closed segment gives a
+/// descriptor back: once the one left is taken, a rotation without a prepared segment fails
+/// with EMFILE), then syncs.
+/// Then frees the descriptors and writes on. Exits 0 when the descriptors ran out, no error
+/// poisoned the log or failed a sync, and every write after the descriptors came back
+/// landed; prints what happened.
 fn emfile_child(dir: &Path) -> ! {
     let store = EmbeddedStore::builder()
         .segment_size(64 << 10)
@@ -96,11 +99,15 @@ fn emfile_child(dir: &Path) -> ! {
     store.flush().unwrap();
     let mut held = Vec::new();
     let mut errors = Vec::new();
-    for i in 0..300 {
-        // Whatever a closed segment gave back is taken again.
+    for round in 0..5 {
+        // Whatever the last sync's closed segments gave back is taken again, all but one
+        // descriptor: enough to create a segment, not to open the directory besides.
         hog(&mut held);
-        if let Err(e) = store.set_now(&format!("b{i}"), &record(1000)) {
-            errors.push(format!("write: {e}"));
+        held.pop();
+        for i in 0..300 {
+            if let Err(e) = store.set_now(&format!("b{round}-{i}"), &record(1000)) {
+                errors.push(format!("write: {e}"));
+            }
         }
         if let Err(e) = store.flush() {
             errors.push(format!("flush: {e}"));
