@@ -1,6 +1,7 @@
 //! Faults of the file system under a running durable store, made for real where the machine
-//! lets them be made: file descriptors run out (a child process under `ulimit -n`), the
-//! directory deleted, a small volume (a tmpfs, when mounting is allowed). The fault layer's tests
+//! lets them be made: file descriptors run out (a child process under `ulimit -n`), a second
+//! process after `rm DIR/LOCK`, the directory deleted, a small volume (a tmpfs, when
+//! mounting is allowed), a directory of a wider mode. The fault layer's tests
 //! (`src/store/embedded/durable/tests.rs`) cover the same faults where they cannot be made
 //! here (EACCES as root, a volume when mounting is refused).
 //!
@@ -8,6 +9,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -158,6 +160,43 @@ fn running_out_of_file_descriptors_fails_rotations_without_poisoning_the_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Item 7: `rm DIR/LOCK` under a running store does not let a second process in.
+#[test]
+fn a_second_process_is_refused_even_after_the_lock_file_is_deleted() {
+    const TEST: &str = "a_second_process_is_refused_even_after_the_lock_file_is_deleted";
+    if let Some(arg) = child_arg() {
+        match EmbeddedStore::open(&arg) {
+            Ok(_) => {
+                println!("\nopened");
+                std::process::exit(0)
+            }
+            Err(e) => {
+                println!("\nopen-error {e}");
+                std::process::exit(3)
+            }
+        }
+    }
+    let dir = temp_dir("lock");
+    let store = EmbeddedStore::open(&dir).unwrap();
+    store.set_now("first", &record(10)).unwrap();
+    std::fs::remove_file(dir.join("LOCK")).unwrap();
+    let (code, text) = run_child(TEST, dir.to_str().unwrap(), None);
+    assert_eq!(
+        code,
+        Some(3),
+        "the second process opened the directory: {text}"
+    );
+    assert!(text.contains("locked"), "{text}");
+    // The first store goes on.
+    store.set_now("second", &record(10)).unwrap();
+    drop(store);
+    // Once it is closed, the directory opens again (LOCK is made anew).
+    let store = EmbeddedStore::open(&dir).unwrap();
+    assert!(store.get_now("second").is_some());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Item 9: the directory deleted under a running store (no rotation due: the segment is
 /// large): writes fail with an error that says so, once the store notices (it checks about
 /// once a second).
@@ -271,4 +310,39 @@ fn a_small_volume_takes_writes_past_the_first_segment() {
     assert!(e.contains("bytes free"), "{e}");
     println!("the full volume: {e}");
     drop(store);
+}
+
+/// Item 13: an existing directory of mode 0755 owned by this user is tightened to 0700 at
+/// open; one owned by another user is left as it is (a root process opens it).
+#[test]
+fn an_existing_directory_is_tightened_to_0700() {
+    if child_arg().is_some() {
+        return;
+    }
+    let dir = temp_dir("mode");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(mode(&dir), 0o755);
+    drop(EmbeddedStore::open(&dir).unwrap());
+    assert_eq!(
+        mode(&dir),
+        0o700,
+        "a session directory must not be world-readable"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Someone else's directory (only root can make one to test with).
+    let other = temp_dir("mode-other");
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if std::os::unix::fs::chown(&other, Some(65534), Some(65534)).is_ok() {
+        drop(EmbeddedStore::open(&other).unwrap());
+        assert_eq!(
+            mode(&other),
+            0o755,
+            "another user's directory is left alone"
+        );
+    } else {
+        println!("skipped the other user's directory: chown needs root");
+    }
+    let _ = std::fs::remove_dir_all(&other);
 }

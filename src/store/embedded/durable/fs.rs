@@ -9,7 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A mapped log segment: writes go to the page cache through the map; `sync` makes a range
@@ -68,7 +68,8 @@ pub(crate) trait DirHandle: Send + Sync {
 
 /// The file operations of the durable store.
 pub(crate) trait Storage: Send + Sync + 'static {
-    /// Creates the directory (mode 0700) if missing.
+    /// Creates the directory (mode 0700) if missing; an existing one owned by this process's
+    /// user is tightened to 0700 (one owned by another user is left as it is).
     fn create_dir(&self, dir: &Path) -> io::Result<()>;
     /// Creates a segment of `len` bytes, allocated on disk before it is mapped (so a full disk
     /// is an error here and never a SIGBUS later), mode 0600.
@@ -244,7 +245,13 @@ impl Storage for DiskStorage {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)
+            .create(dir)?;
+        // Sessions are logins: a directory others may read or enter leaks them.
+        let meta = fs::metadata(dir)?;
+        if meta.mode() & 0o7077 != 0 && meta.uid() == rustix::process::geteuid().as_raw() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 
     fn create_segment(&self, path: &Path, len: usize) -> io::Result<Box<dyn SegmentMap>> {
@@ -352,26 +359,41 @@ impl DirHandle for DiskDir {
 }
 
 /// The directory lock: held for the store's life, so a second process cannot open the same
-/// directory.
+/// directory. It is an exclusive `flock` of the directory itself, which no `rm` can take
+/// away (a directory deleted and made anew is another directory, found by the log's
+/// checks). The `LOCK` file is locked too, for older versions that lock only it.
 pub(crate) struct DirLock {
+    _dir: File,
     _file: File,
 }
 
 impl DirLock {
     pub(crate) fn acquire(dir: &Path) -> io::Result<DirLock> {
+        let held = File::open(dir)?;
+        try_lock(&held, dir)?;
         let path = dir.join("LOCK");
         let file = rw_0600().create(true).truncate(false).open(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "{} is locked: another process has this session directory open",
-                    path.display()
-                ),
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
+        try_lock(&file, &path)?;
+        Ok(DirLock {
+            _dir: held,
+            _file: file,
+        })
+    }
+}
+
+/// An exclusive `flock` of `file` (the directory `what`, or its `LOCK`), or an error that
+/// says another process holds it.
+fn try_lock(file: &File, what: &Path) -> io::Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is locked: another process has this session directory open",
+                what.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
