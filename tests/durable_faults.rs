@@ -228,6 +228,34 @@ fn writes_fail_once_the_directory_is_deleted() {
     assert!(store.get_now("before").is_some());
 }
 
+/// Item 9, the directory deleted and made anew under a running store (another process could
+/// now lock and open it): writes fail, saying its path leads to another directory.
+#[test]
+fn writes_fail_once_the_directory_is_replaced() {
+    if child_arg().is_some() {
+        return;
+    }
+    let dir = temp_dir("replaced");
+    let store = EmbeddedStore::open(&dir).unwrap();
+    store.set_now("before", &record(10)).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let e = loop {
+        if let Err(e) = store.set_now("after", &record(10)) {
+            break e.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes still succeed 30 s after the directory was replaced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(e.contains("another directory"), "{e}");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Mounts a tmpfs of `size` on a new directory; `None` (and why) when mounting is refused.
 fn tmpfs(size: &str) -> Result<PathBuf, String> {
     let dir = temp_dir("tmpfs");

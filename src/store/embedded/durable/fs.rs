@@ -345,13 +345,13 @@ impl DirHandle for DiskDir {
 
     fn check(&self) -> io::Result<()> {
         let gone = |what: &str| io::Error::new(io::ErrorKind::NotFound, what.to_owned());
-        if self.file.metadata().is_ok_and(|m| m.nlink() == 0) {
-            return Err(gone("deleted"));
-        }
         match fs::metadata(&self.path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(gone("deleted")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(gone("its path no longer exists")),
             Ok(m) if (m.dev(), m.ino()) != self.id => {
-                Err(gone("replaced by another directory of the same name"))
+                Err(gone("its path now leads to another directory"))
+            }
+            _ if self.file.metadata().is_ok_and(|m| m.nlink() == 0) => {
+                Err(gone("it has no name left"))
             }
             _ => Ok(()),
         }

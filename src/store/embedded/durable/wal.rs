@@ -291,8 +291,8 @@ impl Wal {
             return Ok(());
         };
         let why: Arc<str> = Arc::from(format!(
-            "the session directory {} was deleted while the store was running ({e}): writes \
-             are refused, as they would be lost at restart; restart the store",
+            "the session directory {} was deleted or replaced while the store was running \
+             ({e}): writes are refused, as they would be lost at restart; restart the store",
             self.dir.display()
         ));
         self.halt(why.clone());
