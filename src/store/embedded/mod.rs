@@ -297,9 +297,10 @@ impl EmbeddedStoreBuilder {
         self.start(shards, ahash::RandomState::new(), None)
     }
 
-    /// Opens a durable store on `dir` (created 0700 if missing): recovers the sessions a
-    /// previous process left there, then logs every change. A second process cannot open the
-    /// same directory.
+    /// Opens a durable store on `dir` (created 0700 if missing; an existing one owned by this
+    /// user is tightened to 0700): recovers the sessions a previous process left there, then
+    /// logs every change. A second process cannot open the same directory (it is locked
+    /// itself, not only its `LOCK` file).
     ///
     /// # Errors
     /// The directory is locked by another process, cannot be read or written, or holds a

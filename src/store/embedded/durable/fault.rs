@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::fs::{FileBytes, NewFile, SegmentMap, Storage};
+use super::fs::{DirHandle, FileBytes, NewFile, SegmentMap, Storage};
 
 #[derive(Default)]
 struct FileData {
@@ -53,6 +53,16 @@ pub(crate) struct Faults {
     pub(crate) garble_files: bool,
     /// Fail every removal (EIO) while true.
     pub(crate) fail_remove: bool,
+    /// Refuse with EACCES, while true, everything that needs the directory by its path:
+    /// opening it, creating, renaming, removing and listing files in it (a directory at mode
+    /// 000, which as root cannot be had on a real file system; EMFILE fails the same calls).
+    pub(crate) deny: bool,
+    /// The directory was deleted while true: what needs it by its path fails with ENOENT, and
+    /// an open [`DirHandle`] finds it gone.
+    pub(crate) dir_gone: bool,
+    /// The volume's size: an allocation that would take the files' total past it fails with
+    /// ENOSPC, and [`Storage::available`] reports what is left.
+    pub(crate) capacity: Option<u64>,
 }
 
 /// The in-memory, fault-injecting file system.
@@ -64,6 +74,18 @@ pub(crate) struct FaultStorage {
 
 fn eio(what: &str) -> io::Error {
     io::Error::other(format!("injected EIO on {what}"))
+}
+
+/// EACCES or ENOENT if the faults deny the directory's path (see [`Faults::deny`] and
+/// [`Faults::dir_gone`]).
+fn path_fault(faults: &Faults) -> io::Result<()> {
+    if faults.dir_gone {
+        return Err(io::Error::from_raw_os_error(2));
+    }
+    if faults.deny {
+        return Err(io::Error::from_raw_os_error(13));
+    }
+    Ok(())
 }
 
 impl FaultStorage {
@@ -168,6 +190,19 @@ impl FaultStorage {
     /// The names in the directory now.
     pub(crate) fn names(&self) -> Vec<PathBuf> {
         self.state.lock().names.keys().cloned().collect()
+    }
+
+    /// Bytes the named files take now.
+    fn used(st: &State) -> u64 {
+        st.names
+            .values()
+            .filter_map(|id| st.files.get(id))
+            .map(|f| f.current.len() as u64)
+            .sum()
+    }
+
+    fn path_fault(&self) -> io::Result<()> {
+        path_fault(&self.faults.lock())
     }
 
     fn count_write(&self) -> io::Result<()> {
@@ -348,7 +383,12 @@ impl Storage for FaultStorage {
             st.allocs
         };
         let faults = self.faults.lock().clone();
-        if faults.disk_full || faults.fail_alloc == Some(n) {
+        path_fault(&faults)?;
+        let over = faults.capacity.is_some_and(|cap| {
+            let st = self.state.lock();
+            Self::used(&st) + len as u64 > cap
+        });
+        if faults.disk_full || faults.fail_alloc == Some(n) || over {
             return Err(io::Error::from_raw_os_error(28));
         }
         let id = self.create(path, len)?;
@@ -382,6 +422,7 @@ impl Storage for FaultStorage {
     }
 
     fn create_file(&self, path: &Path) -> io::Result<Box<dyn NewFile>> {
+        self.path_fault()?;
         let id = self.create(path, 0)?;
         self.state.lock().created += 1;
         Ok(Box::new(FaultFile {
@@ -391,6 +432,7 @@ impl Storage for FaultStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.path_fault()?;
         let mut st = self.state.lock();
         let id = st
             .names
@@ -404,6 +446,7 @@ impl Storage for FaultStorage {
         if self.faults.lock().fail_remove {
             return Err(eio("remove"));
         }
+        self.path_fault()?;
         let mut st = self.state.lock();
         st.names
             .remove(path)
@@ -412,6 +455,7 @@ impl Storage for FaultStorage {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.path_fault()?;
         let st = self.state.lock();
         Ok(st
             .names
@@ -422,9 +466,47 @@ impl Storage for FaultStorage {
     }
 
     fn sync_dir(&self, _: &Path) -> io::Result<()> {
+        // Opening the directory, then syncing it.
+        self.path_fault()?;
+        self.sync_names()
+    }
+
+    fn open_dir(&self, _: &Path) -> io::Result<Box<dyn DirHandle>> {
+        self.path_fault()?;
+        Ok(Box::new(FaultDir { fs: self.clone() }))
+    }
+
+    fn available(&self, _: &Path) -> io::Result<u64> {
+        let cap = self.faults.lock().capacity;
+        let st = self.state.lock();
+        Ok(cap.map_or(u64::MAX, |cap| cap.saturating_sub(Self::used(&st))))
+    }
+}
+
+impl FaultStorage {
+    /// The directory's sync: its names become durable.
+    fn sync_names(&self) -> io::Result<()> {
         self.count_sync()?;
         let mut st = self.state.lock();
         st.durable_names = st.names.clone();
+        Ok(())
+    }
+}
+
+/// An open directory: syncing it needs no path, so [`Faults::deny`] does not touch it.
+struct FaultDir {
+    fs: FaultStorage,
+}
+
+impl DirHandle for FaultDir {
+    fn sync(&self) -> io::Result<()> {
+        self.fs.sync_names()
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.fs.faults.lock().dir_gone {
+            return Err(io::Error::from_raw_os_error(2));
+        }
         Ok(())
     }
 }

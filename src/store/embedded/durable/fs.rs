@@ -9,8 +9,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// A mapped log segment: writes go to the page cache through the map; `sync` makes a range
 /// durable.
@@ -55,9 +55,21 @@ pub(crate) trait NewFile: Send {
     fn sync(&mut self) -> io::Result<()>;
 }
 
+/// A directory held open by the log for its life: syncing it needs no new file descriptor
+/// (so it cannot fail for want of one, nor for the directory's mode), and it tells whether its
+/// path still leads to it.
+pub(crate) trait DirHandle: Send + Sync {
+    /// Makes renames, creations and removals in the directory durable (fsync).
+    fn sync(&self) -> io::Result<()>;
+    /// Fails when the directory was deleted, or its path now leads to another directory.
+    /// A check that cannot tell (the path cannot be looked up for another reason) passes.
+    fn check(&self) -> io::Result<()>;
+}
+
 /// The file operations of the durable store.
 pub(crate) trait Storage: Send + Sync + 'static {
-    /// Creates the directory (mode 0700) if missing.
+    /// Creates the directory (mode 0700) if missing; an existing one owned by this process's
+    /// user is tightened to 0700 (one owned by another user is left as it is).
     fn create_dir(&self, dir: &Path) -> io::Result<()>;
     /// Creates a segment of `len` bytes, allocated on disk before it is mapped (so a full disk
     /// is an error here and never a SIGBUS later), mode 0600.
@@ -72,8 +84,12 @@ pub(crate) trait Storage: Send + Sync + 'static {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// File names in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Makes renames, creations and removals in `dir` durable.
+    /// Makes renames, creations and removals in `dir` durable (opens it, then syncs it).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Opens `dir` to be held (see [`DirHandle`]).
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>>;
+    /// Bytes free to this process on the volume that holds `dir`.
+    fn available(&self, dir: &Path) -> io::Result<u64>;
 }
 
 /// The real file system.
@@ -229,7 +245,13 @@ impl Storage for DiskStorage {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)
+            .create(dir)?;
+        // Sessions are logins: a directory others may read or enter leaks them.
+        let meta = fs::metadata(dir)?;
+        if meta.mode() & 0o7077 != 0 && meta.uid() == rustix::process::geteuid().as_raw() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 
     fn create_segment(&self, path: &Path, len: usize) -> io::Result<Box<dyn SegmentMap>> {
@@ -292,29 +314,86 @@ impl Storage for DiskStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>> {
+        let file = File::open(dir)?;
+        let meta = file.metadata()?;
+        Ok(Box::new(DiskDir {
+            path: dir.to_owned(),
+            id: (meta.dev(), meta.ino()),
+            file,
+        }))
+    }
+
+    fn available(&self, dir: &Path) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(dir)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+}
+
+/// A directory held open, with the device and inode it had when opened.
+struct DiskDir {
+    path: PathBuf,
+    id: (u64, u64),
+    file: File,
+}
+
+impl DirHandle for DiskDir {
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn check(&self) -> io::Result<()> {
+        let gone = |what: &str| io::Error::new(io::ErrorKind::NotFound, what.to_owned());
+        match fs::metadata(&self.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(gone("its path no longer exists")),
+            Ok(m) if (m.dev(), m.ino()) != self.id => {
+                Err(gone("its path now leads to another directory"))
+            }
+            _ if self.file.metadata().is_ok_and(|m| m.nlink() == 0) => {
+                Err(gone("it has no name left"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The directory lock: held for the store's life, so a second process cannot open the same
-/// directory.
+/// directory. It is an exclusive `flock` of the directory itself, which no `rm` can take
+/// away (a directory deleted and made anew is another directory, found by the log's
+/// checks). The `LOCK` file is locked too, for older versions that lock only it.
 pub(crate) struct DirLock {
+    _dir: File,
     _file: File,
 }
 
 impl DirLock {
     pub(crate) fn acquire(dir: &Path) -> io::Result<DirLock> {
+        let held = File::open(dir)?;
+        try_lock(&held, dir)?;
         let path = dir.join("LOCK");
         let file = rw_0600().create(true).truncate(false).open(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "{} is locked: another process has this session directory open",
-                    path.display()
-                ),
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
+        try_lock(&file, &path)?;
+        Ok(DirLock {
+            _dir: held,
+            _file: file,
+        })
+    }
+}
+
+/// An exclusive `flock` of `file` (the directory `what`, or its `LOCK`), or an error that
+/// says another process holds it.
+fn try_lock(file: &File, what: &Path) -> io::Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is locked: another process has this session directory open",
+                what.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }
 

@@ -1100,3 +1100,159 @@ fn a_snapshot_with_nothing_new_writes_nothing() {
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();
     assert_eq!(state(&store), model);
 }
+
+// ---- Faults of the directory and the volume (issue 10, items 6, 9, 10) ----
+
+/// Sets `sid` to a record padded to about `pad` bytes, on the store and the model.
+fn set_padded(
+    store: &EmbeddedStore,
+    model: &mut Model,
+    sid: &str,
+    pad: usize,
+) -> Result<(), StoreError> {
+    run(
+        store,
+        model,
+        &Step::Set(sid.into(), json!({ "pad": "q".repeat(pad) })),
+    )
+}
+
+/// A directory that cannot be opened for a while (EACCES: a directory at mode 000, which as
+/// root only the fault layer can give; EMFILE fails the same calls, see
+/// `tests/durable_faults.rs`) fails the writes whose rotation needs it, poisons nothing, and
+/// writes resume once it can be opened again.
+#[test]
+fn a_directory_that_cannot_be_opened_fails_rotations_without_poisoning_the_log() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let mut n = 0;
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    // A rotation whose directory entry is not synced yet, as in the field: the directory
+    // becomes unreadable between the rotation and the next sync.
+    assert_eq!(write_until_prepared(&store, &mut model, &mut n), "ready");
+    write_until_rotated(&store, &fs, &mut model, &mut n);
+    fs.faults.lock().deny = true;
+    store
+        .flush()
+        .expect("syncing the log needs no new look at the directory");
+    let mut failed = Vec::new();
+    for i in 0..40 {
+        match set_padded(&store, &mut model, &format!("d{i}"), 300) {
+            Ok(()) => {}
+            Err(e) => failed.push(e.to_string()),
+        }
+        if let Err(e) = store.flush() {
+            failed.push(format!("flush: {e}"));
+        }
+    }
+    assert!(!failed.is_empty(), "some rotation needed the directory");
+    for e in &failed {
+        assert!(!e.contains("poisoned") && !e.starts_with("flush"), "{e}");
+        assert!(e.contains("ermission denied"), "{e}");
+    }
+    fs.faults.lock().deny = false;
+    for i in 0..40 {
+        set_padded(&store, &mut model, &format!("e{i}"), 300)
+            .unwrap_or_else(|e| panic!("write {i} after the directory came back: {e}"));
+    }
+    store.flush().unwrap();
+    drop(store);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}
+
+/// The directory deleted under a running store: the rotation finds it gone and writes fail
+/// with an error that says so, the next ones too.
+#[test]
+fn a_deleted_directory_fails_writes_with_a_clear_error() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    set_padded(&store, &mut model, "before", 10).unwrap();
+    fs.faults.lock().dir_gone = true;
+    let mut e = None;
+    for i in 0..100 {
+        if let Err(err) = set_padded(&store, &mut model, &format!("g{i}"), 200) {
+            e = Some(err.to_string());
+            break;
+        }
+    }
+    let e = e.expect("a write fails once the directory is gone");
+    assert!(e.contains("was deleted"), "{e}");
+    assert!(e.contains(DIR), "{e}");
+    // A small write that would fit in the active segment fails too, and so does a sync.
+    let later = set_padded(&store, &mut model, "later", 1).unwrap_err();
+    assert!(later.to_string().contains("was deleted"), "{later}");
+    assert!(store.flush().is_err());
+    assert!(store.get_now("before").is_some(), "reads still serve");
+}
+
+/// A small volume: 16 KiB segments on 24 KiB. The second segment does not fit whole: it is
+/// sized to the space there is, writes go on past the first segment, a restart accepts
+/// writes again, and once the volume is full the error says what is needed and what is
+/// free.
+#[test]
+fn a_small_volume_sizes_segments_to_the_space_there_is() {
+    let fs = FaultStorage::new();
+    fs.faults.lock().capacity = Some(24 << 10);
+    let open_small = || {
+        EmbeddedStore::builder()
+            .keep_snapshots(1)
+            .shards(4)
+            .sweep_interval(None)
+            .segment_size(16 << 10)
+            .snapshot_after_bytes(u64::MAX)
+            .snapshot_interval(None)
+            .fsync(FsyncPolicy::Never)
+            .open_with(Arc::new(fs.clone()), Path::new(DIR), false)
+    };
+    let mut model = Model::new();
+    let store = open_small().unwrap();
+    let mut i = 0;
+    while segments(&fs).len() < 2 {
+        set_padded(&store, &mut model, &format!("v{}", i % 8), 500)
+            .unwrap_or_else(|e| panic!("write {i} (past the first segment): {e}"));
+        i += 1;
+    }
+    drop(store);
+    let store = open_small().unwrap();
+    for k in 0..2 {
+        set_padded(&store, &mut model, &format!("v{k}"), 500)
+            .unwrap_or_else(|e| panic!("write {k} after a restart: {e}"));
+    }
+    let e = loop {
+        match set_padded(&store, &mut model, &format!("v{}", i % 8), 500) {
+            Ok(()) => i += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(i < 10_000, "the volume never filled");
+    };
+    assert!(e.contains("bytes free"), "{e}");
+    assert!(e.contains("needs"), "{e}");
+    // A snapshot lets the log go: writes resume, and the state survives a restart.
+    store.snapshot().unwrap();
+    set_padded(&store, &mut model, "after", 500).unwrap();
+    drop(store);
+    let store = open_small().unwrap();
+    assert_eq!(state(&store), model);
+}
+
+/// A record over the segment size as the first of a segment (after an open, or after a
+/// snapshot's cut): the empty segment gives its name to one big enough, and nothing is lost.
+#[test]
+fn a_record_over_the_segment_size_first_in_its_segment_is_taken() {
+    let fs = FaultStorage::new();
+    let mut model = Model::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    set_padded(&store, &mut model, "big", 6000).unwrap();
+    set_padded(&store, &mut model, "small", 10).unwrap();
+    store.snapshot().unwrap();
+    set_padded(&store, &mut model, "big2", 9000).unwrap();
+    drop(store);
+    assert!(!fs
+        .names()
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "tmp")));
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), model);
+}

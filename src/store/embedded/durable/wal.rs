@@ -7,7 +7,20 @@
 //! a power failure may take depends on the [`FsyncPolicy`]: the sync thread makes the log
 //! durable after every batch of waiting writers (`Always`), about once a second (`EverySec`),
 //! or only at a clean shutdown (`Never`). A failed sync poisons the log: every waiter of that
-//! batch gets the error and every later write fails.
+//! batch gets the error and every later write fails. Only a sync can: a failure to create,
+//! allocate or prepare a segment (no file descriptor left, a directory that cannot be
+//! entered, a full disk) is an error for the writes that need the segment, and the next one
+//! tries again. The directory is held open for the log's life, so syncing it needs no new
+//! file descriptor.
+//!
+//! The directory is checked at every rotation and about once a second by the sync thread:
+//! once it is deleted (or its path leads to another directory), every write is refused, as
+//! it would be lost at restart.
+//!
+//! A segment is allocated whole when the volume has room for it; otherwise it is sized to
+//! half the space there is (the rest is left for snapshots), and never smaller than the
+//! record that needs it. When even that does not fit, the error says how many bytes were
+//! needed and how many are free.
 //!
 //! Rotation is a swap: as soon as a segment is written to, the next one is prepared off the
 //! write path, on a thread of its own (created as [`NEXT_SEGMENT`], allocated, its placeholder
@@ -26,7 +39,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::format::{self, OpRef};
-use super::fs::{SegmentMap, Storage};
+use super::fs::{DirHandle, SegmentMap, Storage};
 use super::FsyncPolicy;
 use crate::error::StoreError;
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
@@ -136,6 +149,16 @@ struct State {
     dir_dirty: bool,
 }
 
+/// How often the sync thread checks that the directory is still there.
+const DIR_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The smallest segment the preparing thread allocates when the volume has no room for a
+/// whole one (a rotation's own segment is as small as its record).
+const PREPARED_MIN: usize = 64 << 10;
+
+/// The smallest page size: shrunk segments are whole pages.
+const PAGE: usize = 4096;
+
 /// Tells a writer waiting under `Always` that its record is synced, or why it is not.
 type Ack = oneshot::Sender<Result<(), Arc<str>>>;
 /// The writer's end of an [`Ack`].
@@ -159,6 +182,9 @@ pub(crate) struct Wal {
     /// Held through a whole sync, so that no sync reports records that another, still
     /// running, has taken to sync.
     syncing: Mutex<()>,
+    /// The directory, held open (see [`DirHandle`]).
+    dir_handle: Box<dyn DirHandle>,
+    /// Why every write is refused, in full: a failed sync, or the directory gone.
     poisoned: Mutex<Option<Arc<str>>>,
     is_poisoned: AtomicBool,
     waiters: Mutex<Waiters>,
@@ -187,6 +213,12 @@ impl Wal {
         resume: Resume,
     ) -> Result<Arc<Wal>, StoreError> {
         let mut segments = resume.segments;
+        let dir_handle = storage.open_dir(dir).map_err(|e| {
+            StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("opening the session directory {}: {e}", dir.display()),
+            ))
+        })?;
         let active = match resume.tail {
             Some((first_seq, pos)) => {
                 let map: Arc<dyn SegmentMap> =
@@ -199,8 +231,8 @@ impl Wal {
             }
             None => {
                 let first_seq = resume.seq + 1;
-                let map = new_segment(&*storage, dir, first_seq, segment_size, true)?;
-                storage.sync_dir(dir)?;
+                let map = new_segment(&*storage, dir, first_seq, segment_size, PAGE, true)?;
+                dir_handle.sync()?;
                 segments.push(first_seq);
                 Active {
                     map,
@@ -225,6 +257,7 @@ impl Wal {
             }),
             synced_seq: AtomicU64::new(resume.seq),
             syncing: Mutex::new(()),
+            dir_handle,
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             waiters: Mutex::new(Waiters {
@@ -245,10 +278,28 @@ impl Wal {
             .poisoned
             .lock()
             .clone()
-            .unwrap_or_else(|| Arc::from("unknown"));
-        Some(StoreError::Io(std::io::Error::other(format!(
-            "session log is poisoned by an earlier fsync failure, writes are refused: {why}"
-        ))))
+            .unwrap_or_else(|| Arc::from("session log refuses writes"));
+        Some(StoreError::Io(std::io::Error::other(why.to_string())))
+    }
+
+    /// Checks that the directory is still there; once it is not, refuses every write.
+    pub(crate) fn check_dir(&self) -> Result<(), StoreError> {
+        if let Some(e) = self.poison_error() {
+            return Err(e);
+        }
+        let Err(e) = self.dir_handle.check() else {
+            return Ok(());
+        };
+        let why: Arc<str> = Arc::from(format!(
+            "the session directory {} was deleted or replaced while the store was running \
+             ({e}): writes are refused, as they would be lost at restart; restart the store",
+            self.dir.display()
+        ));
+        self.halt(why.clone());
+        Err(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            why.to_string(),
+        )))
     }
 
     /// Appends one record and returns its sequence number. When this returns `Ok`, the record
@@ -313,24 +364,38 @@ impl Wal {
     /// directory entry are made durable by the next sync, before any record in it is
     /// acknowledged as synced.
     fn rotate(&self, st: &mut State, first_seq: u64, need: usize) -> Result<(), StoreError> {
-        let size = self.segment_size.max(SEGMENT_HEADER + need);
+        self.check_dir()?;
+        if st.active.pos == SEGMENT_HEADER && st.segments.last() == Some(&first_seq) {
+            // The active segment holds no record and is too small for this one (a record over
+            // the segment size, or a segment shrunk for a small volume): a new one takes its
+            // name, so it goes first.
+            return self.replace_empty(st, first_seq, need);
+        }
+        let need = SEGMENT_HEADER + need;
+        let size = self.segment_size.max(need);
+        let create = || new_segment(&*self.storage, &self.dir, first_seq, size, need, false);
         let map = match std::mem::replace(&mut st.next, Next::Idle) {
-            Next::Ready(map) if map.len() >= size => self.swap_in(map, first_seq)?,
+            Next::Ready(map) if map.len() >= need => self.swap_in(map, first_seq)?,
+            Next::Ready(map) if map.len() < self.segment_size => {
+                // Shrunk for a small volume and too small for this record: its space goes
+                // to this rotation's own segment.
+                drop(map);
+                let _ = self.storage.remove(&self.dir.join(NEXT_SEGMENT));
+                create()?
+            }
             kept @ (Next::Ready(_) | Next::Preparing) => {
                 // Too small for this record, or still being prepared: keep it for later.
                 st.next = kept;
-                new_segment(&*self.storage, &self.dir, first_seq, size, false)?
+                create()?
             }
             Next::Failed => {
-                let made = new_segment(&*self.storage, &self.dir, first_seq, size, false);
+                let made = create();
                 if made.is_err() {
                     st.next = Next::Failed;
                 }
                 made?
             }
-            Next::Idle | Next::Wanted => {
-                new_segment(&*self.storage, &self.dir, first_seq, size, false)?
-            }
+            Next::Idle | Next::Wanted => create()?,
         };
         let old = std::mem::replace(
             &mut st.active,
@@ -348,6 +413,33 @@ impl Wal {
         st.segments.push(first_seq);
         st.dir_dirty = true;
         Ok(())
+    }
+
+    /// Replaces the active segment, which holds no record, by one of its name big enough for a
+    /// record of `need` bytes.
+    fn replace_empty(&self, st: &mut State, first_seq: u64, need: usize) -> Result<(), StoreError> {
+        let need = SEGMENT_HEADER + need;
+        let path = self.dir.join(segment_name(first_seq));
+        let moved = self.dir.join(format!("{}.tmp", segment_name(first_seq)));
+        // Moved aside, not removed: if the new one cannot be made, it is put back.
+        self.storage.rename(&path, &moved)?;
+        let size = self.segment_size.max(need);
+        match new_segment(&*self.storage, &self.dir, first_seq, size, need, false) {
+            Ok(map) => {
+                let _ = self.storage.remove(&moved);
+                st.active = Active {
+                    map,
+                    pos: SEGMENT_HEADER,
+                    synced_pos: 0,
+                };
+                st.dir_dirty = true;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.storage.rename(&moved, &path);
+                Err(e)
+            }
+        }
     }
 
     /// Makes the prepared segment the one starting at `first_seq`: its header (a copy into
@@ -383,7 +475,12 @@ impl Wal {
             }
             st.next = Next::Preparing;
         }
-        let made = prepare_segment(&*self.storage, &self.dir, self.segment_size);
+        let made = prepare_segment(
+            &*self.storage,
+            &self.dir,
+            &*self.dir_handle,
+            self.segment_size,
+        );
         if let Err(Prep::Sync(e)) = &made {
             // A failed sync of the directory may hide the failure from a later one: the log
             // can no longer promise durability.
@@ -419,9 +516,7 @@ impl Wal {
         };
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(StoreError::Io(std::io::Error::other(format!(
-                "session log fsync failed: {why}"
-            )))),
+            Ok(Err(why)) => Err(StoreError::Io(std::io::Error::other(why.to_string()))),
             Err(_) => Err(StoreError::Io(std::io::Error::other(
                 "session log closed before the write was synced",
             ))),
@@ -462,12 +557,22 @@ impl Wal {
         }
     }
 
-    /// Poisons the log with `e`: every later write and sync fails.
+    /// Poisons the log with the failed sync `e`: every later write and sync fails. Returns
+    /// the error for the writers whose records the sync was to cover.
     fn poison(&self, e: std::io::Error) -> Arc<str> {
-        let why: Arc<str> = Arc::from(e.to_string());
-        *self.poisoned.lock() = Some(why.clone());
+        self.halt(Arc::from(format!(
+            "session log is poisoned by an earlier fsync failure, writes are refused: {e}"
+        )));
+        Arc::from(format!("session log fsync failed: {e}"))
+    }
+
+    /// Refuses every later write and sync, for the reason `why` (given in full).
+    fn halt(&self, why: Arc<str>) {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(why);
+        }
         self.is_poisoned.store(true, Ordering::Release);
-        why
     }
 
     /// Syncs everything appended so far. Returns the durable sequence number.
@@ -502,7 +607,7 @@ impl Wal {
         }
         active.map.sync(active.from, active.to).map_err(poison)?;
         if dir_dirty {
-            self.storage.sync_dir(&self.dir).map_err(poison)?;
+            self.dir_handle.sync().map_err(poison)?;
         }
         self.synced_seq.fetch_max(target, Ordering::AcqRel);
         Ok(target)
@@ -511,28 +616,25 @@ impl Wal {
     /// The sync thread's loop; returns at shutdown after a final sync.
     #[cfg_attr(sessile_loom, allow(dead_code))]
     pub(crate) fn run_syncer(&self) {
+        let mut checked = std::time::Instant::now();
         loop {
             let shutdown = {
                 let mut w = self.waiters.lock();
-                match self.policy {
-                    FsyncPolicy::Always => {
-                        if w.list.is_empty() && !w.shutdown {
-                            w = self.wake.wait(w);
-                        }
-                    }
-                    FsyncPolicy::EverySec => {
-                        if !w.shutdown {
-                            w = self.wake.wait_for(w, Duration::from_secs(1));
-                        }
-                    }
-                    FsyncPolicy::Never => {
-                        if !w.shutdown {
-                            w = self.wake.wait(w);
-                        }
-                    }
+                // Every policy wakes at least once a second, to check the directory.
+                let idle = match self.policy {
+                    FsyncPolicy::Always => w.list.is_empty(),
+                    FsyncPolicy::EverySec | FsyncPolicy::Never => true,
+                };
+                if idle && !w.shutdown {
+                    w = self.wake.wait_for(w, DIR_CHECK_EVERY);
                 }
                 w.shutdown
             };
+            if !shutdown && checked.elapsed() >= DIR_CHECK_EVERY {
+                checked = std::time::Instant::now();
+                // Once it fails, writes and syncs are refused with its error.
+                let _ = self.check_dir();
+            }
             let due = shutdown
                 || self.policy == FsyncPolicy::EverySec
                 || !self.waiters.lock().list.is_empty();
@@ -627,21 +729,23 @@ impl Wal {
             self.storage.remove(&self.dir.join(segment_name(*first)))?;
             self.state.lock().segments.retain(|s| s != first);
         }
-        self.storage.sync_dir(&self.dir)?;
+        self.dir_handle.sync()?;
         Ok(())
     }
 }
 
-/// Creates a segment and writes its header; `sync` makes the header durable at once.
+/// Creates a segment of `size` bytes, or as small as `need` on a volume without room for it
+/// (see [`create_sized`]), and writes its header; `sync` makes the header durable at once.
 fn new_segment(
     storage: &dyn Storage,
     dir: &Path,
     first_seq: u64,
     size: usize,
+    need: usize,
     sync: bool,
 ) -> Result<Arc<dyn SegmentMap>, StoreError> {
     let path = dir.join(segment_name(first_seq));
-    let map = storage.create_segment(&path, size).map_err(|e| {
+    let map = create_sized(storage, dir, &path, size, need).map_err(|e| {
         StoreError::Io(std::io::Error::new(
             e.kind(),
             format!("allocating log segment {}: {e}", path.display()),
@@ -662,6 +766,51 @@ fn new_segment(
     Ok(Arc::from(map))
 }
 
+/// Whether `e` says the volume is full.
+fn is_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
+/// Creates the segment file `path` of `want` bytes. When the volume has no room for it, the
+/// segment gets half the space there is (the rest stays for snapshots and the segment after
+/// it) in whole pages, but never less than `need`; when even `need` does not fit, the error
+/// says how many bytes were needed and how many are free.
+fn create_sized(
+    storage: &dyn Storage,
+    dir: &Path,
+    path: &Path,
+    want: usize,
+    need: usize,
+) -> std::io::Result<Box<dyn SegmentMap>> {
+    let e = match storage.create_segment(path, want) {
+        Ok(map) => return Ok(map),
+        Err(e) if is_full(&e) => e,
+        Err(e) => return Err(e),
+    };
+    let free = storage.available(dir).unwrap_or(0);
+    let half = usize::try_from(free / 2).unwrap_or(usize::MAX) / PAGE * PAGE;
+    let mut len = half.max(need.next_multiple_of(PAGE)).min(want);
+    if len as u64 > free {
+        len = need;
+    }
+    let short = |e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "{e}: the log needs {need} bytes (a segment of {want} wanted) and the volume \
+                 of {} has {free} bytes free",
+                dir.display()
+            ),
+        )
+    };
+    if len == want || len as u64 > free {
+        return Err(short(e));
+    }
+    storage
+        .create_segment(path, len)
+        .map_err(|e| if is_full(&e) { short(e) } else { e })
+}
+
 /// Why preparing a segment failed.
 enum Prep {
     /// Creating, allocating or writing it (a full disk): the rotation will try itself.
@@ -671,11 +820,14 @@ enum Prep {
 }
 
 /// Prepares a segment off the write path: creates [`NEXT_SEGMENT`] (removing a stale one),
-/// allocates it, writes and syncs a placeholder header, syncs the directory and faults its
-/// pages in. On any error the file is removed.
+/// allocates it (smaller on a volume without room for a whole one, see [`create_sized`]),
+/// writes and syncs a placeholder header, syncs the directory and faults its pages in. On
+/// any error the file is removed. Only the directory's sync poisons: it covers the names of
+/// segments that hold records. The placeholder header holds none.
 fn prepare_segment(
     storage: &dyn Storage,
     dir: &Path,
+    dir_handle: &dyn DirHandle,
     size: usize,
 ) -> Result<Arc<dyn SegmentMap>, Prep> {
     let path = dir.join(NEXT_SEGMENT);
@@ -683,14 +835,13 @@ fn prepare_segment(
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Prep::Alloc),
         _ => {}
     }
-    let map = storage
-        .create_segment(&path, size)
-        .map_err(|_| Prep::Alloc)?;
+    let map =
+        create_sized(storage, dir, &path, size, PREPARED_MIN.min(size)).map_err(|_| Prep::Alloc)?;
     let done = map
         .write(0, &segment_header(0))
+        .and_then(|()| map.sync(0, SEGMENT_HEADER))
         .map_err(|_| Prep::Alloc)
-        .and_then(|()| map.sync(0, SEGMENT_HEADER).map_err(Prep::Sync))
-        .and_then(|()| storage.sync_dir(dir).map_err(Prep::Sync));
+        .and_then(|()| dir_handle.sync().map_err(Prep::Sync));
     if let Err(e) = done {
         drop(map);
         let _ = storage.remove(&path);
