@@ -74,6 +74,10 @@ pub(crate) trait Storage: Send + Sync + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Makes renames, creations and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// When the file was last modified, if the storage knows (the snapshot clock's start).
+    fn modified(&self, _path: &Path) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 /// The real file system.
@@ -287,6 +291,10 @@ impl Storage for DiskStorage {
             }
         }
         Ok(out)
+    }
+
+    fn modified(&self, path: &Path) -> Option<std::time::SystemTime> {
+        fs::metadata(path).and_then(|m| m.modified()).ok()
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
