@@ -5,8 +5,8 @@
 //! - [`wal`]: segments allocated with `fallocate`, written through a map, synced in groups by a
 //!   dedicated thread according to the [`FsyncPolicy`].
 //! - [`snapshot`]: the live sessions at a cut of the log, as checksummed rkyv archives.
-//! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut, corruption
-//!   refused (or salvaged on request).
+//! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut (their bytes
+//!   kept aside, and reported), corruption refused (or salvaged on request).
 //! - [`fs`]: the storage seam, real or fault-injecting (tests).
 
 use std::path::{Path, PathBuf};

@@ -426,11 +426,19 @@ fn cut_tail(
         }
         let aside = free_name(names, format!("{name}.torn-{off}"));
         let tmp = dir.join(format!("{aside}.tmp"));
-        let mut f = storage.create_file(&tmp)?;
-        f.write_all(&b[off..end])?;
-        f.sync()?;
+        // Nothing is cut until its bytes are kept: failing here fails the open, and the
+        // next one finds the tail as it was.
+        let keep = |e: std::io::Error| {
+            StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("keeping the torn tail of {name} aside as {aside}: {e}"),
+            ))
+        };
+        let mut f = storage.create_file(&tmp).map_err(keep)?;
+        f.write_all(&b[off..end]).map_err(keep)?;
+        f.sync().map_err(keep)?;
         drop(f);
-        storage.rename(&tmp, &dir.join(&aside))?;
+        storage.rename(&tmp, &dir.join(&aside)).map_err(keep)?;
         report.torn_bytes += (end - body) as u64;
         report.torn_intact_records += {
             let mut n = 0;

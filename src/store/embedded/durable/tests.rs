@@ -1580,3 +1580,34 @@ fn replayed_field_changes_are_patched_on_a_working_form() {
         "{applies} apply ops handed to the store for about 3,000 field changes"
     );
 }
+
+/// Nothing of a torn tail is cut until its bytes are kept: when the file that keeps them
+/// cannot be written, opening fails and says so, the segment is left as it was, and the next
+/// open (the fault gone) cuts and keeps it.
+#[test]
+fn a_torn_tail_is_not_cut_when_it_cannot_be_kept() {
+    let fs = FaultStorage::new();
+    let _ = killed_after(&fs, 23, 120, None);
+    let models = log_models(&fs);
+    let last = segments(&fs).pop().unwrap();
+    let bytes = fs.contents(&last).unwrap();
+    let (at, len) = *record_offsets(&bytes).last().unwrap();
+    fs.patch(&last, at + len / 2, &[bytes[at + len / 2] ^ 0x10]);
+    let torn = fs.contents(&last).unwrap();
+    fs.faults.lock().fail_write_from = Some(0);
+    let Err(e) = open(&fs, FsyncPolicy::Never, false) else {
+        panic!("opened without keeping the torn tail");
+    };
+    fs.faults.lock().fail_write_from = None;
+    assert!(e.to_string().contains("keeping the torn tail"), "{e}");
+    assert_eq!(
+        fs.contents(&last).unwrap(),
+        torn,
+        "the segment is untouched"
+    );
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), models[models.len() - 2]);
+    let r = store.recovery_report().unwrap();
+    assert_eq!(r.torn_files.len(), 1);
+    assert!(fs.contents(&r.torn_files[0]).is_some());
+}
