@@ -39,6 +39,10 @@
 //! - `durable_disk` (not criterion): bytes on disk against live data with default
 //!   snapshot settings, after filling, after a snapshot, after overwriting every session.
 //!
+//! - `durable_restarts`, `durable_replay` (not criterion, one sample per process, nothing else
+//!   runs): open after 5 restarts below the snapshot thresholds, and open of a log of one
+//!   session's 5,000 field updates; see `durable_support/recovery.rs`.
+//!
 //! A summary with every target is printed at the end.
 
 use std::cell::{OnceCell, RefCell};
@@ -769,6 +773,10 @@ fn summary(k: &Knobs, ds: &Dataset, snap: Option<&SnapshotRun>, disk: Option<&Di
 
 fn main() {
     let k = Knobs::from_env();
+    // The recovery measurements run one sample per process (to alternate two builds).
+    if durable_support::recovery::run(filter().as_deref(), &k) {
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     // Listing and profiling runs (`--list`, `--profile-time`) report nothing.
     let listing = std::env::args().any(|a| a == "--list" || a == "--profile-time");

@@ -63,7 +63,7 @@ pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset}
 pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
 pub use session::Session;
 pub use signing::Secrets;
-pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy};
+pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy, RecoveryReport};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisStore, RedisStoreBuilder};

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod recovery;
+
 use sessile::{CookieRecord, Data, Record, SameSite};
 
 /// Environment knobs (documented at the top of `benches/durable.rs` and in BENCHMARKS.md).

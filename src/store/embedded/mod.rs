@@ -35,6 +35,7 @@ mod shape;
 mod shard;
 mod slab;
 
+pub use durable::recovery::RecoveryReport;
 pub use durable::FsyncPolicy;
 use durable::{Durable, DurableOptions, Op, OpRef};
 use shard::{Limits, Shard};
@@ -65,6 +66,8 @@ struct Core {
     hasher: ahash::RandomState,
     limits: Limits,
     durable: Option<Durable>,
+    /// What opening found (durable stores only).
+    recovery: Option<RecoveryReport>,
 }
 
 impl Default for EmbeddedStore {
@@ -191,7 +194,9 @@ impl EmbeddedStoreBuilder {
     }
 
     /// Take a snapshot once this many log bytes were written since the last one (default
-    /// 64 MiB).
+    /// 64 MiB), counted from the newest snapshot on disk: the log that earlier processes left
+    /// counts, so a store restarted often still snapshots (soon after an open that finds the
+    /// log since the snapshot this long).
     ///
     /// ```
     /// let builder = sessile::EmbeddedStore::builder().snapshot_after_bytes(256 << 20);
@@ -202,7 +207,8 @@ impl EmbeddedStoreBuilder {
     }
 
     /// Also take a snapshot when this much time has passed since the last one and the log
-    /// has grown (default one hour; `None`: by size only).
+    /// has grown (default one hour; `None`: by size only). The time counts from the newest
+    /// snapshot on disk (its file's modification time), not from the open.
     ///
     /// ```
     /// let builder = sessile::EmbeddedStore::builder()
@@ -228,8 +234,10 @@ impl EmbeddedStoreBuilder {
     }
 
     /// Salvage on open: when the log is corrupt (a bad record followed by good ones), keep the
-    /// good prefix and move the bad segment files aside (`*.corrupt`) instead of refusing to
-    /// open (default off).
+    /// good prefix and every intact record after the bad one (found again by resynchronising
+    /// on the next record that checks out, see `docs/FORMAT.md`), move the bad segment files
+    /// aside (`*.corrupt`) and take a snapshot, instead of refusing to open (default off).
+    /// [`EmbeddedStore::recovery_report`] lists what was kept and set aside.
     ///
     /// ```
     /// let builder = sessile::EmbeddedStore::builder().salvage(true);
@@ -271,13 +279,15 @@ impl EmbeddedStoreBuilder {
         self,
         shards: Box<[Shard]>,
         hasher: ahash::RandomState,
-        durable: Option<Durable>,
+        durable: Option<(Durable, RecoveryReport)>,
     ) -> EmbeddedStore {
+        let (durable, recovery) = durable.unzip();
         let core = Arc::new(Core {
             limits: self.limits(),
             shards,
             hasher,
             durable,
+            recovery,
         });
         #[cfg(not(sessile_loom))]
         {
@@ -322,18 +332,24 @@ impl EmbeddedStoreBuilder {
         dir: &std::path::Path,
         lock: bool,
     ) -> Result<EmbeddedStore, StoreError> {
+        let started = std::time::Instant::now();
         let shards: Box<[Shard]> = (0..self.shards).map(|_| Shard::default()).collect();
         let hasher = ahash::RandomState::new();
         let target = Recovering {
             shards: &shards,
             hasher: &hasher,
         };
-        let (durable, report) = Durable::open(storage, dir, self.durable.clone(), lock, &target)?;
-        // Recovered entries were routed with `hasher`: the store must keep routing with it.
-        let store = self.start(shards, hasher, Some(durable));
+        let (durable, mut report) =
+            Durable::open(storage, dir, self.durable.clone(), lock, &target)?;
         // Sessions whose expiry passed while the process was down are dropped now.
-        store.purge_expired();
-        if !report.salvaged.is_empty() {
+        let now = clock::now_ms();
+        report.expired = purge_shards(&shards, now);
+        report.sessions = shards.iter().map(|s| s.count_live(now)).sum();
+        let salvaged = !report.salvaged.is_empty();
+        report.duration = started.elapsed();
+        // Recovered entries were routed with `hasher`: the store must keep routing with it.
+        let store = self.start(shards, hasher, Some((durable, report)));
+        if salvaged {
             // The good records of the segments moved aside live only in memory now: write
             // them to a snapshot before anything else.
             store.snapshot()?;
@@ -370,6 +386,11 @@ impl durable::recovery::Replay for Recovering<'_> {
             s.reserve(sessions, exact);
         }
     }
+
+    fn data(&self, shard: usize, sid: &str) -> Option<crate::record::Data> {
+        // No deadline is before `i64::MIN`: expired or not, the entry is returned.
+        Some(self.shards.get(shard)?.get(sid, i64::MIN)?.data)
+    }
 }
 
 #[cfg(not(sessile_loom))]
@@ -392,19 +413,28 @@ fn spawn_snapshotter(core: &Arc<Core>, interval: Option<Duration>) {
     let spawned = std::thread::Builder::new()
         .name("sessile-snapshot".into())
         .spawn(move || {
+            // The clock and the bytes count from the newest snapshot on disk, not from this
+            // open: a store restarted more often than the thresholds still snapshots (at the
+            // first check after an open that finds the log since it long).
             let mut last = std::time::Instant::now();
+            let mut head_start = weak
+                .upgrade()
+                .and_then(|c| c.durable.as_ref().and_then(Durable::age_at_open))
+                .unwrap_or_default();
             loop {
                 std::thread::sleep(Duration::from_millis(100));
                 let Some(core) = weak.upgrade() else { return };
                 let Some(d) = &core.durable else { return };
-                let grown = d.wal.bytes_since_cut();
+                let grown = d.bytes_since_snapshot();
                 let by_size = grown >= d.opts.snapshot_bytes;
-                let by_age = interval.is_some_and(|i| last.elapsed() >= i) && grown > 0;
+                let age = head_start + last.elapsed();
+                let by_age = interval.is_some_and(|i| age >= i) && grown > 0;
                 if by_size || by_age {
                     // A failed snapshot leaves the previous one and the log in place; the
                     // next attempt comes with the next check.
                     let _ = core.snapshot();
                     last = std::time::Instant::now();
+                    head_start = Duration::ZERO;
                 }
             }
         });
@@ -440,6 +470,8 @@ impl Core {
         Ok(Some(cut))
     }
 
+    /// The sweeper's pass: due buckets only (loom models have no sweeper).
+    #[cfg_attr(sessile_loom, allow(dead_code))]
     fn purge_expired(&self, now_ms: i64) -> usize {
         let mut freed = 0;
         for shard in self.shards.iter() {
@@ -454,6 +486,25 @@ impl Core {
         }
         freed
     }
+}
+
+/// Frees every expired session of `shards` now ([`EmbeddedStore::purge_expired`], and
+/// recovery's purge before the store starts); returns how many were freed.
+fn purge_shards(shards: &[Shard], now: i64) -> usize {
+    let mut freed = 0;
+    for shard in shards {
+        loop {
+            freed += shard.sweep(now, SWEEP_BUDGET);
+            // A sweep that only moved touched sessions to later buckets frees nothing, yet
+            // expired sessions may wait behind them: go on while a bucket is due.
+            if !shard.has_due(now) {
+                break;
+            }
+        }
+        // The sweeps free whole seconds once they have passed; the current one is scanned.
+        freed += shard.purge_current(now);
+    }
+    freed
 }
 
 impl EmbeddedStore {
@@ -580,6 +631,24 @@ impl EmbeddedStore {
         }
     }
 
+    /// What opening the store's directory found and did: the snapshot used, records
+    /// replayed, a torn tail cut (and where its bytes were moved), segments salvaged,
+    /// sessions restored and expired, the time it took. `None` for a store in memory.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("sessile-doc-report-{}", std::process::id()));
+    /// let store = sessile::EmbeddedStore::open(&dir)?;
+    /// let report = store.recovery_report().expect("a durable store");
+    /// assert_eq!((report.replayed, report.torn_bytes), (0, 0));
+    /// assert!(sessile::EmbeddedStore::new().recovery_report().is_none());
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
+    pub fn recovery_report(&self) -> Option<&RecoveryReport> {
+        self.core.recovery.as_ref()
+    }
+
     /// Whether the store logs to a directory.
     pub fn is_durable(&self) -> bool {
         self.core.durable.is_some()
@@ -587,16 +656,7 @@ impl EmbeddedStore {
 
     /// Frees every expired session now; returns how many were freed.
     pub fn purge_expired(&self) -> usize {
-        let now = clock::now_ms();
-        let swept = self.core.purge_expired(now);
-        // The sweeps free whole seconds once they have passed; the current one is scanned.
-        swept
-            + self
-                .core
-                .shards
-                .iter()
-                .map(|s| s.purge_current(now))
-                .sum::<usize>()
+        purge_shards(&self.core.shards, clock::now_ms())
     }
 
     /// Entries held (including expired ones not yet freed) and bytes charged against

@@ -90,6 +90,10 @@ pub(crate) trait Storage: Send + Sync + 'static {
     fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>>;
     /// Bytes free to this process on the volume that holds `dir`.
     fn available(&self, dir: &Path) -> io::Result<u64>;
+    /// When the file was last modified, if the storage knows (the snapshot clock's start).
+    fn modified(&self, _path: &Path) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 /// The real file system.
@@ -309,6 +313,10 @@ impl Storage for DiskStorage {
             }
         }
         Ok(out)
+    }
+
+    fn modified(&self, path: &Path) -> Option<std::time::SystemTime> {
+        fs::metadata(path).and_then(|m| m.modified()).ok()
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

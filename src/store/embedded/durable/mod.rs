@@ -5,8 +5,8 @@
 //! - [`wal`]: segments allocated with `fallocate`, written through a map, synced in groups by a
 //!   dedicated thread according to the [`FsyncPolicy`].
 //! - [`snapshot`]: the live sessions at a cut of the log, as checksummed rkyv archives.
-//! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut, corruption
-//!   refused (or salvaged on request).
+//! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut (their bytes
+//!   kept aside, and reported), corruption refused (or salvaged on request).
 //! - [`fs`]: the storage seam, real or fault-injecting (tests).
 
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use crate::error::StoreError;
 use crate::record::Record;
+use crate::sync::{AtomicU64, Ordering};
 
 #[cfg(test)]
 pub(crate) mod fault;
@@ -87,6 +88,13 @@ pub(crate) struct Durable {
     syncer: Mutex<Option<JoinHandle<()>>>,
     preparer: Mutex<Option<JoinHandle<()>>>,
     snapshotting: Mutex<()>,
+    /// The log since the newest snapshot that earlier processes left (replayed at open), in
+    /// bytes; zero from the first cut on. With the log's own count, what the size threshold
+    /// of snapshots is checked against.
+    carried: AtomicU64,
+    /// How old the newest snapshot was at open (or, with none, the log's oldest segment):
+    /// where the snapshot clock starts.
+    age_at_open: Option<Duration>,
     _lock: Option<DirLock>,
 }
 
@@ -99,7 +107,7 @@ impl Durable {
         opts: DurableOptions,
         lock: bool,
         target: &impl recovery::Replay,
-    ) -> Result<(Durable, recovery::Report), StoreError> {
+    ) -> Result<(Durable, recovery::RecoveryReport), StoreError> {
         storage.create_dir(dir)?;
         let lock = if lock {
             Some(DirLock::acquire(dir)?)
@@ -107,6 +115,20 @@ impl Durable {
             None
         };
         let (resume, report) = recovery::recover(&*storage, dir, opts.salvage, target)?;
+        // The snapshot clock starts at the newest snapshot on disk, or without one at the
+        // last change to the oldest segment (the log is at least that old).
+        let clock_from = match report.snapshot {
+            Some(cut) => storage.modified(&dir.join(snapshot::snapshot_name(cut))),
+            None => resume
+                .segments
+                .first()
+                .and_then(|&s| storage.modified(&dir.join(wal::segment_name(s)))),
+        };
+        let age_at_open = clock_from.map(|t| {
+            std::time::SystemTime::now()
+                .duration_since(t)
+                .unwrap_or_default()
+        });
         let wal = Wal::open(storage.clone(), dir, opts.fsync, opts.segment_size, resume)?;
         // Under loom the models drive the sync rounds themselves.
         #[cfg(not(sessile_loom))]
@@ -125,6 +147,8 @@ impl Durable {
                 syncer: Mutex::new(syncer),
                 preparer: Mutex::new(preparer),
                 snapshotting: Mutex::new(()),
+                carried: AtomicU64::new(report.replayed_bytes),
+                age_at_open,
                 _lock: lock,
             },
             report,
@@ -149,6 +173,8 @@ impl Durable {
     {
         let _one_at_a_time = self.snapshotting.lock();
         let cut = self.wal.cut()?;
+        // Like the log's own count, the earlier processes' bytes start over at the cut.
+        self.carried.store(0, Ordering::Release);
         if self
             .storage
             .list(&self.dir)?
@@ -208,6 +234,22 @@ impl Durable {
             self.wal.remove_segments_through(previous)?;
         }
         Ok(cut)
+    }
+
+    /// Log bytes written since the newest snapshot, by this process and (until its first
+    /// snapshot) by the processes before it: what the size threshold is checked against.
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) fn bytes_since_snapshot(&self) -> u64 {
+        self.wal
+            .bytes_since_cut()
+            .saturating_add(self.carried.load(Ordering::Acquire))
+    }
+
+    /// How old the newest snapshot (or, with none, the log) was when the store opened, when
+    /// the storage knows: where the snapshot clock starts.
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) fn age_at_open(&self) -> Option<Duration> {
+        self.age_at_open
     }
 
     /// Syncs the log now.

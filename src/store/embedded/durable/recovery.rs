@@ -6,33 +6,83 @@
 //!   only after a crash during a snapshot). A bad sole snapshot is an error naming it, unless
 //!   salvage, since the log before its cut is gone.
 //! - Log records are replayed in sequence order; sequence numbers must be contiguous.
-//! - A torn tail (a partial or garbled last record with nothing valid after it, in the last
-//!   segment) is cut off: its bytes are zeroed and the segment synced.
-//! - A bad record followed by good ones is corruption: opening fails with the file and offset,
-//!   unless salvage is on, which keeps the good prefix and moves the bad segment (and any
-//!   after it) aside as `*.corrupt`.
+//! - A torn tail (a bad record, or a gap, that no later valid record vouches for as synced)
+//!   is cut off: its bytes are first copied aside (`<segment>.torn-<offset>`), then zeroed
+//!   (later segments removed) and the segment synced; the report says how many bytes and how
+//!   many intact records were in them.
+//! - A bad record followed by good ones that vouch for it is corruption: opening fails with
+//!   the file and offset, unless salvage is on, which keeps the good prefix, resynchronises
+//!   (the next position where a whole record checks out) to keep every intact record after
+//!   it in log order, and moves the bad segment (and any after it) aside as `*.corrupt`.
+//! - Field changes (apply ops) are replayed on a parsed working form of the session, encoded
+//!   once when another kind of op for it, the end of the log, or the bound of working forms
+//!   comes: replay costs what the log holds, not its square.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use super::format::{self, Decoded, Op};
 use super::fs::Storage;
 use super::snapshot;
 use super::wal::{self, Resume, SEGMENT_HEADER};
 use crate::error::StoreError;
+use crate::record::{CookieRecord, Data, Record};
 
-/// What recovery found, besides the state fed to the caller.
-#[derive(Debug, Default)]
-pub(crate) struct Report {
-    /// The snapshot used, by cut sequence number.
-    pub(crate) snapshot: Option<u64>,
-    /// Snapshots skipped as invalid, with the reason.
-    pub(crate) bad_snapshots: Vec<String>,
-    /// Log records replayed.
-    pub(crate) replayed: u64,
-    /// Bytes of torn tail cut off.
-    pub(crate) torn_bytes: usize,
-    /// Segments moved aside by salvage.
-    pub(crate) salvaged: Vec<String>,
+/// What opening a durable store found on disk and did to recover its sessions, returned by
+/// [`EmbeddedStore::recovery_report`](crate::EmbeddedStore::recovery_report). Nothing here
+/// is lost silently: a torn tail's bytes are moved aside (see `torn_files`), segments
+/// salvage set aside are listed, and a skipped snapshot comes with its reason.
+///
+/// ```no_run
+/// let store = sessile::EmbeddedStore::open("/var/lib/myapp/sessions")?;
+/// if let Some(r) = store.recovery_report() {
+///     if r.torn_bytes > 0 {
+///         eprintln!(
+///             "cut a torn tail of {} bytes ({} intact records), kept in {:?}",
+///             r.torn_bytes, r.torn_intact_records, r.torn_files
+///         );
+///     }
+///     println!("{} sessions restored in {:?}", r.sessions, r.duration);
+/// }
+/// # Ok::<(), sessile::StoreError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// The snapshot loaded, by the sequence number of its cut (`snap-<cut>.rkyv`).
+    pub snapshot: Option<u64>,
+    /// Snapshots skipped as invalid, each with the reason (naming the file).
+    pub skipped_snapshots: Vec<String>,
+    /// Log records replayed after the snapshot (including those kept by salvage).
+    pub replayed: u64,
+    /// The bytes of those records: the log since the snapshot, which counts towards the next
+    /// snapshot (`snapshot_after_bytes`).
+    pub replayed_bytes: u64,
+    /// The first problem met in the log (file, offset and what), if any.
+    pub problem: Option<String>,
+    /// Bytes cut off the log as a torn tail (0 when the log ended cleanly).
+    pub torn_bytes: u64,
+    /// Intact records (valid checksums, sequence numbers after the last one replayed) in the
+    /// bytes cut as a torn tail: writes that were in the log but never known to be synced.
+    pub torn_intact_records: u64,
+    /// The files the torn bytes were moved to, in the store's directory
+    /// (`wal-<seq>.log.torn-<offset>`).
+    pub torn_files: Vec<PathBuf>,
+    /// Segments salvage moved aside (`wal-<seq>.log.corrupt`).
+    pub salvaged: Vec<PathBuf>,
+    /// Records salvage kept after a bad one, by resynchronising (included in `replayed`).
+    pub resynced: u64,
+    /// Bytes salvage skipped to resynchronise: the bad records.
+    pub skipped_bytes: u64,
+    /// Sessions live once recovery was done.
+    pub sessions: usize,
+    /// Sessions dropped because they expired while the store was closed.
+    pub expired: usize,
+    /// How long opening took, from the lock to the first request it can serve.
+    pub duration: Duration,
 }
 
 /// Where recovery feeds the state it finds: a store of shards. Ops for one id always go to
@@ -48,6 +98,9 @@ pub(crate) trait Replay: Sync {
     /// About `sessions` more sessions are coming to shard `shard`: exactly (from a snapshot)
     /// or as an estimate (from the log's length).
     fn expect(&self, shard: usize, sessions: usize, exact: bool);
+    /// The data of session `sid` in shard `shard`, expired or not (what an apply op changes),
+    /// if the shard holds it.
+    fn data(&self, shard: usize, sid: &str) -> Option<Data>;
 }
 
 /// What scanning feeds on: an op, or how many sessions are coming (in all shards).
@@ -58,16 +111,122 @@ pub(crate) enum Item {
 
 /// Feeds one item to `target` on this thread.
 #[cfg(sessile_loom)]
-fn feed(target: &impl Replay, item: &Item) {
+fn feed(target: &impl Replay, patcher: &mut Patcher, item: &Item) {
     match item {
         Item::Op(op) => match op.sid() {
-            Some(sid) => target.apply(target.shard_of(sid), op),
-            None => (0..target.shards()).for_each(|s| target.apply(s, op)),
+            Some(sid) => patcher.feed(target, target.shard_of(sid), op),
+            None => (0..target.shards()).for_each(|s| patcher.feed(target, s, op)),
         },
         Item::Expect { sessions, exact } => {
             let n = target.shards();
             let each = per_shard(*sessions, n, *exact);
             (0..n).for_each(|s| target.expect(s, each, *exact));
+        }
+    }
+}
+
+/// Working forms held at once by one applier; past it they are all encoded and handed on.
+const WORKING_FORMS: usize = 256;
+
+/// Data shorter than this is patched by the store itself, op by op: parsing it costs about
+/// what a working form would save.
+const WORKING_MIN_BYTES: usize = 512;
+
+/// A session being patched by the apply ops of the log: its fields parsed once, its cookie
+/// and deadline as the last op left them.
+struct Working {
+    shard: usize,
+    fields: Map<String, Value>,
+    cookie: CookieRecord,
+    deadline: i64,
+}
+
+/// Replays apply ops on working forms (issue 10, item 12): the first apply op of a session
+/// whose data is long parses it; later apply and touch ops of the session patch that form;
+/// it is encoded and handed to the target as one set when another op of the session comes
+/// (a set, a destroy or a clear drops it instead), when [`WORKING_FORMS`] are held, or at
+/// the end. So a session's `n` field changes cost one parse and one encoding, not `n` of
+/// each of the whole (growing) record. The target's state afterwards is what handing it
+/// every op would give: an apply sets the same cookie and deadline and the same fields in
+/// the same order (a map keeps insertion order), a touch the cookie and deadline.
+#[derive(Default)]
+struct Patcher {
+    forms: HashMap<String, Working>,
+}
+
+impl Patcher {
+    /// Feeds `op` (for shard `shard`) to `target`, through the working forms.
+    fn feed(&mut self, target: &impl Replay, shard: usize, op: &Op) {
+        match op {
+            Op::Apply {
+                sid,
+                changes,
+                deadline,
+            } => {
+                if let Some(w) = self.forms.get_mut(sid.as_str()) {
+                    changes.apply_to(&mut w.fields);
+                    w.cookie = changes.cookie.clone();
+                    w.deadline = *deadline;
+                    return;
+                }
+                let parsed = (!changes.fields.is_empty())
+                    .then(|| target.data(shard, sid))
+                    .flatten()
+                    .filter(|d| d.len() >= WORKING_MIN_BYTES)
+                    .and_then(|d| d.to_map().ok());
+                // Data that does not parse is left to the store (which keeps it as is).
+                let Some(mut fields) = parsed else {
+                    return target.apply(shard, op);
+                };
+                if self.forms.len() >= WORKING_FORMS {
+                    self.finish(target);
+                }
+                changes.apply_to(&mut fields);
+                self.forms.insert(
+                    sid.clone(),
+                    Working {
+                        shard,
+                        fields,
+                        cookie: changes.cookie.clone(),
+                        deadline: *deadline,
+                    },
+                );
+            }
+            Op::Touch {
+                sid,
+                cookie,
+                deadline,
+            } => match self.forms.get_mut(sid.as_str()) {
+                Some(w) => {
+                    w.cookie = cookie.clone();
+                    w.deadline = *deadline;
+                }
+                None => target.apply(shard, op),
+            },
+            Op::Set { sid, .. } | Op::Destroy { sid } => {
+                // The whole record is replaced or gone: the form's changes do not matter.
+                self.forms.remove(sid.as_str());
+                target.apply(shard, op);
+            }
+            Op::Clear => {
+                self.forms.retain(|_, w| w.shard != shard);
+                target.apply(shard, op);
+            }
+        }
+    }
+
+    /// Encodes every working form and hands it to the target as a set.
+    fn finish(&mut self, target: &impl Replay) {
+        for (sid, w) in self.forms.drain() {
+            let op = Op::Set {
+                sid,
+                record: Record {
+                    cookie: w.cookie,
+                    data: Data::from_map(&w.fields),
+                },
+                deadline: w.deadline,
+            };
+            target.apply(w.shard, &op);
         }
     }
 }
@@ -89,7 +248,7 @@ pub(crate) fn recover(
     dir: &Path,
     salvage: bool,
     target: &impl Replay,
-) -> Result<(Resume, Report), StoreError> {
+) -> Result<(Resume, RecoveryReport), StoreError> {
     let names = storage.list(dir)?;
     let mut removed_tmp = false;
     for n in names
@@ -115,51 +274,51 @@ pub(crate) fn recover(
     } = scan_pipelined(storage, dir, &names, salvage, target)?;
 
     if let Some((i, cut_segment, off, why)) = problem {
+        report.problem = Some(why.clone());
         // Is the missing record `expected` vouched for as synced by any later valid record?
         // Then it was durable once and is now damaged: corruption. Otherwise it was never
-        // known durable: a torn tail, and everything from it on is dropped.
-        let mut vouched = false;
+        // known durable: a torn tail, and everything from it on is cut (and kept aside).
+        // Salvage that kept records after it (resynchronised) sets the segments aside.
+        let mut vouched = report.resynced > 0;
         for (k, &first) in live.iter().enumerate().skip(i) {
+            if vouched {
+                break;
+            }
             let bytes = storage.read(&dir.join(wal::segment_name(first)))?;
             let from = if k == i && cut_segment.is_some() {
                 off + 1
             } else {
                 SEGMENT_HEADER
             };
-            if vouches_for(bytes.bytes(), from, expected) {
-                vouched = true;
-                break;
-            }
+            vouched = vouches_for(bytes.bytes(), from, expected);
         }
         if vouched {
             if !salvage {
                 return Err(StoreError::Corrupt(format!(
                     "{why}, and later records say it was synced: the log is corrupt \
-                     (open with salvage to keep the records before it)"
+                     (open with salvage to keep the intact records)"
                 )));
             }
             set_aside(storage, dir, &live[i..], &mut report)?;
             tail = None;
         } else {
             let later = if cut_segment.is_some() { i + 1 } else { i };
+            // What is cut: the rest of the bad segment, then every later segment whole.
+            let cuts: Vec<(u64, usize)> = cut_segment
+                .map(|first| (first, off))
+                .into_iter()
+                .chain(live[later..].iter().map(|&first| (first, 0)))
+                .collect();
+            let zero_from = cut_tail(storage, dir, &names, &cuts, expected, &mut report)?;
             for &first in &live[later..] {
                 storage.remove(&dir.join(wal::segment_name(first)))?;
             }
             if let Some(first) = cut_segment {
-                let path = dir.join(wal::segment_name(first));
-                let end = {
-                    let bytes = storage.read(&path)?;
-                    bytes
-                        .bytes()
-                        .iter()
-                        .rposition(|&x| x != 0)
-                        .map_or(off, |p| p + 1)
-                };
-                if end > off {
+                if let Some(end) = zero_from {
+                    let path = dir.join(wal::segment_name(first));
                     let map = storage.open_segment(&path)?;
                     map.write(off, &vec![0u8; end - off])?;
                     map.sync(off, end)?;
-                    report.torn_bytes = end - off;
                 }
                 kept.push(first);
                 tail = Some((first, off));
@@ -185,25 +344,126 @@ pub(crate) fn recover(
     ))
 }
 
+/// The offset after the last non-zero byte of `b` (a record starts with a non-zero header,
+/// so none starts at or after it).
+fn used_end(b: &[u8]) -> usize {
+    b.iter().rposition(|&x| x != 0).map_or(0, |p| p + 1)
+}
+
 /// Whether a valid record at or after `from` says that record `seq` had been synced.
 fn vouches_for(b: &[u8], from: usize, seq: u64) -> bool {
-    // A record starts with a non-zero header, so none starts after the last non-zero byte.
-    let last = b.iter().rposition(|&x| x != 0).unwrap_or(0);
-    (from..=last)
+    (from..used_end(b))
         .any(|p| matches!(format::decode(&b[p..]), Decoded::Record { synced, .. } if synced >= seq))
+}
+
+/// Resynchronises: walks `b` from `from`, at each position either a whole valid record
+/// (checksum over its header and payload) or one byte skipped, and hands `keep` each record
+/// whose sequence number is after `*last` (in log order, so `*last` only grows); a valid
+/// record at or before `*last` (stale) is skipped whole. Returns the bytes skipped.
+fn resync(b: &[u8], from: usize, last: &mut u64, mut keep: impl FnMut(Op, usize)) -> u64 {
+    let end = used_end(b);
+    let mut skipped = 0u64;
+    let mut p = from;
+    while p < end {
+        match format::decode(&b[p..]) {
+            Decoded::Record { seq, op, len, .. } if seq > *last => {
+                keep(op, len);
+                *last = seq;
+                p += len;
+            }
+            Decoded::Record { len, .. } => {
+                skipped += len as u64;
+                p += len;
+            }
+            Decoded::End | Decoded::Bad(_) => {
+                skipped += 1;
+                p += 1;
+            }
+        }
+    }
+    skipped
+}
+
+/// A name for a file set aside: `base`, or `base.<n>` if an earlier recovery took it.
+fn free_name(names: &[String], base: String) -> String {
+    if !names.contains(&base) {
+        return base;
+    }
+    (1..)
+        .map(|n| format!("{base}.{n}"))
+        .find(|n| !names.contains(n))
+        .unwrap_or(base)
+}
+
+/// Copies what a torn tail cuts to files of their own before anything is zeroed or removed:
+/// for each `(segment, offset)` of `cuts` (offset 0: the whole segment), the bytes from the
+/// offset to the last non-zero one go to `wal-<seq>.log.torn-<offset>` (written as `.tmp`,
+/// synced, renamed; the directory synced after all). Segments with nothing past their header
+/// (a prepared one never written) hold no record and get no file. Counts the bytes and the
+/// intact records (after `expected - 1`, in order) in them. Returns where the first cut ends
+/// in its segment, if it holds anything to zero.
+fn cut_tail(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    cuts: &[(u64, usize)],
+    expected: u64,
+    report: &mut RecoveryReport,
+) -> Result<Option<usize>, StoreError> {
+    let mut last = expected - 1;
+    let mut first_end = None;
+    for (k, &(first, off)) in cuts.iter().enumerate() {
+        let name = wal::segment_name(first);
+        let bytes = storage.read(&dir.join(&name))?;
+        let b = bytes.bytes();
+        let end = used_end(b);
+        let body = if off == 0 { SEGMENT_HEADER } else { off };
+        if end <= body {
+            continue;
+        }
+        if k == 0 && off > 0 {
+            first_end = Some(end);
+        }
+        let aside = free_name(names, format!("{name}.torn-{off}"));
+        let tmp = dir.join(format!("{aside}.tmp"));
+        // Nothing is cut until its bytes are kept: failing here fails the open, and the
+        // next one finds the tail as it was.
+        let keep = |e: std::io::Error| {
+            StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("keeping the torn tail of {name} aside as {aside}: {e}"),
+            ))
+        };
+        let mut f = storage.create_file(&tmp).map_err(keep)?;
+        f.write_all(&b[off..end]).map_err(keep)?;
+        f.sync().map_err(keep)?;
+        drop(f);
+        storage.rename(&tmp, &dir.join(&aside)).map_err(keep)?;
+        report.torn_bytes += (end - body) as u64;
+        report.torn_intact_records += {
+            let mut n = 0;
+            resync(b, body, &mut last, |_, _| n += 1);
+            n
+        };
+        report.torn_files.push(dir.join(aside));
+    }
+    if !report.torn_files.is_empty() {
+        storage.sync_dir(dir)?;
+    }
+    Ok(first_end)
 }
 
 fn set_aside(
     storage: &dyn Storage,
     dir: &Path,
     segments: &[u64],
-    report: &mut Report,
+    report: &mut RecoveryReport,
 ) -> Result<(), StoreError> {
     for &s in segments {
         let name = wal::segment_name(s);
         let aside = format!("{name}.corrupt");
         storage.rename(&dir.join(&name), &dir.join(&aside))?;
-        report.salvaged.push(aside);
+        report.salvaged.push(dir.join(aside));
     }
     storage.sync_dir(dir)?;
     Ok(())
@@ -219,7 +479,7 @@ const ESTIMATE_AFTER: u64 = 4096;
 
 /// What reading the snapshot and the log found, besides the state fed on.
 struct Scan {
-    report: Report,
+    report: RecoveryReport,
     /// Every segment's first sequence number, sorted.
     segments: Vec<u64>,
     /// The index in `segments` of the first one read.
@@ -287,21 +547,23 @@ fn scan_pipelined(
     // Applies the batches of lane `lane`, in order, and hands them back.
     let run_lane = |lane: usize, rx: mpsc::Receiver<Batch>, back: mpsc::Sender<Batch>| {
         let mine = || (lane..shards).step_by(lanes);
+        let mut patcher = Patcher::default();
         for batch in rx {
             for (shard, item) in &batch {
                 match (*shard, item) {
-                    (ALL, Item::Op(op)) => mine().for_each(|s| target.apply(s, op)),
+                    (ALL, Item::Op(op)) => mine().for_each(|s| patcher.feed(target, s, op)),
                     (ALL, Item::Expect { sessions, exact }) => {
                         let each = per_shard(*sessions, shards, *exact);
                         mine().for_each(|s| target.expect(s, each, *exact));
                     }
-                    (s, Item::Op(op)) => target.apply(s as usize, op),
+                    (s, Item::Op(op)) => patcher.feed(target, s as usize, op),
                     (_, Item::Expect { .. }) => {}
                 }
             }
             // The reading thread may be gone (it ended): the batch is then dropped here.
             let _ = back.send(batch);
         }
+        patcher.finish(target);
     };
     std::thread::scope(|s| {
         let reader = std::thread::Builder::new()
@@ -388,9 +650,12 @@ fn scan_pipelined(
     salvage: bool,
     target: &impl Replay,
 ) -> Result<Scan, StoreError> {
-    scan(storage, dir, names, salvage, &mut |item| {
-        feed(target, &item)
-    })
+    let mut patcher = Patcher::default();
+    let scanned = scan(storage, dir, names, salvage, &mut |item| {
+        feed(target, &mut patcher, &item)
+    });
+    patcher.finish(target);
+    scanned
 }
 
 /// Reads the newest valid snapshot and the log after it, feeding their ops to `sink`, up to
@@ -402,7 +667,7 @@ fn scan(
     salvage: bool,
     sink: &mut dyn FnMut(Item),
 ) -> Result<Scan, StoreError> {
-    let mut report = Report::default();
+    let mut report = RecoveryReport::default();
     let mut snaps: Vec<u64> = names
         .iter()
         .filter_map(|n| snapshot::parse_snapshot_name(n))
@@ -415,7 +680,7 @@ fn scan(
         // The cut is checked first: nothing is fed from a snapshot that is not used.
         if let Some(cut) = snapshot::header_cut(bytes.bytes()).filter(|c| c != seq) {
             report
-                .bad_snapshots
+                .skipped_snapshots
                 .push(format!("{name}: names cut {seq} but holds cut {cut}"));
             continue;
         }
@@ -443,7 +708,7 @@ fn scan(
                 report.snapshot = Some(cut);
                 break;
             }
-            Err(e) => report.bad_snapshots.push(e.to_string()),
+            Err(e) => report.skipped_snapshots.push(e.to_string()),
         }
     }
     if report.snapshot.is_none() && !snaps.is_empty() && !salvage {
@@ -456,7 +721,7 @@ fn scan(
             return Err(StoreError::Corrupt(format!(
                 "no valid snapshot in {} and the log does not start at the first record: {}",
                 dir.display(),
-                report.bad_snapshots.join("; ")
+                report.skipped_snapshots.join("; ")
             )));
         }
     }
@@ -537,7 +802,20 @@ fn scan(
                     ));
                     break;
                 }
-                Decoded::End => break,
+                Decoded::End => {
+                    // Zeros where a record should be, with data after them: a hole (pages
+                    // written back out of order), not the end; what follows must not be
+                    // ignored now and overwritten later.
+                    if used_end(b) > at {
+                        problem = Some((
+                            i,
+                            Some(first),
+                            at,
+                            format!("log segment {name} at offset {at}: zeros before later data"),
+                        ));
+                    }
+                    break;
+                }
                 Decoded::Bad(why) => {
                     problem = Some((
                         i,
@@ -555,6 +833,31 @@ fn scan(
         kept.push(first);
         tail = Some((first, at));
     }
+    if salvage {
+        if let Some((i, _, off, _)) = &problem {
+            // Resynchronise past the problem: every intact record after it, in log order.
+            let mut last = expected - 1;
+            for (k, &first) in live.iter().enumerate().skip(*i) {
+                let name = wal::segment_name(first);
+                let bytes = storage.read(&dir.join(&name))?;
+                let b = bytes.bytes();
+                let from = if k == *i {
+                    (*off).max(SEGMENT_HEADER)
+                } else {
+                    SEGMENT_HEADER
+                };
+                let skipped = resync(b, from, &mut last, |op, len| {
+                    fed_bytes += len;
+                    report.replayed += 1;
+                    report.resynced += 1;
+                    sink(Item::Op(op));
+                });
+                report.skipped_bytes += skipped;
+            }
+            expected = last + 1;
+        }
+    }
+    report.replayed_bytes = fed_bytes as u64;
     Ok(Scan {
         report,
         segments,

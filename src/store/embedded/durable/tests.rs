@@ -207,6 +207,57 @@ fn record_offsets(bytes: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
+/// Every record of the log on `fs`, by sequence number, decoded.
+fn log_ops(fs: &FaultStorage) -> Vec<(u64, super::Op)> {
+    let mut out = Vec::new();
+    for seg in segments(fs) {
+        let bytes = fs.contents(&seg).unwrap();
+        for (at, _) in record_offsets(&bytes) {
+            if let Decoded::Record { seq, op, .. } = format::decode(&bytes[at..]) {
+                out.push((seq, op));
+            }
+        }
+    }
+    out.sort_by_key(|(seq, _)| *seq);
+    out
+}
+
+/// The reference model of replaying `ops` (a log with every record's deadline ahead).
+fn replay_model<'a>(ops: impl Iterator<Item = &'a (u64, super::Op)>) -> Model {
+    use super::Op;
+    let mut m = Model::new();
+    for (_, op) in ops {
+        match op {
+            Op::Set { sid, record, .. } => {
+                m.insert(sid.clone(), record.data.to_map().unwrap());
+            }
+            Op::Apply { sid, changes, .. } => {
+                if let Some(x) = m.get_mut(sid) {
+                    changes.apply_to(x);
+                }
+            }
+            Op::Touch { .. } => {}
+            Op::Destroy { sid } => {
+                m.remove(sid);
+            }
+            Op::Clear => m.clear(),
+        }
+    }
+    m
+}
+
+/// The state after each prefix of the log on `fs` (which starts at record 1): `[k]` is the
+/// state after records 1..=k.
+fn log_models(fs: &FaultStorage) -> Vec<Model> {
+    let ops = log_ops(fs);
+    for (i, (seq, _)) in ops.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1, "the log starts at record 1, contiguous");
+    }
+    (0..=ops.len())
+        .map(|k| replay_model(ops[..k].iter()))
+        .collect()
+}
+
 #[test]
 fn a_clean_restart_restores_every_session() {
     let fs = FaultStorage::new();
@@ -285,7 +336,8 @@ fn power_loss_under_everysec_leaves_a_consistent_prefix() {
 }
 
 /// Cuts the last segment at every byte offset of its last records: each cut must open
-/// (a torn tail is cut off) and hold exactly the records before the cut.
+/// (a torn tail is cut off) and hold exactly the records wholly before the cut; the partial
+/// record's bytes are moved aside, and the report says how many.
 #[test]
 fn a_torn_tail_at_every_offset_is_cut_off() {
     let fs = FaultStorage::new();
@@ -297,11 +349,13 @@ fn a_torn_tail_at_every_offset_is_cut_off() {
             run(&store, &mut model, s).unwrap();
         }
     }
-    let all = prefixes(&steps);
+    let models = log_models(&fs);
     let last = segments(&fs).pop().expect("a segment");
     let bytes = fs.contents(&last).unwrap();
     let recs = record_offsets(&bytes);
     assert!(recs.len() >= 3, "the last segment holds records");
+    // The records of the log before the last segment's.
+    let before = models.len() - 1 - recs.len();
     let (first_cut, _) = recs[recs.len() - 3];
     let (end_at, end_len) = recs[recs.len() - 1];
     let end = end_at + end_len;
@@ -311,23 +365,42 @@ fn a_torn_tail_at_every_offset_is_cut_off() {
         let store =
             open(&trial, FsyncPolicy::Never, false).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         let got = state(&store);
-        assert!(all.contains(&got), "cut at {cut}: not a prefix state");
         // What survives is exactly the records wholly before the cut.
         let whole = recs.iter().filter(|(a, l)| a + l <= cut).count();
-        let dropped = recs.len() - whole;
         assert_eq!(
-            store.core.durable.as_ref().unwrap().wal.bytes_since_cut(),
-            0,
-            "cut at {cut}"
-        );
-        drop(store);
-        // Reopening again after the cut-off is stable.
-        let again = open(&trial, FsyncPolicy::Never, false).unwrap();
-        assert_eq!(
-            state(&again),
             got,
-            "cut at {cut}: second open ({dropped} dropped)"
+            models[before + whole],
+            "cut at {cut}: {whole} whole records of {}",
+            recs.len()
         );
+        // The partial record's bytes (up to its last non-zero one) are in a file of their own.
+        let (torn_at, _) = recs[whole];
+        let report = store.recovery_report().unwrap().clone(); // report
+        let torn_file = |off: usize| {
+            let name = last.file_name().unwrap().to_str().unwrap();
+            Path::new(DIR).join(format!("{name}.torn-{off}"))
+        };
+        let used = bytes[torn_at..cut].iter().rposition(|&b| b != 0);
+        match used {
+            None => {
+                assert!(!trial.names().contains(&torn_file(torn_at)), "cut at {cut}");
+                assert_eq!(report.torn_bytes, 0, "cut at {cut}"); // report
+            }
+            Some(u) => {
+                let kept = trial
+                    .contents(&torn_file(torn_at))
+                    .unwrap_or_else(|| panic!("cut at {cut}: no {}", torn_file(torn_at).display()));
+                assert_eq!(kept, bytes[torn_at..torn_at + u + 1], "cut at {cut}");
+                assert_eq!(report.torn_bytes, u as u64 + 1, "cut at {cut}"); // report
+                assert_eq!(report.torn_files, vec![torn_file(torn_at)]); // report
+                assert_eq!(report.torn_intact_records, 0, "cut at {cut}"); // report
+            }
+        }
+        drop(store);
+        // Reopening again after the cut-off is stable, and cuts nothing more.
+        let again = open(&trial, FsyncPolicy::Never, false).unwrap();
+        assert_eq!(state(&again), got, "cut at {cut}: second open");
+        assert_eq!(again.recovery_report().unwrap().torn_bytes, 0); // report
     }
 }
 
@@ -351,8 +424,9 @@ fn a_garbled_last_record_is_a_torn_tail_too() {
 }
 
 /// Bit flips at sampled offsets of the log: either a clean error naming the file and offset,
-/// or (when the flip is in the last record) a prefix state; with salvage always a prefix
-/// state. Never a panic, never a state that did not exist.
+/// or (when no later record vouches for the flipped one) exactly the records before it; with
+/// salvage exactly every record but the flipped one. Never a panic, never a state that did
+/// not exist.
 #[test]
 fn bit_flips_in_the_log_are_caught() {
     let fs = FaultStorage::new();
@@ -368,10 +442,11 @@ fn bit_flips_in_the_log_are_caught() {
             }
         }
     }
-    let all = prefixes(&steps);
+    let ops = log_ops(&fs);
+    let models = log_models(&fs);
     let segs = segments(&fs);
     let mut refused = 0;
-    for (i, seg) in segs.iter().enumerate() {
+    for seg in &segs {
         let bytes = fs.contents(seg).unwrap();
         let recs = record_offsets(&bytes);
         let Some(&(end_at, end_len)) = recs.last() else {
@@ -382,14 +457,19 @@ fn bit_flips_in_the_log_are_caught() {
             let trial = fs.deep_copy();
             let flipped = bytes[off] ^ (1 << (off % 8));
             trial.patch(seg, off, &[flipped]);
+            // The sequence number of the record flipped.
+            let &(at, _) = recs.iter().find(|(a, l)| *a <= off && off < a + l).unwrap();
+            let Decoded::Record { seq: bad, .. } = format::decode(&bytes[at..]) else {
+                unreachable!()
+            };
             match open(&trial, FsyncPolicy::Never, false) {
                 Ok(store) => {
-                    assert!(
-                        all.contains(&state(&store)),
-                        "flip in {} at {off}: not a prefix state",
+                    assert_eq!(
+                        state(&store),
+                        models[bad as usize - 1],
+                        "flip in {} at {off}: not the records before it",
                         seg.display()
                     );
-                    let _ = i;
                 }
                 Err(e) => {
                     refused += 1;
@@ -399,7 +479,13 @@ fn bit_flips_in_the_log_are_caught() {
                     assert!(msg.contains("offset"), "{msg}");
                     let store = open(&trial.deep_copy(), FsyncPolicy::Never, true)
                         .unwrap_or_else(|e| panic!("salvage failed: {e}"));
-                    assert!(all.contains(&state(&store)), "salvage: not a prefix state");
+                    let all_but = replay_model(ops.iter().filter(|(s, _)| *s != bad));
+                    assert_eq!(
+                        state(&store),
+                        all_but,
+                        "salvage of a flip in {} at {off}: not every record but {bad}",
+                        seg.display()
+                    );
                 }
             }
         }
@@ -1255,4 +1341,429 @@ fn a_record_over_the_segment_size_first_in_its_segment_is_taken() {
         .any(|p| p.extension().is_some_and(|e| e == "tmp")));
     let store = open(&fs, FsyncPolicy::Never, false).unwrap();
     assert_eq!(state(&store), model);
+}
+
+// ---- Recovery: torn tails reported and kept aside, salvage resynchronises, snapshot
+// ---- thresholds counted from disk, field changes replayed on a working form.
+
+/// A store killed (no clean shutdown, nothing synced since `flushed`) after `steps`; the
+/// model of what it acknowledged.
+fn killed_after(fs: &FaultStorage, seed: u64, n: usize, flush_every: Option<usize>) -> Model {
+    let store = open(fs, FsyncPolicy::Never, false).unwrap();
+    let mut model = Model::new();
+    for (i, s) in steps(seed, n).iter().enumerate() {
+        run(&store, &mut model, s).unwrap();
+        if flush_every.is_some_and(|k| i % k == 0) {
+            store.flush().unwrap();
+        }
+    }
+    std::mem::forget(store);
+    model
+}
+
+/// Issue 10, item 11: a bit flipped in the unsynced tail of a killed process's log is a torn
+/// tail: the records from it on are cut, but not silently and not destroyed: the report says
+/// how many bytes and intact records, and the bytes are in `<segment>.torn-<offset>`.
+#[test]
+fn a_flip_in_the_unsynced_tail_is_cut_reported_and_kept_aside() {
+    let fs = FaultStorage::new();
+    let acked = killed_after(&fs, 21, 300, None);
+    let models = log_models(&fs);
+    assert_eq!(models.last(), Some(&acked));
+    let last = segments(&fs).pop().unwrap();
+    let bytes = fs.contents(&last).unwrap();
+    let recs = record_offsets(&bytes);
+    assert!(recs.len() >= 6, "the last segment holds records");
+    let (at, len) = recs[recs.len() - 5];
+    let Decoded::Record { seq: bad, .. } = format::decode(&bytes[at..]) else {
+        unreachable!()
+    };
+    fs.patch(&last, at + len / 2, &[bytes[at + len / 2] ^ 0x04]);
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(
+        state(&store),
+        models[bad as usize - 1],
+        "the records before it"
+    );
+    let name = last.file_name().unwrap().to_str().unwrap();
+    let aside = Path::new(DIR).join(format!("{name}.torn-{at}"));
+    let kept = fs
+        .contents(&aside)
+        .unwrap_or_else(|| panic!("no {}", aside.display()));
+    let end = recs.last().map(|(a, l)| a + l).unwrap();
+    let mut original = bytes[at..end].to_vec();
+    original[len / 2] ^= 0x04;
+    assert_eq!(kept, original, "the cut bytes, as they were");
+    // The cut bytes are zeroed in the segment, which goes on from the bad record.
+    assert!(fs.contents(&last).unwrap()[at..end].iter().all(|&b| b == 0));
+    let r = store.recovery_report().expect("a durable store's report"); // report
+    assert_eq!(r.torn_bytes, (end - at) as u64); // report
+    assert_eq!(r.torn_intact_records, 4, "the 4 intact records after it"); // report
+    assert_eq!(r.torn_files, vec![aside.clone()]); // report
+    assert_eq!(r.replayed, bad - 1); // report
+    assert!(r.problem.as_deref().unwrap().contains("checksum mismatch")); // report
+    assert_eq!(r.sessions, models[bad as usize - 1].len()); // report
+    drop(store);
+    let again = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&again), models[bad as usize - 1]);
+    assert!(fs.names().contains(&aside), "kept across opens");
+}
+
+/// A torn tail that spans segments (the log went on into segments after the bad record):
+/// each later segment is kept aside whole (`.torn-0`) before it is removed.
+#[test]
+fn a_torn_tail_over_several_segments_keeps_every_later_segment_aside() {
+    let fs = FaultStorage::new();
+    let _ = killed_after(&fs, 22, 300, None);
+    let models = log_models(&fs);
+    let segs = segments(&fs);
+    assert!(segs.len() >= 3, "{segs:?}");
+    let victim = &segs[segs.len() - 3];
+    let bytes = fs.contents(victim).unwrap();
+    let recs = record_offsets(&bytes);
+    let (at, len) = recs[recs.len() / 2];
+    let Decoded::Record { seq: bad, .. } = format::decode(&bytes[at..]) else {
+        unreachable!()
+    };
+    let later: Vec<(PathBuf, Vec<u8>)> = segs[segs.len() - 2..]
+        .iter()
+        .map(|p| (p.clone(), fs.contents(p).unwrap()))
+        .collect();
+    fs.patch(victim, at + len - 1, &[bytes[at + len - 1] ^ 0x80]);
+    // Nothing was synced (`Never`, no flush, killed): no later record vouches for it.
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), models[bad as usize - 1]);
+    for (p, was) in &later {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let aside = Path::new(DIR).join(format!("{name}.torn-0"));
+        let kept = fs.contents(&aside).expect("kept aside whole");
+        let used = was.iter().rposition(|&b| b != 0).unwrap() + 1;
+        assert_eq!(kept, was[..used], "{name}");
+        assert!(!fs.names().contains(p), "{name} is out of the log");
+    }
+    let r = store.recovery_report().unwrap(); // report
+    assert_eq!(r.torn_files.len(), 3); // report
+    assert_eq!(r.torn_intact_records, models.len() as u64 - 1 - bad); // report
+}
+
+/// Issue 17, item 5: salvage keeps the good prefix and (resynchronising past the bad record)
+/// every intact record after it, in log order, moves the bad segment aside as
+/// `wal-<seq>.log.corrupt`, and takes a snapshot at once, which the next open uses.
+#[test]
+fn salvage_keeps_the_prefix_and_the_records_after_a_bad_one() {
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    let n = 200;
+    for i in 0..n {
+        let r = record(json!({ "i": i, "pad": "p".repeat(40) }));
+        store.set_now(&format!("s{i}"), &r).unwrap();
+        // Syncs give later records a watermark that vouches for earlier ones.
+        if i % 5 == 0 {
+            store.flush().unwrap();
+        }
+    }
+    drop(store);
+    let ops = log_ops(&fs);
+    assert_eq!(ops.len(), n, "one record per session");
+    let segs = segments(&fs);
+    assert!(segs.len() >= 4, "{segs:?}");
+    let victim = segs[segs.len() / 2].clone();
+    let bytes = fs.contents(&victim).unwrap();
+    let recs = record_offsets(&bytes);
+    let (at, len) = recs[recs.len() / 2];
+    let Decoded::Record { seq: bad, .. } = format::decode(&bytes[at..]) else {
+        unreachable!()
+    };
+    fs.patch(&victim, at + len / 2, &[bytes[at + len / 2] ^ 0x01]);
+    let Err(e) = open(&fs, FsyncPolicy::Never, false) else {
+        panic!("a corrupt log opened without salvage");
+    };
+    assert!(e.to_string().contains("salvage"), "{e}");
+
+    let store = open(&fs, FsyncPolicy::Never, true).unwrap();
+    let got = state(&store);
+    let lost = format!("s{}", bad - 1);
+    let expected: Model = replay_model(ops.iter().filter(|(s, _)| *s != bad));
+    assert_eq!(expected.len(), n - 1);
+    assert!(!got.contains_key(&lost));
+    assert_eq!(got, expected, "every session but the bad record's");
+    // The bad segment and those after it are moved aside under their documented names, with
+    // their bytes as they were.
+    for seg in &segs[segs.len() / 2..] {
+        let name = seg.file_name().unwrap().to_str().unwrap();
+        let aside = Path::new(DIR).join(format!("{name}.corrupt"));
+        assert!(
+            fs.contents(&aside).is_some(),
+            "{} moved aside",
+            aside.display()
+        );
+        assert!(!fs.names().contains(seg), "{name} is out of the log");
+    }
+    let r = store.recovery_report().unwrap().clone(); // report
+    assert_eq!(r.salvaged.len(), segs.len() - segs.len() / 2); // report
+    assert_eq!(r.resynced, n as u64 - bad); // report
+    assert_eq!(r.replayed, n as u64 - 1); // report
+                                          // A snapshot covering everything kept was taken at once.
+    let (_, cuts) = earliest_segment_and_cuts(&fs);
+    assert!(
+        cuts.iter().any(|&c| c >= n as u64),
+        "a snapshot at once: {cuts:?}"
+    );
+    drop(store);
+    let again = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&again), expected, "reopened without salvage");
+}
+
+/// Polls (up to 30 s) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{what}: not within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Issue 10, item 8: the bytes since the last snapshot are counted from the newest snapshot
+/// on disk, not from zero at each open: processes that each write less than the threshold
+/// still get a snapshot, taken soon after the open that finds the log since it long.
+#[test]
+fn the_snapshot_threshold_counts_the_log_left_by_earlier_processes() {
+    let fs = FaultStorage::new();
+    let threshold = 24 << 10;
+    let open_small = || {
+        EmbeddedStore::builder()
+            .shards(4)
+            .sweep_interval(None)
+            .segment_size(4096)
+            .snapshot_after_bytes(threshold)
+            .snapshot_interval(None)
+            .fsync(FsyncPolicy::Never)
+            .open_with(Arc::new(fs.clone()), Path::new(DIR), false)
+            .unwrap()
+    };
+    let mut model = Model::new();
+    let mut n = 0;
+    let step = |n: usize| {
+        Step::Set(
+            format!("p{}", n % 50),
+            json!({ "n": n, "pad": "q".repeat(80) }),
+        )
+    };
+    // Less than the threshold in each process: 0.6 of it, in `per` writes.
+    let store = open_small();
+    let wal = &store.core.durable.as_ref().unwrap().wal;
+    while wal.bytes_since_cut() < threshold * 6 / 10 {
+        run(&store, &mut model, &step(n)).unwrap();
+        n += 1;
+    }
+    let per = n;
+    drop(store);
+    let mut lifetime = |model: &mut Model| {
+        let store = open_small();
+        for _ in 0..per {
+            run(&store, model, &step(n)).unwrap();
+            n += 1;
+        }
+        store
+    };
+    assert!(snapshot_files(&fs).is_empty(), "below the threshold");
+    let store = open_small();
+    let r = store.recovery_report().unwrap(); // report
+    assert!(r.replayed_bytes >= threshold * 6 / 10, "{r:?}"); // report
+    drop(store);
+    // The second process's writes take the log since the start over the threshold.
+    let store = lifetime(&mut model);
+    drop(store);
+    let store = open_small();
+    eventually("a snapshot of the log left by two processes", || {
+        !snapshot_files(&fs).is_empty()
+    });
+    assert_eq!(state(&store), model);
+    drop(store);
+    let store = open_small();
+    assert_eq!(state(&store), model);
+    assert!(store.recovery_report().unwrap().snapshot.is_some()); // report
+}
+
+/// Issue 10, item 8: the snapshot clock is the age of the newest snapshot on disk (its file's
+/// modification time), not the time since this process opened.
+#[test]
+fn the_snapshot_interval_counts_from_the_newest_snapshot_on_disk() {
+    let dir = std::env::temp_dir().join(format!(
+        "sessile-snapshot-age-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let open_hourly = || {
+        EmbeddedStore::builder()
+            .sweep_interval(None)
+            .snapshot_interval(Some(std::time::Duration::from_secs(3600)))
+            .open(&dir)
+            .unwrap()
+    };
+    let store = open_hourly();
+    store.set_now("a", &record(json!({ "a": 1 }))).unwrap();
+    let first = store.snapshot().unwrap().unwrap();
+    store.set_now("b", &record(json!({ "b": 2 }))).unwrap();
+    drop(store);
+    // The snapshot was taken two hours ago.
+    let snap = dir.join(super::snapshot::snapshot_name(first));
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&snap)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let store = open_hourly();
+    let newer = |dir: &Path| {
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            let name = e.unwrap().file_name();
+            super::snapshot::parse_snapshot_name(name.to_str().unwrap()).is_some_and(|c| c > first)
+        })
+    };
+    eventually("a snapshot an hour after the last one", || newer(&dir));
+    assert!(store.get_now("b").is_some());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A replay target that keeps each session's data in a map and counts the apply ops it is
+/// handed (each one a parse and an encoding of the whole record in the store).
+#[derive(Default)]
+struct CountingTarget {
+    data: std::sync::Mutex<BTreeMap<String, Data>>,
+    applies: std::sync::atomic::AtomicUsize,
+}
+
+impl super::recovery::Replay for CountingTarget {
+    fn shards(&self) -> usize {
+        2
+    }
+
+    fn shard_of(&self, sid: &str) -> usize {
+        sid.len() % 2
+    }
+
+    fn apply(&self, _shard: usize, op: &super::Op) {
+        use super::Op;
+        let mut m = self.data.lock().unwrap();
+        match op {
+            Op::Set { sid, record, .. } => {
+                m.insert(sid.clone(), record.data.clone());
+            }
+            Op::Apply { sid, changes, .. } => {
+                self.applies
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(d) = m.get_mut(sid) {
+                    *d = changes.apply_to_data(d).unwrap();
+                }
+            }
+            Op::Touch { .. } => {}
+            Op::Destroy { sid } => {
+                m.remove(sid);
+            }
+            Op::Clear => m.clear(),
+        }
+    }
+
+    fn expect(&self, _shard: usize, _sessions: usize, _exact: bool) {}
+
+    fn data(&self, _shard: usize, sid: &str) -> Option<Data> {
+        self.data.lock().unwrap().get(sid).cloned()
+    }
+}
+
+/// Issue 10, item 12: replaying many field changes of one session does not parse and encode
+/// the whole (growing) record once per change: the target is handed the session's changes
+/// patched on a working form, and the result is the same.
+#[test]
+fn replayed_field_changes_are_patched_on_a_working_form() {
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    store
+        .set_now("hot", &record(json!({ "start": 0 })))
+        .unwrap();
+    store.set_now("other", &record(json!({ "o": 0 }))).unwrap();
+    let changes = |fields: Vec<Change>| Changes {
+        cookie: cookie(),
+        fields,
+    };
+    for i in 0..3000 {
+        let c = changes(vec![Change::Set(format!("f{i}"), json!("x".repeat(20)))]);
+        assert_eq!(store.apply_now("hot", &c).unwrap(), Applied::Applied);
+        if i % 100 == 7 {
+            let c = changes(vec![Change::Remove(format!("f{}", i - 7))]);
+            store.apply_now("hot", &c).unwrap();
+            store.touch_now("hot", &cookie()).unwrap();
+        }
+        if i % 250 == 3 {
+            let c = changes(vec![Change::Set("o".into(), json!(i))]);
+            store.apply_now("other", &c).unwrap();
+        }
+        if i == 1500 {
+            // A whole record in the middle: what follows patches it.
+            store
+                .set_now("hot", &record(json!({ "reset": true })))
+                .unwrap();
+            store.destroy_now("other").unwrap();
+            store.apply_now("other", &c).unwrap();
+            store
+                .set_now("other", &record(json!({ "o": "again" })))
+                .unwrap();
+        }
+    }
+    let want: BTreeMap<String, Map<String, Value>> = state(&store);
+    drop(store);
+
+    let target = CountingTarget::default();
+    super::recovery::recover(&fs, Path::new(DIR), false, &target).unwrap();
+    let got: Model = target
+        .data
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, d)| (k.clone(), d.to_map().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+    let applies = target.applies.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        applies <= 50,
+        "{applies} apply ops handed to the store for about 3,000 field changes"
+    );
+}
+
+/// Nothing of a torn tail is cut until its bytes are kept: when the file that keeps them
+/// cannot be written, opening fails and says so, the segment is left as it was, and the next
+/// open (the fault gone) cuts and keeps it.
+#[test]
+fn a_torn_tail_is_not_cut_when_it_cannot_be_kept() {
+    let fs = FaultStorage::new();
+    let _ = killed_after(&fs, 23, 120, None);
+    let models = log_models(&fs);
+    let last = segments(&fs).pop().unwrap();
+    let bytes = fs.contents(&last).unwrap();
+    let (at, len) = *record_offsets(&bytes).last().unwrap();
+    fs.patch(&last, at + len / 2, &[bytes[at + len / 2] ^ 0x10]);
+    let torn = fs.contents(&last).unwrap();
+    fs.faults.lock().fail_write_from = Some(0);
+    let Err(e) = open(&fs, FsyncPolicy::Never, false) else {
+        panic!("opened without keeping the torn tail");
+    };
+    fs.faults.lock().fail_write_from = None;
+    assert!(e.to_string().contains("keeping the torn tail"), "{e}");
+    assert_eq!(
+        fs.contents(&last).unwrap(),
+        torn,
+        "the segment is untouched"
+    );
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    assert_eq!(state(&store), models[models.len() - 2]);
+    let r = store.recovery_report().unwrap();
+    assert_eq!(r.torn_files.len(), 1);
+    assert!(fs.contents(&r.torn_files[0]).is_some());
 }
