@@ -128,7 +128,9 @@ impl EmbeddedStoreBuilder {
     /// the cap by what they add, until the next write.
     ///
     /// In a durable store an eviction is logged like a destroy; if the log refuses it, the
-    /// session is kept and the write that needed the room fails with the log's error.
+    /// session is kept and the write that needed the room fails with the log's error
+    /// (sessions evicted and logged before that stay evicted); so an evicted session never
+    /// comes back after a restart.
     ///
     /// ```
     /// let store = sessile::EmbeddedStore::builder().max_sessions(1_000_000).build();

@@ -18,8 +18,9 @@
 //!   came back is worth more than one that never did.
 //! - **Logged.** In a durable store an eviction is logged like a destroy before the session
 //!   is dropped. If the log refuses it, the session is kept and the write that needed the
-//!   room fails with the log's error, storing nothing: an evicted session never comes back
-//!   after a restart, and a session in memory is in the log.
+//!   room fails with the log's error, storing nothing (the evictions logged before it stay
+//!   made): an evicted session never comes back after a restart, and a session in memory is
+//!   in the log.
 
 use crate::error::StoreError;
 use crate::sync::{AtomicU64, Ordering};
