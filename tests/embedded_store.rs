@@ -448,3 +448,108 @@ fn concurrent_operations_match_a_model_on_four_shards() {
         .build();
     stress(store, 2);
 }
+
+// ---------------------------------------------------------------------------------------
+// Caps are store-wide, and eviction prefers the sessions that never came back.
+
+/// `max_bytes` is one budget for the whole store: a session smaller than the cap is kept,
+/// whichever shard it lands in, and one that can never fit is refused.
+#[test]
+fn max_bytes_is_one_budget_for_the_whole_store() {
+    let store = EmbeddedStore::builder()
+        .max_bytes(1 << 20)
+        .sweep_interval(None)
+        .build();
+    let later = now_ms() + 600_000;
+    let big = record(Some(later), json!({ "pad": "b".repeat(17_000) }));
+    store.set_now("big", &big).unwrap();
+    assert!(
+        store.get_now("big") == Some(big.clone()),
+        "17 KB under 1 MiB: evicted"
+    );
+    // Many small sessions beside it, 1 MiB in all: it stays.
+    for i in 0..2_000 {
+        store
+            .set_now(
+                &format!("small{i}"),
+                &record(Some(later), json!({ "i": i })),
+            )
+            .unwrap();
+        assert!(store.usage().1 <= 1 << 20, "{:?}", store.usage());
+    }
+    assert!(store.get_now("big") == Some(big.clone()), "17 KB evicted");
+    // Replacing it with more than the whole cap is refused, and changes nothing.
+    let huge = record(Some(later), json!({ "pad": "h".repeat(1 << 20) }));
+    let err = store.set_now("big", &huge).unwrap_err();
+    assert!(matches!(err, sessile::StoreError::Full(_)), "{err}");
+    assert!(err.to_string().contains("max_bytes"), "{err}");
+    assert!(store.get_now("big") == Some(big.clone()), "17 KB evicted");
+    let err = store.set_now("other", &huge).unwrap_err();
+    assert!(matches!(err, sessile::StoreError::Full(_)), "{err}");
+    assert!(store.get_now("other").is_none());
+    assert!(store.usage().1 <= 1 << 20);
+}
+
+/// `max_sessions` is one count for the whole store, not a count per shard.
+#[test]
+fn max_sessions_is_one_count_for_the_whole_store() {
+    let store = EmbeddedStore::builder()
+        .max_sessions(100)
+        .sweep_interval(None)
+        .build();
+    let r = record(Some(now_ms() + 600_000), json!({}));
+    for i in 0..1_000 {
+        store.set_now(&format!("s{i}"), &r).unwrap();
+        assert!(store.usage().0 <= 100, "{i}: {:?}", store.usage());
+        // The session just written is always kept.
+        assert!(
+            store.get_now(&format!("s{i}")).is_some(),
+            "s{i} evicted at once"
+        );
+    }
+    assert_eq!(store.usage().0, 100);
+    assert_eq!(block(store.len()).unwrap(), 100);
+}
+
+/// A flood of anonymous sessions (created once, never sent back) does not evict users who
+/// come back: the sessions that never returned go first. Expiry times stand in for the
+/// clock (each request is 1 ms after the previous one, so a second of them shares a bucket).
+#[test]
+fn an_anonymous_flood_does_not_evict_returning_users() {
+    let store = EmbeddedStore::builder()
+        .max_sessions(1_000)
+        .sweep_interval(None)
+        .build();
+    let base = now_ms() + 3_600_000;
+    let max_age = 600_000;
+    let at = |i: i64| Some(base + i + max_age);
+    // alice comes back every 500 requests; bob logged in right away (his session came back
+    // once at once) and then comes back every 1,500, more than the cap holds.
+    store
+        .set_now("alice", &record(at(0), json!({"user": "alice"})))
+        .unwrap();
+    store
+        .set_now("bob", &record(at(0), json!({"user": "bob"})))
+        .unwrap();
+    assert!(store.get_now("bob").is_some());
+    store.touch_now("bob", &cookie(at(0))).unwrap();
+    for i in 1..=6_000i64 {
+        store
+            .set_now(&format!("anon{i}"), &record(at(i), json!({})))
+            .unwrap();
+        for (user, every) in [("alice", 500), ("bob", 1_500)] {
+            if i % every == 0 {
+                assert!(
+                    store.get_now(user).is_some(),
+                    "{user} evicted by anonymous sessions after {i} requests"
+                );
+                store.touch_now(user, &cookie(at(i))).unwrap();
+            }
+        }
+        assert!(store.usage().0 <= 1_000);
+    }
+    // The newest anonymous sessions are kept too (a new session is not evicted at once).
+    assert!(store.get_now("anon6000").is_some());
+    assert!(store.get_now("anon5900").is_some());
+    assert!(store.get_now("anon1").is_none());
+}

@@ -5,14 +5,14 @@
 //! - **Expiry.** Every entry carries its deadline as an atomic, checked on every read: an
 //!   expired session is never returned. A touch that only moves the deadline takes the read
 //!   lock. A per-shard wheel of one-second buckets finds expired entries without scanning
-//!   ([`expiry`]); a background thread sweeps due buckets in small budgets, and writes sweep a
+//!   (`expiry`); a background thread sweeps due buckets in small budgets, and writes sweep a
 //!   little as they pass. Memory is given back as sessions expire.
 //! - **Idle expiry for browser-session cookies.** A session whose cookie has no `expires`
 //!   (express's `maxAge: null`) would live forever in express's MemoryStore. Here it expires
 //!   after [`EmbeddedStoreBuilder::default_ttl`] without a request (default one day, as
 //!   connect-redis does), so the store never leaks.
-//! - **Caps.** Optional limits on sessions and bytes; past them the sessions closest to
-//!   expiry are evicted.
+//! - **Caps.** Optional limits on sessions and bytes, for the whole store; past them the
+//!   sessions that never came back go first, then those closest to expiry (`policy.rs`).
 //!
 //! Every mutation passes through one method per kind (`set`, `apply`, `touch`, `destroy`,
 //! `clear`) so that a write-ahead log can record them in one place.
@@ -31,6 +31,7 @@ use std::sync::Arc;
 pub(crate) mod durable;
 mod expiry;
 mod index;
+mod policy;
 mod shape;
 mod shard;
 mod slab;
@@ -123,8 +124,16 @@ impl EmbeddedStoreBuilder {
         self
     }
 
-    /// At most this many sessions; past it the sessions closest to expiry are evicted.
-    /// The cap is kept per shard (`n / shards`), so it is approximate for small `n`.
+    /// At most this many sessions (at least 1) in the whole store. A write past it evicts
+    /// first the sessions that never came back (while they are more than an eighth of a
+    /// shard: a flood of anonymous visitors), oldest first, then the sessions closest to
+    /// expiry; never the session being written. Writes racing at the same moment may pass
+    /// the cap by what they add, until the next write.
+    ///
+    /// In a durable store an eviction is logged like a destroy; if the log refuses it, the
+    /// session is kept and the write that needed the room fails with the log's error
+    /// (sessions evicted and logged before that stay evicted); so an evicted session never
+    /// comes back after a restart.
     ///
     /// ```
     /// let store = sessile::EmbeddedStore::builder().max_sessions(1_000_000).build();
@@ -134,8 +143,9 @@ impl EmbeddedStoreBuilder {
         self
     }
 
-    /// At most about this many bytes of sessions (ids, data and a fixed per-entry charge);
-    /// past it the sessions closest to expiry are evicted.
+    /// At most this many bytes of sessions (ids, data and a fixed per-session charge) in the
+    /// whole store, evicting as [`max_sessions`](Self::max_sessions) does. A session larger
+    /// than the whole cap is refused with [`StoreError::Full`], and nothing is stored.
     ///
     /// ```
     /// let store = sessile::EmbeddedStore::builder().max_bytes(512 << 20).build();
@@ -265,11 +275,7 @@ impl EmbeddedStoreBuilder {
     }
 
     fn limits(&self) -> Limits {
-        let n = self.shards;
-        let per = |total: Option<usize>| total.map_or(usize::MAX, |t| t.div_ceil(n).max(1));
         Limits {
-            max_entries: per(self.max_sessions),
-            max_bytes: per(self.max_bytes),
             default_ttl_ms: self.default_ttl.as_millis().min(i64::MAX as u128) as i64,
             touch_log_ms: self.durable.touch_interval_ms,
         }
@@ -301,10 +307,16 @@ impl EmbeddedStoreBuilder {
         EmbeddedStore { core }
     }
 
+    /// The shards, sharing the caps if there are any.
+    fn new_shards(&self) -> Box<[Shard]> {
+        let caps = policy::Caps::new(self.max_sessions, self.max_bytes).map(Arc::new);
+        (0..self.shards).map(|_| Shard::new(caps.clone())).collect()
+    }
+
     /// Builds an in-memory store (and starts its sweeper thread, if any).
     pub fn build(self) -> EmbeddedStore {
-        let shards = (0..self.shards).map(|_| Shard::default()).collect();
-        self.start(shards, ahash::RandomState::new(), None)
+        let shards = self.new_shards();
+        self.start(shards, routing_hasher(), None)
     }
 
     /// Opens a durable store on `dir` (created 0700 if missing; an existing one owned by this
@@ -333,8 +345,8 @@ impl EmbeddedStoreBuilder {
         lock: bool,
     ) -> Result<EmbeddedStore, StoreError> {
         let started = std::time::Instant::now();
-        let shards: Box<[Shard]> = (0..self.shards).map(|_| Shard::default()).collect();
-        let hasher = ahash::RandomState::new();
+        let shards = self.new_shards();
+        let hasher = routing_hasher();
         let target = Recovering {
             shards: &shards,
             hasher: &hasher,
@@ -356,6 +368,15 @@ impl EmbeddedStoreBuilder {
         }
         Ok(store)
     }
+}
+
+/// The hasher that routes ids to shards: randomly seeded, except under loom, whose models
+/// must route the same way on every run.
+fn routing_hasher() -> ahash::RandomState {
+    #[cfg(sessile_loom)]
+    return ahash::RandomState::with_seeds(1, 2, 3, 4);
+    #[cfg(not(sessile_loom))]
+    ahash::RandomState::new()
 }
 
 /// The shards being filled by recovery, routed as the store will route.
@@ -566,14 +587,10 @@ impl EmbeddedStore {
     fn set_inner(&self, sid: &str, record: &Record) -> Result<Option<u64>, StoreError> {
         let now = clock::now_ms();
         let deadline = self.core.limits.deadline(&record.cookie, now);
-        self.core.shard(sid).set(
-            sid,
-            record,
-            deadline,
-            &self.core.limits,
-            now,
-            self.core.log(),
-        )
+        let (shard, log) = (self.core.shard(sid), self.core.log());
+        policy::with_room(&self.core.shards, shard, now, log, |room| {
+            shard.set(sid, record, deadline, now, log, room)
+        })
     }
 
     fn apply_inner(
@@ -583,14 +600,10 @@ impl EmbeddedStore {
     ) -> Result<(Applied, Option<u64>), StoreError> {
         let now = clock::now_ms();
         let deadline = self.core.limits.deadline(&changes.cookie, now);
-        self.core.shard(sid).apply(
-            sid,
-            changes,
-            deadline,
-            &self.core.limits,
-            now,
-            self.core.log(),
-        )
+        let (shard, log) = (self.core.shard(sid), self.core.log());
+        policy::with_room(&self.core.shards, shard, now, log, |room| {
+            shard.apply(sid, changes, deadline, now, log, room)
+        })
     }
 
     fn touch_inner(&self, sid: &str, cookie: &CookieRecord) -> Result<Option<u64>, StoreError> {

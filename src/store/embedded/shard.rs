@@ -15,7 +15,10 @@
 //! [`SLICE`] under the read lock ([`Shard::live_copy`]); while it runs, the slab is not
 //! compacted, so entries keep their positions and the copy misses none.
 
-use super::expiry::{bucket_of, Place, Wheel};
+use std::sync::Arc;
+
+use super::expiry::{bucket_of, Place, Wheel, BACK, NEW};
+use super::policy::{self, Caps, Need, Room, Written, NEW_SHARE, NO_VICTIM};
 use super::shape::Shapes;
 use super::slab::{Entry, KeyCopy, New, Slab};
 use crate::error::StoreError;
@@ -47,8 +50,17 @@ impl Entry {
 
     fn place(&self) -> Place {
         Place {
+            lane: self.lane,
             bucket: self.bucket,
             slot: self.slot,
+        }
+    }
+
+    /// Notes that the session came back (a read, touch or change after it was stored). Only
+    /// the first time writes to the entry.
+    fn came_back(&self) {
+        if !self.returned.load(Ordering::Relaxed) {
+            self.returned.store(true, Ordering::Relaxed);
         }
     }
 
@@ -60,11 +72,9 @@ impl Entry {
     }
 }
 
-/// The shard's limits (the store's caps divided by the number of shards).
+/// The store's expiry settings, as each shard applies them (the caps are in [`Caps`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    pub(crate) max_entries: usize,
-    pub(crate) max_bytes: usize,
     /// The idle lifetime of a session whose cookie has no expiry.
     pub(crate) default_ttl_ms: i64,
     /// A touch is logged only when it moves the logged deadline by more than this, or by
@@ -85,6 +95,8 @@ struct Inner {
     wheel: Wheel,
     shapes: Shapes,
     bytes: usize,
+    /// The (entries, bytes) last added to the store's [`Caps`].
+    recorded: (usize, usize),
     /// Snapshot copies in progress (taken under the read lock); the slab is not compacted
     /// while there is one.
     copying: AtomicU64,
@@ -97,17 +109,69 @@ impl Default for Inner {
             wheel: Wheel::default(),
             shapes: Shapes::default(),
             bytes: 0,
+            recorded: (0, 0),
             copying: AtomicU64::new(0),
         }
     }
 }
 
-#[derive(Default)]
 pub(crate) struct Shard {
     inner: RwLock<Inner>,
+    /// The store's caps, shared by its shards (`None`: no caps).
+    caps: Option<Arc<Caps>>,
+    /// The rank of this shard's best victim for eviction ([`policy::rank`]), kept up to date
+    /// by every write when there are caps, so a writer elsewhere can pick the shard to evict
+    /// from without taking locks.
+    rank: AtomicU64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard::new(None)
+    }
+}
+
+/// A shard's write lock: when it is let go, the shard's counts go to the store's caps and
+/// its victim's rank is published.
+struct Writing<'a> {
+    g: WriteGuard<'a, Inner>,
+    shard: &'a Shard,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.g
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.g
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let Some(caps) = &self.shard.caps else {
+            return;
+        };
+        let holds = (self.g.slab.len(), self.g.bytes);
+        caps.moved(self.g.recorded, holds);
+        self.g.recorded = holds;
+        let rank = self.g.victim().map_or(NO_VICTIM, |(_, r)| r);
+        self.shard.rank.store(rank, Ordering::Release);
+    }
 }
 
 impl Inner {
+    /// The bytes charged for the entry at `pos`.
+    fn charge_at(&self, pos: u32) -> usize {
+        self.slab
+            .get(pos)
+            .map_or(0, |e| charge(self.slab.key_len(pos), &e.data))
+    }
+
     /// Removes the entry at `pos` from the slab, the wheel and the shapes.
     fn remove_at(&mut self, pos: u32) -> Option<Entry> {
         let key_len = self.slab.key_len(pos);
@@ -142,11 +206,7 @@ impl Inner {
             self.shapes.release(shape);
             return;
         };
-        let place = self.wheel.insert(pos, deadline);
-        if let Some(e) = self.slab.get_mut(pos) {
-            e.bucket = place.bucket;
-            e.slot = place.slot;
-        }
+        self.place(pos, deadline);
         self.bytes += bytes;
     }
 
@@ -176,10 +236,16 @@ impl Inner {
         self.rebucket_if_earlier(pos, deadline);
     }
 
-    /// Replaces the record under `key` in place when there is one, or inserts it.
-    fn upsert(&mut self, key: &str, record: &Record, deadline: i64) {
+    /// Replaces the record under `key` in place when there is one (which then came back if
+    /// `back`), or inserts it.
+    fn upsert(&mut self, key: &str, record: &Record, deadline: i64, back: bool) {
         match self.slab.find(key) {
-            Some(pos) => self.replace(pos, record.data.clone(), &record.cookie, deadline),
+            Some(pos) => {
+                if let (Some(e), true) = (self.slab.get(pos), back) {
+                    e.came_back();
+                }
+                self.replace(pos, record.data.clone(), &record.cookie, deadline);
+            }
             None => self.insert(key, record, deadline),
         }
     }
@@ -193,21 +259,35 @@ impl Inner {
         if bucket_of(deadline) >= e.bucket {
             return;
         }
-        let old = e.place();
-        if let Some(moved) = self.wheel.remove(old) {
-            if let Some(m) = self.slab.get_mut(moved) {
-                m.slot = old.slot;
-            }
-        }
+        self.unplace(pos);
         self.place(pos, deadline);
     }
 
-    /// Puts the entry at `pos` (not in the wheel) in the bucket of `deadline`.
+    /// Puts the entry at `pos` (not in the wheel) in the bucket of `deadline`, in the lane
+    /// of the sessions that came back if it did.
     fn place(&mut self, pos: u32, deadline: i64) {
-        let place = self.wheel.insert(pos, deadline);
+        let lane = match self.slab.get(pos) {
+            Some(e) if e.returned.load(Ordering::Relaxed) => BACK,
+            Some(_) => NEW,
+            None => return,
+        };
+        let place = self.wheel.insert(pos, deadline, lane);
         if let Some(e) = self.slab.get_mut(pos) {
+            e.lane = place.lane;
             e.bucket = place.bucket;
             e.slot = place.slot;
+        }
+    }
+
+    /// Takes the entry at `pos` out of the wheel (fixing the entry moved into its slot).
+    fn unplace(&mut self, pos: u32) {
+        let Some(place) = self.slab.get(pos).map(Entry::place) else {
+            return;
+        };
+        if let Some(moved) = self.wheel.remove(place) {
+            if let Some(m) = self.slab.get_mut(moved) {
+                m.slot = place.slot;
+            }
         }
     }
 
@@ -215,16 +295,16 @@ impl Inner {
     fn sweep(&mut self, now_ms: i64, mut budget: usize) -> usize {
         let mut freed = 0;
         while budget > 0 {
-            let Some(bucket) = self.wheel.due(now_ms) else {
+            let Some((lane, bucket)) = self.wheel.due(now_ms) else {
                 break;
             };
-            let taken = self.wheel.take(bucket, budget);
+            let taken = self.wheel.take(lane, bucket, budget);
             budget -= taken.len();
             for pos in taken {
                 let Some(e) = self.slab.get(pos) else {
                     continue;
                 };
-                if e.bucket != bucket {
+                if e.bucket != bucket || e.lane != lane {
                     continue;
                 }
                 let deadline = e.deadline();
@@ -257,47 +337,102 @@ impl Inner {
         slab.compact(|e, to| wheel.set(e.place(), to));
     }
 
-    /// Evicts the entries closest to expiry until the limits hold. Evictions are logged so a
-    /// restart does not bring them back.
-    fn enforce(&mut self, limits: &Limits, now_ms: i64, log: Option<&Wal>) {
-        let over = |s: &Self| s.slab.len() > limits.max_entries || s.bytes > limits.max_bytes;
-        if !over(self) {
-            return;
+    /// This shard's best victim for eviction: its lane and its rank (see `policy.rs`).
+    fn victim(&self) -> Option<(u8, u64)> {
+        let new = self.wheel.earliest(NEW);
+        let back = self.wheel.earliest(BACK);
+        let flooded = self.wheel.lane_len(NEW) * NEW_SHARE > self.slab.len();
+        match (new, back) {
+            (Some(n), _) if flooded => Some((NEW, policy::rank(true, n))),
+            (Some(n), Some(b)) if n <= b => Some((NEW, policy::rank(false, n))),
+            (_, Some(b)) => Some((BACK, policy::rank(false, b))),
+            (Some(n), None) => Some((NEW, policy::rank(false, n))),
+            (None, None) => None,
         }
-        self.sweep(now_ms, 64);
-        while over(self) {
-            let Some(bucket) = self.wheel.earliest() else {
-                break;
+    }
+
+    /// Evicts this shard's best victim, never the entry at `spare`. An entry found out of
+    /// place (it came back, or expires later than its bucket says) is moved to its place
+    /// instead. In a durable store the eviction is logged first; if the log refuses, the
+    /// entry is kept and the error returned.
+    fn evict_one(
+        &mut self,
+        spare: Option<u32>,
+        now_ms: i64,
+        log: Option<&Wal>,
+    ) -> Result<Evicted, StoreError> {
+        let Some((first, _)) = self.victim() else {
+            return Ok(Evicted::Nothing);
+        };
+        for lane in [first, first ^ 1] {
+            let Some((bucket, pos)) = self.wheel.oldest(lane).find(|&(_, p)| Some(p) != spare)
+            else {
+                continue;
             };
-            for pos in self.wheel.take(bucket, 1) {
-                let Some(e) = self.slab.get(pos) else {
-                    continue;
-                };
-                if e.bucket != bucket {
-                    continue;
-                }
-                let deadline = e.deadline();
-                if bucket_of(deadline) > bucket {
-                    // Touched or changed since it was placed: it expires later than its
-                    // bucket says. Move it to its own bucket rather than evict it.
-                    self.place(pos, deadline);
-                    continue;
-                }
+            let Some(e) = self.slab.get(pos) else {
+                continue;
+            };
+            let deadline = e.deadline();
+            if bucket_of(deadline) > bucket || (lane == NEW && e.returned.load(Ordering::Relaxed)) {
+                // Touched or changed since it was placed, or it came back: move it to its
+                // own bucket and lane rather than evict it.
+                self.unplace(pos);
+                self.place(pos, deadline);
+                return Ok(Evicted::Moved);
+            }
+            if deadline > now_ms {
                 if let Some(w) = log {
-                    // Best effort: if the log refuses, the eviction still frees memory.
-                    let _ = w.append(OpRef::Destroy {
+                    w.append(OpRef::Destroy {
                         sid: self.slab.key(pos),
-                    });
+                    })?;
                 }
-                // `take` already removed it from the wheel.
-                let key_len = self.slab.key_len(pos);
-                if let Some(e) = self.slab.remove(pos) {
-                    self.bytes = self.bytes.saturating_sub(charge(key_len, &e.data));
-                    self.shapes.release(e.shape);
+            }
+            // An expired entry is only freed early: recovery drops it too.
+            self.remove_at(pos);
+            return Ok(Evicted::One);
+        }
+        Ok(Evicted::Nothing)
+    }
+
+    /// Makes room in the store for `need` by evicting from this shard, as long as it holds
+    /// the store's best victim (compared with `room`'s other shards), never the entry at
+    /// `spare`. Returns false when the best victim is elsewhere (nothing was evicted for the
+    /// rest of the need; the caller evicts there without this lock and tries again).
+    fn make_room(
+        &mut self,
+        caps: &Caps,
+        room: &Room<'_>,
+        need: Need,
+        spare: Option<u32>,
+        now_ms: i64,
+        log: Option<&Wal>,
+    ) -> Result<bool, StoreError> {
+        // No sweep here: it could compact the slab and move `spare`. Expired entries are in
+        // the earliest buckets, so they are the first victims anyway.
+        loop {
+            if caps.fits(need, self.recorded, (self.slab.len(), self.bytes)) {
+                return Ok(true);
+            }
+            let mine = self.victim().map_or(NO_VICTIM, |(_, r)| r);
+            if !room.insist && room.best_elsewhere() < mine {
+                return Ok(false);
+            }
+            match self.evict_one(spare, now_ms, log)? {
+                Evicted::One | Evicted::Moved => {}
+                Evicted::Nothing => {
+                    return Ok(room.insist || room.best_elsewhere() == NO_VICTIM);
                 }
             }
         }
     }
+}
+
+/// What [`Inner::evict_one`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evicted {
+    One,
+    Moved,
+    Nothing,
 }
 
 /// Logs `op` when there is a log; returns its sequence number.
@@ -306,30 +441,79 @@ fn append(log: Option<&Wal>, op: OpRef<'_>) -> Result<Option<u64>, StoreError> {
 }
 
 impl Shard {
+    pub(crate) fn new(caps: Option<Arc<Caps>>) -> Self {
+        Shard {
+            inner: RwLock::default(),
+            caps,
+            rank: AtomicU64::new(NO_VICTIM),
+        }
+    }
+
+    fn write(&self) -> Writing<'_> {
+        Writing {
+            g: self.inner.write(),
+            shard: self,
+        }
+    }
+
+    /// The store's caps, if any.
+    pub(crate) fn caps(&self) -> Option<&Caps> {
+        self.caps.as_deref()
+    }
+
+    /// The rank of this shard's best victim, as last published.
+    pub(crate) fn rank(&self) -> u64 {
+        self.rank.load(Ordering::Acquire)
+    }
+
+    /// Evicts this shard's best victim (or moves one found out of place), for a writer in
+    /// another shard that needs room.
+    pub(crate) fn evict_one(&self, now_ms: i64, log: Option<&Wal>) -> Result<Evicted, StoreError> {
+        self.write().evict_one(None, now_ms, log)
+    }
+
     pub(crate) fn get(&self, key: &str, now_ms: i64) -> Option<Record> {
         let g = self.inner.read();
         let e = g.slab.get(g.slab.find(key)?)?;
-        e.live_at(now_ms).then(|| e.record(&g.shapes))
+        if !e.live_at(now_ms) {
+            return None;
+        }
+        e.came_back();
+        Some(e.record(&g.shapes))
     }
 
     /// Stores a whole record. With a log, the record is logged first (while the lock is held,
     /// so the log's order for this id is the memory's); a refused log write changes nothing.
     /// In memory only the data's reference count is taken: the caller's cookie (whose `path`
     /// every request shares) is compared or interned, never cloned; a durable store logs it
-    /// borrowed.
+    /// borrowed. With caps, room is made first (see `policy.rs`); a session larger than the
+    /// whole cap is refused with [`StoreError::Full`].
     pub(crate) fn set(
         &self,
         key: &str,
         record: &Record,
         deadline: i64,
-        limits: &Limits,
         now_ms: i64,
         log: Option<&Wal>,
-    ) -> Result<Option<u64>, StoreError> {
-        let mut g = self.inner.write();
+        room: &Room<'_>,
+    ) -> Result<Written<Option<u64>>, StoreError> {
+        let mut g = self.write();
         if log.is_some() {
             // The log's work below hides the index's cache miss.
             g.slab.prefetch(key);
+        }
+        g.sweep(now_ms, 8);
+        if let (Some(caps), true) = (self.caps(), deadline > now_ms) {
+            let bytes = charge(key.len(), &record.data);
+            caps.admit(bytes)?;
+            let old = g.slab.find(key);
+            let need = Need {
+                entries: i64::from(old.is_none()),
+                bytes: bytes as i64 - old.map_or(0, |p| g.charge_at(p)) as i64,
+            };
+            if !g.make_room(caps, room, need, old, now_ms, log)? {
+                return Ok(Written::Short(need));
+            }
         }
         let seq = append(
             log,
@@ -339,15 +523,13 @@ impl Shard {
                 deadline,
             },
         )?;
-        g.sweep(now_ms, 8);
         if deadline > now_ms {
-            g.upsert(key, record, deadline);
-            g.enforce(limits, now_ms, log);
+            g.upsert(key, record, deadline, true);
         } else {
             // Already expired: storing it would only keep garbage.
             g.remove(key);
         }
-        Ok(seq)
+        Ok(Written::Done(seq))
     }
 
     pub(crate) fn apply(
@@ -355,22 +537,35 @@ impl Shard {
         key: &str,
         changes: &Changes,
         deadline: i64,
-        limits: &Limits,
         now_ms: i64,
         log: Option<&Wal>,
-    ) -> Result<(Applied, Option<u64>), StoreError> {
-        let mut g = self.inner.write();
+        room: &Room<'_>,
+    ) -> Result<Written<(Applied, Option<u64>)>, StoreError> {
+        let mut g = self.write();
         g.sweep(now_ms, 8);
         let Some(pos) = g.slab.find(key) else {
-            return Ok((Applied::Missing, None));
+            return Ok(Written::Done((Applied::Missing, None)));
         };
         let Some(e) = g.slab.get(pos) else {
-            return Ok((Applied::Missing, None));
+            return Ok(Written::Done((Applied::Missing, None)));
         };
         if !e.live_at(now_ms) {
-            return Ok((Applied::Missing, None));
+            return Ok(Written::Done((Applied::Missing, None)));
         }
+        e.came_back();
         let data = changes.apply_to_data(&e.data)?;
+        if let (Some(caps), true) = (self.caps(), deadline > now_ms) {
+            let bytes = charge(key.len(), &data);
+            caps.admit(bytes)?;
+            let need = Need {
+                entries: 0,
+                bytes: bytes as i64 - g.charge_at(pos) as i64,
+            };
+            if !g.make_room(caps, room, need, Some(pos), now_ms, log)? {
+                return Ok(Written::Short(need));
+            }
+        }
+        // Making room moves no entry of the slab: `pos` is still the session's.
         let seq = append(
             log,
             OpRef::Apply {
@@ -381,11 +576,10 @@ impl Shard {
         )?;
         if deadline <= now_ms {
             g.remove_at(pos);
-            return Ok((Applied::Applied, seq));
+            return Ok(Written::Done((Applied::Applied, seq)));
         }
         g.replace(pos, data, &changes.cookie, deadline);
-        g.enforce(limits, now_ms, log);
-        Ok((Applied::Applied, seq))
+        Ok(Written::Done((Applied::Applied, seq)))
     }
 
     /// Stores a new cookie and deadline for a live record. A touch that only moves the
@@ -409,6 +603,7 @@ impl Shard {
             if current <= now_ms {
                 return Ok(None);
             }
+            e.came_back();
             if deadline >= current && g.shapes.matches(e.shape, cookie) {
                 // A racing touch may have moved it further; keep the later one.
                 let deadline = e
@@ -433,7 +628,7 @@ impl Shard {
                 return Ok(Some(seq));
             }
         }
-        let mut g = self.inner.write();
+        let mut g = self.write();
         let Some(pos) = g.slab.find(key) else {
             return Ok(None);
         };
@@ -443,6 +638,7 @@ impl Shard {
         if !e.live_at(now_ms) {
             return Ok(None);
         }
+        e.came_back();
         let data = e.data.clone();
         let seq = append(
             log,
@@ -461,7 +657,7 @@ impl Shard {
     }
 
     pub(crate) fn destroy(&self, key: &str, log: Option<&Wal>) -> Result<Option<u64>, StoreError> {
-        let mut g = self.inner.write();
+        let mut g = self.write();
         let Some(pos) = g.slab.find(key) else {
             return Ok(None);
         };
@@ -473,14 +669,14 @@ impl Shard {
     /// Applies a recovered log record: no log, no expiry checks (expired sessions are purged
     /// after the whole log is replayed), no caps.
     pub(crate) fn replay(&self, op: &Op) {
-        let mut g = self.inner.write();
+        let mut g = self.write();
         match op {
             Op::Set {
                 sid,
                 record,
                 deadline,
             } => {
-                g.upsert(sid, record, *deadline);
+                g.upsert(sid, record, *deadline, false);
             }
             Op::Apply {
                 sid,
@@ -523,7 +719,7 @@ impl Shard {
     /// tables step by step: the index, and with `slab` the slab too. For recovery, once it
     /// knows (from a snapshot) or estimates (from the log) how many sessions are coming.
     pub(crate) fn reserve(&self, additional: usize, slab: bool) {
-        let mut g = self.inner.write();
+        let mut g = self.write();
         if slab {
             g.slab.reserve(additional);
         } else {
@@ -538,7 +734,7 @@ impl Shard {
                 return 0;
             }
         }
-        self.inner.write().sweep(now_ms, budget)
+        self.write().sweep(now_ms, budget)
     }
 
     /// Whether a bucket whose second has passed waits to be swept.
@@ -550,7 +746,7 @@ impl Shard {
     /// yet and that sweeps leave alone (an entry's bucket is never later than its deadline's,
     /// so this and the due buckets hold every expired entry). Scans that one bucket.
     pub(crate) fn purge_current(&self, now_ms: i64) -> usize {
-        let mut g = self.inner.write();
+        let mut g = self.write();
         let expired: Vec<u32> = g
             .wheel
             .keys(bucket_of(now_ms))
@@ -640,7 +836,7 @@ impl Shard {
     /// Takes the write lock for `clear` (all shards are locked, in order, before the clear is
     /// logged).
     pub(crate) fn lock_for_clear(&self) -> ClearGuard<'_> {
-        ClearGuard(self.inner.write())
+        ClearGuard(self.write())
     }
 
     /// Entries held (live or not yet swept) and bytes charged.
@@ -671,7 +867,7 @@ impl Drop for Pin<'_> {
 }
 
 /// A shard locked for `clear`.
-pub(crate) struct ClearGuard<'a>(WriteGuard<'a, Inner>);
+pub(crate) struct ClearGuard<'a>(Writing<'a>);
 
 impl ClearGuard<'_> {
     pub(crate) fn clear(&mut self) {
@@ -688,8 +884,6 @@ mod tests {
 
     fn limits() -> Limits {
         Limits {
-            max_entries: usize::MAX,
-            max_bytes: usize::MAX,
             default_ttl_ms: 60_000,
             touch_log_ms: 1_000,
         }
@@ -706,9 +900,15 @@ mod tests {
         }
     }
 
-    fn set(s: &Shard, key: &str, n: u32, deadline: i64) {
-        s.set(key, &record(n), deadline, &limits(), NOW, None)
+    fn set_record(s: &Shard, key: &str, r: &Record, deadline: i64) {
+        let written = s
+            .set(key, r, deadline, NOW, None, &Room::single(s))
             .unwrap();
+        assert!(matches!(written, Written::Done(_)));
+    }
+
+    fn set(s: &Shard, key: &str, n: u32, deadline: i64) {
+        set_record(s, key, &record(n), deadline);
     }
 
     /// Every entry is in the wheel exactly once, at the place it remembers.
@@ -717,7 +917,7 @@ mod tests {
         let mut seen = 0;
         for pos in 0..g.slab.end() {
             if let Some(e) = g.slab.get(pos) {
-                assert_eq!(g.wheel.keys(e.bucket).get(e.slot as usize), Some(&pos));
+                assert_eq!(g.wheel.at(e.place()), Some(pos));
                 seen += 1;
             }
         }
@@ -842,8 +1042,7 @@ mod tests {
         let mut other = record(1);
         other.cookie.path = Arc::from("/app");
         set(&s, "a", 0, NOW + 10_000);
-        s.set("b", &other, NOW + 10_000, &limits(), NOW, None)
-            .unwrap();
+        set_record(&s, "b", &other, NOW + 10_000);
         assert_eq!(&*s.get("b", NOW).unwrap().cookie.path, "/app");
         // A touch with another shape takes the write path and changes the cookie.
         s.touch("a", &other.cookie, NOW + 20_000, &limits(), NOW, None)

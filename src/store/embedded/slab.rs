@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use super::index::Index;
 
 use crate::record::Data;
-use crate::sync::AtomicI64;
+use crate::sync::{AtomicBool, AtomicI64};
 
 /// Slots in one slab chunk.
 pub(crate) const CHUNK: usize = 512;
@@ -31,9 +31,9 @@ const LONG: u8 = u8::MAX;
 
 /// One session (80 bytes).
 ///
-/// `repr(C)` keeps what a `get` reads (data, deadline, id, shape: the first 61 bytes)
-/// together, ahead of what only writes and the wheel use, so a read touches as few cache
-/// lines as the entry's position allows.
+/// `repr(C)` keeps what a `get` reads (data, deadline, id, shape, whether it came back: the
+/// first 62 bytes) together, ahead of what only writes and the wheel use, so a read touches
+/// as few cache lines as the entry's position allows.
 #[repr(C)]
 pub(crate) struct Entry {
     /// The application's fields.
@@ -45,6 +45,10 @@ pub(crate) struct Entry {
     /// The cookie's shape (see `shape.rs`).
     pub(crate) shape: u32,
     key_len: u8,
+    /// Whether the session came back (was read, touched or changed) since it was stored.
+    pub(crate) returned: AtomicBool,
+    /// The wheel lane the entry sits in (see `expiry.rs`).
+    pub(crate) lane: u8,
     /// The deadline last written to the log (touches that move it less are not logged).
     pub(crate) logged: AtomicI64,
     /// The wheel bucket the entry sits in, and its slot there.
@@ -194,6 +198,8 @@ impl Slab {
             slot: new.slot,
             shape: new.shape,
             key_len,
+            returned: AtomicBool::new(false),
+            lane: 0,
         });
         self.len += 1;
         let hash = self.hash(key.as_bytes());

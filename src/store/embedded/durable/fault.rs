@@ -131,6 +131,12 @@ impl FaultStorage {
         self.state.lock().syncs
     }
 
+    /// How many writes (to segments and to created files) have happened.
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(crate) fn writes(&self) -> u64 {
+        self.state.lock().writes
+    }
+
     /// How many whole files (snapshots) were created.
     pub(crate) fn files_created(&self) -> u64 {
         self.state.lock().created
