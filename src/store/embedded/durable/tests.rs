@@ -1598,6 +1598,14 @@ fn the_snapshot_interval_counts_from_the_newest_snapshot_on_disk() {
         std::thread::current().id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    // Removed however the test ends.
+    struct Removed(PathBuf);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _removed = Removed(dir.clone());
     let open_hourly = || {
         EmbeddedStore::builder()
             .sweep_interval(None)
@@ -1628,8 +1636,6 @@ fn the_snapshot_interval_counts_from_the_newest_snapshot_on_disk() {
     };
     eventually("a snapshot an hour after the last one", || newer(&dir));
     assert!(store.get_now("b").is_some());
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A replay target that keeps each session's data in a map and counts the apply ops it is
