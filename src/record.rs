@@ -10,12 +10,12 @@
 //! handler looks inside.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde::de::{
     DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor,
 };
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::clock;
@@ -249,9 +249,22 @@ impl CookieRecord {
     fn from_raw(raw: &str) -> Result<Self, String> {
         let members = members(raw).map_err(|_| "cookie is not an object".to_owned())?;
         let mut c = CookieRecord::default();
-        for m in &members {
+        // `JSON.parse` keeps the last of a name given twice: only that one is read.
+        let mut last = [None; Self::FIELDS.len()];
+        for (i, m) in members.iter().enumerate() {
+            if let Some(f) = m
+                .name()
+                .and_then(|n| Self::FIELDS.iter().position(|f| *f == n))
+            {
+                last[f] = Some(i);
+            }
+        }
+        for (i, m) in members.iter().enumerate() {
             let Some(name) = m.name() else { continue };
-            if !Self::FIELDS.contains(&&*name) {
+            let Some(f) = Self::FIELDS.iter().position(|f| *f == name) else {
+                continue;
+            };
+            if last[f] != Some(i) {
                 continue;
             }
             let v: Value = serde_json::from_str(m.value.get())
@@ -428,12 +441,11 @@ impl Data {
     /// as [`Data::to_map`] keeps it.
     pub(crate) fn field<T: DeserializeOwned>(&self, key: &str) -> serde_json::Result<Option<T>> {
         let mut de = serde_json::Deserializer::from_str(&self.0);
-        let found = de.deserialize_map(FieldOf {
-            key,
-            found: PhantomData,
-        })?;
+        // The value is taken as text and decoded once the object is read, so that only the
+        // last occurrence of the name is decoded (an earlier one may not decode at all).
+        let found = de.deserialize_map(FieldOf { key })?;
         de.end()?;
-        Ok(found)
+        found.map(|raw| serde_json::from_str(raw.get())).transpose()
     }
 
     /// The JSON object text.
@@ -452,24 +464,23 @@ impl Data {
     }
 }
 
-/// Visits a JSON object for the value of one key ([`Data::field`]).
-struct FieldOf<'k, T> {
+/// Visits a JSON object for the text of the last value of one key ([`Data::field`]).
+struct FieldOf<'k> {
     key: &'k str,
-    found: PhantomData<T>,
 }
 
-impl<'de, T: DeserializeOwned> Visitor<'de> for FieldOf<'_, T> {
-    type Value = Option<T>;
+impl<'de> Visitor<'de> for FieldOf<'_> {
+    type Value = Option<&'de RawValue>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
         while let Some(is_key) = map.next_key_seed(KeyIs(self.key))? {
             if is_key {
-                found = Some(map.next_value::<T>()?);
+                found = Some(map.next_value::<&'de RawValue>()?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -683,6 +694,30 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A field given twice is read from its last occurrence, even when an earlier one does
+    /// not decode (found by the data_field fuzz target).
+    #[test]
+    fn a_field_given_twice_reads_the_last_even_past_one_that_does_not_decode() {
+        let data = Data::from_trusted(r#"{"aa":"\ud400","":"\ud800","":1}"#);
+        assert_eq!(data.field::<u64>("").unwrap(), Some(1));
+        assert_eq!(data.to_map().unwrap().get(""), Some(&Value::from(1)));
+        let data = Data::from_trusted(r#"{"v":1,"v":"two"}"#);
+        assert_eq!(data.field::<String>("v").unwrap().as_deref(), Some("two"));
+    }
+
+    /// A cookie attribute given twice is read from its last occurrence, as `JSON.parse`
+    /// keeps it (found by the record_json fuzz target: the first `domain` was invalid).
+    #[test]
+    fn a_cookie_attribute_given_twice_is_the_last_one() {
+        let text =
+            r#"{"cookie":{"domain":true,"path":"/a","domain":"example.com","path":"/b"},"n":1}"#;
+        let record = Record::from_json(text).unwrap();
+        assert_eq!(record.cookie.domain.as_deref(), Some("example.com"));
+        assert_eq!(&*record.cookie.path, "/b");
+        let via_serde: Record = serde_json::from_str(text).unwrap();
+        assert_eq!(via_serde.cookie, record.cookie);
+    }
 
     #[test]
     fn one_field_reads_as_the_parsed_map_does() {

@@ -175,12 +175,17 @@ impl Durable {
         let cut = self.wal.cut()?;
         // Like the log's own count, the earlier processes' bytes start over at the cut.
         self.carried.store(0, Ordering::Release);
-        if self
-            .storage
-            .list(&self.dir)?
-            .contains(&snapshot::snapshot_name(cut))
+        let existing = snapshot::snapshot_name(cut);
+        if self.storage.list(&self.dir)?.contains(&existing)
+            && self
+                .storage
+                .read(&self.dir.join(&existing))
+                .ok()
+                .and_then(|b| snapshot::verify(&existing, b.bytes()).ok())
+                == Some(cut)
         {
-            // Nothing was logged since this snapshot was taken (and read back valid).
+            // Nothing was logged since this snapshot was taken, and it reads back valid (a
+            // damaged one of the same cut, which recovery skipped, is written anew).
             return Ok(cut);
         }
         // The cut's segments must be durable before the snapshot that relies on them.
