@@ -59,6 +59,14 @@ async fn views(session: Session) -> String {
     n.to_string()
 }
 
+/// The two session routes behind `sessions`.
+fn app(sessions: SessionLayer) -> Router {
+    Router::new()
+        .route("/read", get(read))
+        .route("/views", get(views))
+        .layer(sessions)
+}
+
 async fn bare() -> String {
     7u64.to_string()
 }
@@ -71,10 +79,7 @@ fn layer(c: &mut Criterion) {
         .store(store.clone())
         .build()
         .expect("valid options");
-    let app = Router::new()
-        .route("/read", get(read))
-        .route("/views", get(views))
-        .layer(sessions);
+    let app = app(sessions);
     let bare_app = Router::new().route("/read", get(bare));
 
     // A session to load: made by a first request, its cookie kept.
@@ -92,12 +97,7 @@ fn layer(c: &mut Criterion) {
         .expect("a session cookie")
         .to_owned();
 
-    let mut g = c.benchmark_group("layer");
-    g.throughput(Throughput::Elements(1));
-    if cpu_clock() {
-        // Every sample long enough to be measured in CPU time.
-        g.sampling_mode(criterion::SamplingMode::Flat);
-    }
+    let mut g = per_op_group(c, "layer");
     let cases: [(&str, &Router, &str, bool); 4] = [
         ("bare_handler", &bare_app, "/read", true),
         ("new_visitor", &app, "/views", false),
@@ -135,11 +135,7 @@ fn layer_random(c: &mut Criterion) {
     let (sizes, _) = sizes_and_threads();
     let rt = runtime();
     let secrets = Secrets::new([SECRET]).expect("a secret");
-    let mut g = c.benchmark_group("layer_random");
-    g.throughput(Throughput::Elements(1));
-    if cpu_clock() {
-        g.sampling_mode(criterion::SamplingMode::Flat);
-    }
+    let mut g = per_op_group(c, "layer_random");
     for &size in &sizes {
         // Filled lazily, so a filter that skips every benchmark of a size skips its fill.
         let mut prepared: Option<(Router, Arc<Vec<String>>)> = None;
@@ -162,11 +158,7 @@ fn layer_random(c: &mut Criterion) {
                         .store(store)
                         .build()
                         .expect("valid options");
-                    let app = Router::new()
-                        .route("/read", get(read))
-                        .route("/views", get(views))
-                        .layer(sessions);
-                    (app, Arc::new(cookies))
+                    (app(sessions), Arc::new(cookies))
                 })
                 .clone()
         };

@@ -17,8 +17,7 @@ use common::{builder, fields, get_with, login, serve, SpyStore};
 use serde_json::{json, Value};
 use sessile::clock::{advance_for_tests, now_ms};
 use sessile::{
-    Applied, Change, Changes, CookieOptions, CookieRecord, Data, EmbeddedStore, Record,
-    SessionStore,
+    Applied, Change, Changes, CookieOptions, CookieRecord, EmbeddedStore, Record, SessionStore,
 };
 
 /// Held by every test of this binary: the clock moves for the whole process.
@@ -43,13 +42,6 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-fn data(v: Value) -> Data {
-    match v {
-        Value::Object(m) => Data::from_map(&m),
-        _ => panic!("data must be an object"),
-    }
-}
-
 fn cookie(expires: Option<i64>) -> CookieRecord {
     CookieRecord {
         original_max_age: expires.map(|_| 60_000),
@@ -59,10 +51,7 @@ fn cookie(expires: Option<i64>) -> CookieRecord {
 }
 
 fn record(expires: Option<i64>, fields: Value) -> Record {
-    Record {
-        cookie: cookie(expires),
-        data: data(fields),
-    }
+    common::record(fields, cookie(expires))
 }
 
 /// Waits (polling) until `cond` holds, for at most 30 s; returns how long it took.

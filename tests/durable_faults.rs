@@ -197,6 +197,22 @@ fn a_second_process_is_refused_even_after_the_lock_file_is_deleted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Writes until one fails (the store notices a deleted or replaced directory about once a
+/// second), for up to 30 s; the error's text.
+fn first_failed_write(store: &EmbeddedStore, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Err(e) = store.set_now("after", &record(10)) {
+            return e.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes still succeed 30 s after the directory was {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Item 9: the directory deleted under a running store (no rotation due: the segment is
 /// large): writes fail with an error that says so, once the store notices (it checks about
 /// once a second).
@@ -209,17 +225,7 @@ fn writes_fail_once_the_directory_is_deleted() {
     let store = EmbeddedStore::open(&dir).unwrap();
     store.set_now("before", &record(10)).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let e = loop {
-        if let Err(e) = store.set_now("after", &record(10)) {
-            break e.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "writes still succeed 30 s after the directory was deleted"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let e = first_failed_write(&store, "deleted");
     assert!(e.contains("was deleted"), "{e}");
     assert!(e.contains(dir.to_str().unwrap()), "{e}");
     // Later writes fail the same way; reads go on.
@@ -240,17 +246,7 @@ fn writes_fail_once_the_directory_is_replaced() {
     store.set_now("before", &record(10)).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::create_dir(&dir).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let e = loop {
-        if let Err(e) = store.set_now("after", &record(10)) {
-            break e.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "writes still succeed 30 s after the directory was replaced"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let e = first_failed_write(&store, "replaced");
     assert!(e.contains("another directory"), "{e}");
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);

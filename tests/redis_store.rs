@@ -555,19 +555,10 @@ async fn command_calls(conn: &mut redis::aio::MultiplexedConnection, cmd: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_compare_and_set_that_loses_is_retried_and_keeps_every_change() {
     let test = "a_compare_and_set_that_loses_is_retried_and_keeps_every_change";
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let Some(server) = Server::start(port) else {
-        assert!(
-            !in_ci(),
-            "{test}: redis-server is not installed, and CI is set"
-        );
-        skip(test, "redis-server is not installed");
+    let Some(server) = own_server(test).await else {
         return;
     };
-    server.wait_ready().await;
+    let port = server.port;
     let url = format!("redis://127.0.0.1:{port}/");
     let mut nodes = Vec::new();
     for _ in 0..3 {
@@ -689,10 +680,7 @@ async fn bad_values_are_typed_errors() {
 /// allowed); a URL that does not parse is a backend error. Needs no Redis server.
 #[tokio::test]
 async fn unreachable_redis_is_unavailable() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let build = RedisStore::builder(format!("redis://127.0.0.1:{port}/"))
         .timeout(Duration::from_secs(3))
         .build();
@@ -714,6 +702,27 @@ async fn unreachable_redis_is_unavailable() {
 struct Server {
     child: Child,
     port: u16,
+}
+
+/// A loopback port nothing listens on (as far as a bind can tell).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A `redis-server` of the test's own on a free port, ready; `None` (the test is skipped)
+/// when the binary is missing, which fails the test under CI.
+async fn own_server(test: &str) -> Option<Server> {
+    let Some(server) = Server::start(free_port()) else {
+        assert!(
+            !in_ci(),
+            "{test}: redis-server is not installed, and CI is set"
+        );
+        skip(test, "redis-server is not installed");
+        return None;
+    };
+    server.wait_ready().await;
+    Some(server)
 }
 
 impl Server {
@@ -784,19 +793,10 @@ impl Drop for Server {
 #[tokio::test]
 async fn redis_down_gives_500_within_the_timeout_then_recovers() {
     let test = "redis_down_gives_500_within_the_timeout_then_recovers";
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let Some(server) = Server::start(port) else {
-        assert!(
-            !in_ci(),
-            "{test}: redis-server is not installed, and CI is set"
-        );
-        skip(test, "redis-server is not installed");
+    let Some(server) = own_server(test).await else {
         return;
     };
-    server.wait_ready().await;
+    let port = server.port;
     let timeout = Duration::from_millis(500);
     let store = Arc::new(
         RedisStore::builder(format!("redis://127.0.0.1:{port}/"))
