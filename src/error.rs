@@ -55,6 +55,11 @@ pub enum Error {
     /// cookie function, or a stored record).
     #[error("session cookie: {0}")]
     Cookie(String),
+    /// The store holds this session's record but could not read it (not JSON, not an
+    /// object, a cookie no cookie can be): the session can be destroyed or regenerated, and
+    /// nothing else; the record is never written over.
+    #[error("the stored session cannot be read: {0}")]
+    Unreadable(String),
     /// A session id could not be generated (the OS has no randomness to give).
     #[error("session id generation failed: {0}")]
     Id(String),

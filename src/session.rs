@@ -194,6 +194,10 @@ pub(crate) struct State {
     /// Whether the request is secure, for `"auto"` options on regenerate.
     secure: bool,
     head: Option<Arc<RequestHead>>,
+    /// The store holds a record under `id` that it could not read (why): the session can be
+    /// destroyed or regenerated, but has no fields or cookie to read or write, and is never
+    /// written over.
+    unreadable: Option<String>,
 }
 
 /// What the layer must do with the response after the commit.
@@ -209,23 +213,7 @@ impl Session {
         head: Option<Arc<RequestHead>>,
     ) -> Result<Self, Error> {
         let id = config.new_id(head.as_deref())?;
-        let cookie = config.new_cookie(head.as_deref(), secure)?;
-        let raw = Data::empty();
-        let st = State {
-            original_id: id.clone(),
-            id,
-            present: true,
-            unset: false,
-            cookie,
-            original: Snap::Text(raw.clone()),
-            fields: Fields::new(raw),
-            touched: false,
-            cookie_id,
-            saved: None,
-            persisted: None,
-            secure,
-            head,
-        };
+        let st = State::fresh(&config, id, cookie_id, secure, head)?;
         Ok(Self::from_state(config, st))
     }
 
@@ -251,8 +239,25 @@ impl Session {
             original: snap,
             secure,
             head,
+            unreadable: None,
         };
         Self::from_state(config, st)
+    }
+
+    /// The session of a cookie whose record the store holds but cannot read (`reason`): not
+    /// JSON, not an object, a cookie no cookie can be. Destroying and regenerating it work;
+    /// everything that needs its fields or cookie fails with [`Error::Unreadable`], and the
+    /// record is never written over (nothing it holds is lost to a write).
+    pub(crate) fn unreadable(
+        config: Arc<Config>,
+        id: String,
+        reason: String,
+        secure: bool,
+        head: Option<Arc<RequestHead>>,
+    ) -> Result<Self, Error> {
+        let mut st = State::fresh(&config, id.clone(), Some(id), secure, head)?;
+        st.unreadable = Some(reason);
+        Ok(Self::from_state(config, st))
     }
 
     fn from_state(config: Arc<Config>, st: State) -> Self {
@@ -264,7 +269,16 @@ impl Session {
         }
     }
 
+    /// Runs `f` on a session that is there and whose record could be read.
     fn with<R>(&self, f: impl FnOnce(&mut State) -> Result<R, Error>) -> Result<R, Error> {
+        self.with_present(|st| match &st.unreadable {
+            Some(reason) => Err(Error::Unreadable(reason.clone())),
+            None => f(st),
+        })
+    }
+
+    /// Runs `f` on a session that is there, whatever its stored record holds.
+    fn with_present<R>(&self, f: impl FnOnce(&mut State) -> Result<R, Error>) -> Result<R, Error> {
         let mut st = self.inner.state.lock();
         if !st.present {
             return Err(Error::NoSession);
@@ -478,7 +492,7 @@ impl Session {
     /// # Errors
     /// [`Error::NotInStore`] when the store has no such session.
     pub async fn reload(&self) -> Result<(), Error> {
-        let id = self.with(|st| Ok(st.id.clone()))?;
+        let id = self.with_present(|st| Ok(st.id.clone()))?;
         let record = self
             .inner
             .config
@@ -494,6 +508,7 @@ impl Session {
         st.cookie = record.cookie;
         st.fields = Fields::new(record.data);
         st.persisted = Some(snap);
+        st.unreadable = None;
         Ok(())
     }
 
@@ -501,7 +516,7 @@ impl Session {
     /// id, no fields and a fresh cookie. The new session is saved and sent at the end of the
     /// request.
     pub async fn regenerate(&self) -> Result<(), Error> {
-        let old = self.with(|st| Ok(st.id.clone()))?;
+        let old = self.with_present(|st| Ok(st.id.clone()))?;
         let destroyed = self.inner.config.store.destroy(&old).await;
         {
             let mut st = self.inner.state.lock();
@@ -513,6 +528,7 @@ impl Session {
             st.present = true;
             st.unset = false;
             st.persisted = None;
+            st.unreadable = None;
         }
         destroyed.map_err(Error::from)
     }
@@ -534,7 +550,7 @@ impl Session {
     /// `req.session.destroy()`: removes the session from the store and from this request. The
     /// next request starts a new session.
     pub async fn destroy(&self) -> Result<(), Error> {
-        let id = self.with(|st| {
+        let id = self.with_present(|st| {
             st.present = false;
             Ok(st.id.clone())
         })?;
@@ -577,6 +593,9 @@ impl Session {
                 } else {
                     Step::Nothing
                 }
+            } else if st.unreadable.is_some() {
+                // Nothing of it could change, and a write would lose what the record holds.
+                return Ok(Commit { set_cookie: None });
             } else {
                 if !st.touched {
                     st.cookie.touch();
@@ -645,6 +664,34 @@ enum WriteOp {
 }
 
 impl State {
+    /// A new session under `id`: no fields, a fresh cookie.
+    fn fresh(
+        config: &Config,
+        id: String,
+        cookie_id: Option<String>,
+        secure: bool,
+        head: Option<Arc<RequestHead>>,
+    ) -> Result<Self, Error> {
+        let cookie = config.new_cookie(head.as_deref(), secure)?;
+        let raw = Data::empty();
+        Ok(State {
+            original_id: id.clone(),
+            id,
+            present: true,
+            unset: false,
+            cookie,
+            original: Snap::Text(raw.clone()),
+            fields: Fields::new(raw),
+            touched: false,
+            cookie_id,
+            saved: None,
+            persisted: None,
+            secure,
+            head,
+            unreadable: None,
+        })
+    }
+
     fn is_modified(&mut self) -> Result<bool, Error> {
         if self.original_id != self.id {
             return Ok(true);

@@ -233,3 +233,86 @@ async fn destroy_regenerate_and_cycle_id_work_on_a_record_with_undecodable_field
     let stored = Record::from_json(&store.text("d").expect("still stored")).unwrap();
     assert!(stored.data.is_empty(), "{:.200}", stored.data.as_str());
 }
+
+/// Records whose frame sessile cannot read at all: not JSON, not an object, a `cookie` that is
+/// not an object, a cookie attribute with a value no cookie can have. Node fails on these too;
+/// here the session still answers what does not need its contents.
+fn unreadable_records() -> Vec<(&'static str, String)> {
+    vec![
+        ("not JSON", "not json at all".to_owned()),
+        ("an array", "[1,2,3]".to_owned()),
+        (
+            "cookie not an object",
+            r#"{"cookie":5,"views":3}"#.to_owned(),
+        ),
+        (
+            "expires not a date",
+            r#"{"cookie":{"originalMaxAge":null,"expires":"someday"},"views":3}"#.to_owned(),
+        ),
+        ("truncated", node_record()[..40].to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_read_can_still_be_destroyed_and_regenerated() {
+    let (addr, store) = server().await;
+    for (what, text) in unreadable_records() {
+        // destroy: the record goes, whatever it holds.
+        store.put_text("a", &text);
+        let r = get_with(addr, "/destroy", Some(&cookie_for("a", SECRET))).await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (StatusCode::OK, "destroyed"),
+            "{what}: /destroy: {r:?}"
+        );
+        assert_eq!(store.text("a"), None, "{what}: destroy left the record");
+
+        // regenerate: the old record goes, a new empty session is saved and sent.
+        store.put_text("b", &text);
+        let r = get_with(addr, "/regenerate", Some(&cookie_for("b", SECRET))).await;
+        assert_eq!(r.status, StatusCode::OK, "{what}: /regenerate: {r:?}");
+        assert_eq!(store.text("b"), None, "{what}: regenerate left the record");
+        let new = r.sid();
+        let stored = Record::from_json(&store.text(&new).expect("new session stored")).unwrap();
+        assert!(stored.data.is_empty(), "{what}: {:?}", stored.data);
+    }
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_read_is_never_overwritten() {
+    let (addr, store) = server().await;
+    for (what, text) in unreadable_records() {
+        store.put_text("c", &text);
+        let cookie = cookie_for("c", SECRET);
+        // Reading or writing a field fails with a typed error; a request that does not look
+        // at the session is served; none of them writes over the record or sends a cookie.
+        for path in [
+            "/get/views",
+            "/put/views/4",
+            "/",
+            "/touch",
+            "/cycle",
+            "/data",
+        ] {
+            let r = get_with(addr, path, Some(&cookie)).await;
+            if path == "/" {
+                assert_eq!(r.status, StatusCode::OK, "{what}: {path}: {r:?}");
+            } else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "{what}: {path}: {r:?}"
+                );
+            }
+            assert!(
+                r.set_cookies.is_empty(),
+                "{what}: {path} sent a cookie: {r:?}"
+            );
+            assert_eq!(
+                store.text("c").as_deref(),
+                Some(text.as_str()),
+                "{what}: {path} changed the record"
+            );
+        }
+    }
+}

@@ -11,7 +11,7 @@ use http_body_util::{Either, Full};
 use tower_service::Service;
 
 use super::Config;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::id::RequestHead;
 use crate::options::{IsSecure, Proxy};
 use crate::session::Session;
@@ -120,14 +120,23 @@ async fn load(
     head: Option<Arc<RequestHead>>,
 ) -> Result<Session, Error> {
     if let Some(id) = &cookie_id {
-        if let Some(record) = config.store.get(id).await? {
-            return Ok(Session::inflate(
-                config.clone(),
-                id.clone(),
-                record,
-                secure,
-                head,
-            ));
+        match config.store.get(id).await {
+            Ok(Some(record)) => {
+                return Ok(Session::inflate(
+                    config.clone(),
+                    id.clone(),
+                    record,
+                    secure,
+                    head,
+                ))
+            }
+            Ok(None) => {}
+            // A record the store cannot read must not lock its user out: the session can
+            // still be destroyed (logout) or regenerated (login).
+            Err(StoreError::Corrupt(reason)) => {
+                return Session::unreadable(config.clone(), id.clone(), reason, secure, head)
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Session::generate(config.clone(), cookie_id, secure, head)
