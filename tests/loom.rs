@@ -159,7 +159,7 @@ fn expiry_never_frees_a_live_session() {
 /// Two writers at the cap, each evicting to make room: no deadlock, and the next write
 /// brings the store back under the cap. (The model of a write making room in another
 /// shard, which needs ids routed to chosen shards, is `loom_a_write_makes_room_in_another_shard`
-/// in `src/store/embedded/policy.rs`.)
+/// in `src/store/embedded/policy/loom_tests.rs`.)
 #[test]
 fn writers_at_the_cap_both_make_room() {
     loom::model(|| {

@@ -13,7 +13,7 @@
 //!
 //! The buckets are kept in two lanes, the sessions that never came back and those that did,
 //! and a bucket keeps the order in which entries were placed: so the caps can evict the
-//! sessions that never came back first, oldest first (see `policy.rs`).
+//! sessions that never came back first, oldest first (see `policy/`).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -53,7 +53,7 @@ impl Bucket {
 }
 
 /// Two lanes of buckets: the sessions that never came back ([`NEW`]) and the others
-/// ([`BACK`]), so that eviction can prefer the first (see `policy.rs`).
+/// ([`BACK`]), so that eviction can prefer the first (see `policy/`).
 #[derive(Debug, Default)]
 pub(crate) struct Wheel {
     lanes: [BTreeMap<u32, Bucket>; 2],

@@ -4,7 +4,7 @@
 //!   (`chunk * CHUNK + offset`). Growing adds one chunk, so it never copies the entries nor
 //!   stalls on a doubling, and the slack is under one chunk. An entry never moves while it
 //!   lives, except when [`Slab::compact`] packs a mostly empty slab (and then the caller is
-//!   told, to fix the wheel, and a running snapshot copy prevents it; see `shard.rs`).
+//!   told, to fix the wheel, and a running snapshot copy prevents it; see `policy/sweep.rs`).
 //! - **Free list.** A removed entry's position goes on a free list and is reused by the next
 //!   insert.
 //! - **Ids.** An id of up to [`INLINE`] bytes (express's uid-safe ids are 32 characters) is
@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 
 use super::index::Index;
+use super::log::Logged;
 
 use crate::record::Data;
 use crate::sync::{AtomicBool, AtomicI64};
@@ -50,7 +51,7 @@ pub(crate) struct Entry {
     /// The wheel lane the entry sits in (see `expiry.rs`).
     pub(crate) lane: u8,
     /// The deadline last written to the log (touches that move it less are not logged).
-    pub(crate) logged: AtomicI64,
+    pub(crate) logged: Logged,
     /// The wheel bucket the entry sits in, and its slot there.
     pub(crate) bucket: u32,
     pub(crate) slot: u32,
@@ -192,7 +193,7 @@ impl Slab {
         *cell = Some(Entry {
             data: new.data,
             deadline: AtomicI64::new(new.deadline),
-            logged: AtomicI64::new(new.deadline),
+            logged: Logged::new(new.deadline),
             key: inline,
             bucket: new.bucket,
             slot: new.slot,

@@ -1,0 +1,288 @@
+//! The store itself: its shards, routing, log and recovery report ([`Core`]), and the
+//! [`SessionStore`] calls, each passed to one shard with the call's [`Ctx`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::context::{Ctx, Limits};
+use super::durable::recovery::RecoveryReport;
+use super::durable::{Durable, OpRef};
+use super::log::{Log, OpLog};
+use super::room::with_room;
+use super::shard::Shard;
+use crate::clock;
+use crate::error::StoreError;
+use crate::record::{Changes, CookieRecord, Record};
+use crate::store::{Applied, SessionStore};
+
+/// How many keys one sweep of one shard may look at while holding its write lock.
+const SWEEP_BUDGET: usize = 256;
+
+/// The default store: in memory, sharded, with idle expiry and optional caps.
+///
+/// Cloning gives another handle to the same sessions.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sessile::StoreError> {
+/// use sessile::{EmbeddedStore, Record, SessionStore};
+///
+/// let store = EmbeddedStore::new();
+/// store.set("sid", &Record::default()).await?;
+/// assert!(store.get("sid").await?.is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    pub(super) core: Arc<Core>,
+}
+
+/// What the handles of one store share.
+pub(super) struct Core {
+    pub(super) shards: Box<[Shard]>,
+    /// Routes ids to shards (recovery routed with it too).
+    pub(super) hasher: ahash::RandomState,
+    pub(super) limits: Limits,
+    pub(super) durable: Option<Durable>,
+    /// What opening found (durable stores only).
+    pub(super) recovery: Option<RecoveryReport>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (entries, bytes) = self.usage();
+        f.debug_struct("EmbeddedStore")
+            .field("shards", &self.core.shards.len())
+            .field("entries", &entries)
+            .field("bytes", &bytes)
+            .finish()
+    }
+}
+
+impl Core {
+    pub(super) fn shard(&self, sid: &str) -> &Shard {
+        let h = self.hasher.hash_one(sid) as usize;
+        &self.shards[h & (self.shards.len() - 1)]
+    }
+
+    fn log(&self) -> Log<'_> {
+        self.durable.as_ref().map(|d| &*d.wal as &dyn OpLog)
+    }
+
+    /// The context of a call made now.
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            now_ms: clock::now_ms(),
+            limits: &self.limits,
+            log: self.log(),
+        }
+    }
+
+    async fn durable(&self, seq: Option<u64>) -> Result<(), StoreError> {
+        match (seq, &self.durable) {
+            (Some(seq), Some(d)) => d.wal.wait_durable(seq).await,
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> Result<Option<u64>, StoreError> {
+        let Some(d) = &self.durable else {
+            return Ok(None);
+        };
+        let cut = d.snapshot(|| {
+            let now = clock::now_ms();
+            // Each shard is copied a slice at a time, so no lock is held for long.
+            self.shards.iter().flat_map(move |s| s.live_copy(now))
+        })?;
+        Ok(Some(cut))
+    }
+
+    /// The sweeper's pass: due buckets only (loom models have no sweeper).
+    #[cfg_attr(sessile_loom, allow(dead_code))]
+    pub(super) fn purge_expired(&self, now_ms: i64) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.sweep_due(now_ms, SWEEP_BUDGET))
+            .sum()
+    }
+}
+
+/// Frees every expired session of `shards` now ([`EmbeddedStore::purge_expired`], and
+/// recovery's purge before the store starts); returns how many were freed.
+pub(super) fn purge_shards(shards: &[Shard], now: i64) -> usize {
+    let mut freed = 0;
+    for shard in shards {
+        freed += shard.sweep_due(now, SWEEP_BUDGET);
+        // The sweeps free whole seconds once they have passed; the current one is scanned.
+        freed += shard.purge_current(now);
+    }
+    freed
+}
+
+impl EmbeddedStore {
+    /// The live record under `sid` (synchronous form of [`SessionStore::get`]).
+    pub fn get_now(&self, sid: &str) -> Option<Record> {
+        self.core.shard(sid).get(sid, clock::now_ms())
+    }
+
+    /// Insert or replace (synchronous form of [`SessionStore::set`]). On a durable store
+    /// the record is in the log when this returns; under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always) use the
+    /// async trait method to also wait for the sync.
+    ///
+    /// # Errors
+    /// Only a durable store fails: the log refused the write (disk full, poisoned by an
+    /// fsync error); the store is then unchanged.
+    pub fn set_now(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
+        self.set_inner(sid, record).map(|_| ())
+    }
+
+    /// Apply field changes (synchronous form of [`SessionStore::apply`]).
+    pub fn apply_now(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
+        self.apply_inner(sid, changes).map(|(a, _)| a)
+    }
+
+    /// Store a new cookie/expiry (synchronous form of [`SessionStore::touch`]).
+    pub fn touch_now(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError> {
+        self.touch_inner(sid, cookie).map(|_| ())
+    }
+
+    /// Remove (synchronous form of [`SessionStore::destroy`]).
+    pub fn destroy_now(&self, sid: &str) -> Result<(), StoreError> {
+        self.core
+            .shard(sid)
+            .destroy(sid, self.core.log())
+            .map(|_| ())
+    }
+
+    fn set_inner(&self, sid: &str, record: &Record) -> Result<Option<u64>, StoreError> {
+        let (shard, ctx) = (self.core.shard(sid), self.core.ctx());
+        with_room(&self.core.shards, shard, &ctx, |room| {
+            shard.set(sid, record, &ctx, room)
+        })
+    }
+
+    fn apply_inner(
+        &self,
+        sid: &str,
+        changes: &Changes,
+    ) -> Result<(Applied, Option<u64>), StoreError> {
+        let (shard, ctx) = (self.core.shard(sid), self.core.ctx());
+        with_room(&self.core.shards, shard, &ctx, |room| {
+            shard.apply(sid, changes, &ctx, room)
+        })
+    }
+
+    fn touch_inner(&self, sid: &str, cookie: &CookieRecord) -> Result<Option<u64>, StoreError> {
+        self.core.shard(sid).touch(sid, cookie, &self.core.ctx())
+    }
+
+    fn clear_inner(&self) -> Result<Option<u64>, StoreError> {
+        let mut guards: Vec<_> = self.core.shards.iter().map(Shard::lock_for_clear).collect();
+        let seq = super::log::append(self.core.log(), OpRef::Clear)?;
+        guards.iter_mut().for_each(|g| g.clear());
+        Ok(seq)
+    }
+
+    /// Takes a snapshot now (durable stores only; returns the log cut it covers). Snapshots
+    /// are also taken automatically by size and age. When nothing was logged since the
+    /// newest snapshot, nothing is written and its cut is returned.
+    pub fn snapshot(&self) -> Result<Option<u64>, StoreError> {
+        self.core.snapshot()
+    }
+
+    /// Syncs the log now, whatever the fsync policy (durable stores only).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        match &self.core.durable {
+            Some(d) => d.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// What opening the store's directory found and did: the snapshot used, records
+    /// replayed, a torn tail cut (and where its bytes were moved), segments salvaged,
+    /// sessions restored and expired, the time it took. `None` for a store in memory.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("sessile-doc-report-{}", std::process::id()));
+    /// let store = sessile::EmbeddedStore::open(&dir)?;
+    /// let report = store.recovery_report().expect("a durable store");
+    /// assert_eq!((report.replayed, report.torn_bytes), (0, 0));
+    /// assert!(sessile::EmbeddedStore::new().recovery_report().is_none());
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
+    pub fn recovery_report(&self) -> Option<&RecoveryReport> {
+        self.core.recovery.as_ref()
+    }
+
+    /// Whether the store logs to a directory.
+    pub fn is_durable(&self) -> bool {
+        self.core.durable.is_some()
+    }
+
+    /// Frees every expired session now; returns how many were freed.
+    pub fn purge_expired(&self) -> usize {
+        purge_shards(&self.core.shards, clock::now_ms())
+    }
+
+    /// Entries held (including expired ones not yet freed) and bytes charged against
+    /// [`EmbeddedStoreBuilder::max_bytes`](crate::EmbeddedStoreBuilder::max_bytes).
+    pub fn usage(&self) -> (usize, usize) {
+        self.core
+            .shards
+            .iter()
+            .map(Shard::usage)
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    }
+}
+
+#[async_trait]
+impl SessionStore for EmbeddedStore {
+    async fn get(&self, sid: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.get_now(sid))
+    }
+
+    async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
+        let seq = self.set_inner(sid, record)?;
+        self.core.durable(seq).await
+    }
+
+    async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
+        let (applied, seq) = self.apply_inner(sid, changes)?;
+        self.core.durable(seq).await?;
+        Ok(applied)
+    }
+
+    async fn destroy(&self, sid: &str) -> Result<(), StoreError> {
+        let seq = self.core.shard(sid).destroy(sid, self.core.log())?;
+        self.core.durable(seq).await
+    }
+
+    async fn touch(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError> {
+        let seq = self.touch_inner(sid, cookie)?;
+        self.core.durable(seq).await
+    }
+
+    async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
+        let now = clock::now_ms();
+        let mut out = BTreeMap::new();
+        for shard in self.core.shards.iter() {
+            shard.for_each_live(now, |k, r| {
+                out.insert(k.to_owned(), r);
+            });
+        }
+        Ok(out)
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let seq = self.clear_inner()?;
+        self.core.durable(seq).await
+    }
+
+    async fn len(&self) -> Result<usize, StoreError> {
+        let now = clock::now_ms();
+        Ok(self.core.shards.iter().map(|s| s.count_live(now)).sum())
+    }
+}
