@@ -157,6 +157,23 @@ impl Default for CookieRecord {
 }
 
 impl CookieRecord {
+    /// Whether two cookies differ at most in the value of `expires` (whether it is set
+    /// counts): the same "shape", as the embedded store keeps cookies in memory and in
+    /// snapshots.
+    pub(crate) fn same_shape(&self, other: &CookieRecord) -> bool {
+        self.expires.is_some() == other.expires.is_some()
+            && self.original_max_age == other.original_max_age
+            && self.secure == other.secure
+            && self.http_only == other.http_only
+            && self.domain == other.domain
+            && self.path == other.path
+            && self.same_site == other.same_site
+            && self.partitioned == other.partitioned
+            && self.priority == other.priority
+    }
+}
+
+impl CookieRecord {
     /// `cookie.maxAge`: milliseconds until `expires` (negative once passed), `None` for a
     /// browser-session cookie.
     pub fn max_age(&self) -> Option<i64> {

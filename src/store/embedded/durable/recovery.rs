@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::format::header::{self, FileKind, HeaderError};
 use super::format::{self, Decoded, Op};
 use super::fs::Storage;
 use super::snapshot;
@@ -749,14 +750,15 @@ fn scan(
         let name = wal::segment_name(first);
         let bytes = storage.read(&dir.join(&name))?;
         let b = bytes.bytes();
-        if let Some(v) = wal::foreign_version(b) {
+        let header = header::parse(FileKind::Segment, b);
+        if let Err(HeaderError::Version(v)) = header {
             return Err(StoreError::Corrupt(format!(
                 "log segment {name} has format version {v}; this version of sessile reads \
                  version {}",
-                wal::SEGMENT_VERSION
+                FileKind::Segment.version()
             )));
         }
-        if wal::check_segment_header(b) != Some(first) {
+        if header != Ok(first) {
             let why = format!("log segment {name} at offset 0: invalid segment header");
             problem = Some((i, None, 0, why));
             break;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::fault::FaultStorage;
+use super::format::header::{self, FileKind, HeaderError};
 use super::format::{self, Decoded};
 use super::wal::{self, SEGMENT_HEADER};
 use super::FsyncPolicy;
@@ -803,8 +804,9 @@ fn leftover_temporary_files_are_removed() {
 fn segment_names_round_trip() {
     assert_eq!(wal::parse_segment_name(&wal::segment_name(42)), Some(42));
     assert_eq!(wal::parse_segment_name("wal-x.log"), None);
-    assert_eq!(wal::check_segment_header(&wal::segment_header(9)), Some(9));
-    assert_eq!(wal::check_segment_header(&[0; SEGMENT_HEADER]), None);
+    let check = |b: &[u8]| header::parse(FileKind::Segment, b).ok();
+    assert_eq!(check(&wal::segment_header(9)), Some(9));
+    assert_eq!(check(&[0; SEGMENT_HEADER]), None);
 }
 
 /// A log of another format version (here the unreleased version 1, whose records are
@@ -820,7 +822,11 @@ fn a_log_of_another_format_version_is_refused_by_name() {
     let crc = crc32c::crc32c(&header[..24]);
     header[24..28].copy_from_slice(&crc.to_le_bytes());
     fs.patch(&first, 8, &header[8..SEGMENT_HEADER]);
-    assert_eq!(wal::foreign_version(&fs.contents(&first).unwrap()), Some(1));
+    let contents = fs.contents(&first).unwrap();
+    assert_eq!(
+        header::parse(FileKind::Segment, &contents),
+        Err(HeaderError::Version(1))
+    );
     for salvage in [false, true] {
         let Err(err) = open(&fs, FsyncPolicy::Never, salvage) else {
             panic!("a version 1 log opened (salvage: {salvage})");

@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::format::header::{self, FileKind};
 use super::format::{self, OpRef};
 use super::fs::{DirHandle, SegmentMap, Storage};
 use super::FsyncPolicy;
@@ -45,11 +46,7 @@ use crate::error::StoreError;
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 
 /// Bytes of a segment header.
-pub(crate) const SEGMENT_HEADER: usize = 32;
-const SEGMENT_MAGIC: &[u8; 8] = b"SESSWAL1";
-/// The format version of segments and their records. Version 1 checksummed a record's header
-/// before its payload; it was never released.
-pub(crate) const SEGMENT_VERSION: u32 = 2;
+pub(crate) const SEGMENT_HEADER: usize = header::LEN;
 /// The file name of a prepared segment not yet in use. Its header names sequence number 0
 /// (no record has it). Recovery removes it: it holds no record until it is renamed.
 pub(crate) const NEXT_SEGMENT: &str = "wal-next.prep";
@@ -67,36 +64,9 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The 32-byte segment header: magic, version, first sequence number, CRC32C.
+/// The 32-byte segment header naming `first_seq`.
 pub(crate) fn segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER] {
-    let mut h = [0u8; SEGMENT_HEADER];
-    h[..8].copy_from_slice(SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-    h[16..24].copy_from_slice(&first_seq.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..24]);
-    h[24..28].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
-/// The version a valid segment header (magic and checksum) names, if it is another version
-/// than this code writes: such a log is refused, never salvaged as if it were corrupt.
-pub(crate) fn foreign_version(bytes: &[u8]) -> Option<u32> {
-    let h = bytes.get(..SEGMENT_HEADER)?;
-    let v = u32::from_le_bytes(h[8..12].try_into().ok()?);
-    let crc = u32::from_le_bytes(h[24..28].try_into().ok()?);
-    (&h[..8] == SEGMENT_MAGIC && crc32c::crc32c(&h[..24]) == crc && v != SEGMENT_VERSION)
-        .then_some(v)
-}
-
-/// Checks a segment header; returns its first sequence number.
-pub(crate) fn check_segment_header(bytes: &[u8]) -> Option<u64> {
-    let h = bytes.get(..SEGMENT_HEADER)?;
-    if &h[..8] != SEGMENT_MAGIC || h[8..12] != SEGMENT_VERSION.to_le_bytes() {
-        return None;
-    }
-    let crc = u32::from_le_bytes(h[24..28].try_into().ok()?);
-    (crc32c::crc32c(&h[..24]) == crc)
-        .then(|| u64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8])))
+    header::build(FileKind::Segment, first_seq)
 }
 
 std::thread_local! {
