@@ -1,24 +1,26 @@
 //! Durability for the embedded store: a memory-mapped write-ahead log, snapshots, recovery.
 //!
-//! The on-disk formats are described byte by byte in `docs/FORMAT.md`.
+//! The on-disk formats are described byte by byte in `docs/FORMAT.md`; each module names its
+//! section there rather than repeating it.
 //!
-//! - [`wal`]: segments allocated with `fallocate`, written through a map, synced in groups by a
-//!   dedicated thread according to the [`FsyncPolicy`].
-//! - [`snapshot`]: the live sessions at a cut of the log, as checksummed rkyv archives.
+//! - [`format`]: the bytes, and nothing else: the file header, the log's records, a snapshot
+//!   chunk's columns.
+//! - [`wal`]: the log: appending, its segments, and the sync thread that makes it durable
+//!   according to the [`FsyncPolicy`].
+//! - [`snapshot`]: the live sessions at a cut of the log, written, read back and loaded.
 //! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut (their bytes
 //!   kept aside, and reported), corruption refused (or salvaged on request).
 //! - [`fs`]: the storage seam, real or fault-injecting (tests).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::error::StoreError;
 use crate::record::Record;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{thread, AtomicU64, Ordering};
 
 #[cfg(test)]
 pub(crate) mod fault;
@@ -34,22 +36,8 @@ pub(crate) mod wal;
 
 pub(crate) use format::{Op, OpRef};
 use fs::{DirLock, Storage};
+pub use wal::FsyncPolicy;
 use wal::Wal;
-
-/// When the log is made durable against power failure, as Redis names it. Under every
-/// policy a write is acknowledged only once its record is in the mapped log, so killing the
-/// process loses nothing acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FsyncPolicy {
-    /// A write is acknowledged after the fdatasync that covers it; concurrent writers share
-    /// one sync (group commit).
-    Always,
-    /// The log is synced about once a second: a power failure loses at most about a second.
-    #[default]
-    EverySec,
-    /// The operating system decides when to write back; a clean shutdown still syncs.
-    Never,
-}
 
 /// The durability options (set through [`EmbeddedStoreBuilder`](super::EmbeddedStoreBuilder)).
 #[derive(Debug, Clone)]
@@ -85,8 +73,8 @@ pub(crate) struct Durable {
     pub(crate) opts: DurableOptions,
     storage: Arc<dyn Storage>,
     dir: PathBuf,
-    syncer: Mutex<Option<JoinHandle<()>>>,
-    preparer: Mutex<Option<JoinHandle<()>>>,
+    syncer: Mutex<Option<thread::Handle>>,
+    preparer: Mutex<Option<thread::Handle>>,
     snapshotting: Mutex<()>,
     /// The log since the newest snapshot that earlier processes left (replayed at open), in
     /// bytes; zero from the first cut on. With the log's own count, what the size threshold
@@ -130,22 +118,18 @@ impl Durable {
                 .unwrap_or_default()
         });
         let wal = Wal::open(storage.clone(), dir, opts.fsync, opts.segment_size, resume)?;
-        // Under loom the models drive the sync rounds themselves.
-        #[cfg(not(sessile_loom))]
         let (syncer, preparer) = (
-            Some(log_thread(&wal, "sessile-log-sync", Wal::run_syncer)?),
-            Some(log_thread(&wal, "sessile-log-prep", Wal::run_preparer)?),
+            log_thread(&wal, "sessile-log-sync", Wal::run_syncer)?,
+            log_thread(&wal, "sessile-log-prep", Wal::run_preparer)?,
         );
-        #[cfg(sessile_loom)]
-        let (syncer, preparer) = (None, None);
         Ok((
             Durable {
                 wal,
                 opts,
                 storage,
                 dir: dir.to_owned(),
-                syncer: Mutex::new(syncer),
-                preparer: Mutex::new(preparer),
+                syncer: Mutex::new(Some(syncer)),
+                preparer: Mutex::new(Some(preparer)),
                 snapshotting: Mutex::new(()),
                 carried: AtomicU64::new(report.replayed_bytes),
                 age_at_open,
@@ -266,17 +250,11 @@ impl Durable {
     }
 }
 
-/// Starts a thread of the log's, named `name`, running `body` on it.
-#[cfg(not(sessile_loom))]
-fn log_thread(
-    wal: &Arc<Wal>,
-    name: &str,
-    body: fn(&Wal),
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// Starts a thread of the log's, named `name`, running `body` on it (under loom, none: the
+/// models drive the log's rounds themselves).
+fn log_thread(wal: &Arc<Wal>, name: &str, body: fn(&Wal)) -> std::io::Result<thread::Handle> {
     let w = wal.clone();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || body(&w))
+    thread::spawn(name, move || body(&w))
 }
 
 impl Drop for Durable {
@@ -284,10 +262,10 @@ impl Drop for Durable {
         // A clean shutdown syncs under every policy.
         self.wal.shutdown();
         if let Some(t) = self.syncer.lock().take() {
-            let _ = t.join();
+            t.join();
         }
         if let Some(t) = self.preparer.lock().take() {
-            let _ = t.join();
+            t.join();
         }
         self.wal.discard_prepared();
     }

@@ -191,6 +191,46 @@ pub(crate) fn encode(chunk: &SnapChunk) -> Result<AlignedVec, rancor::Error> {
     rkyv::to_bytes::<rancor::Error>(chunk)
 }
 
+/// Checks that every column of `chunk` holds `count` entries, every shape decodes, and the
+/// `expires` list is in order on shapes that have `expires`; returns the shapes.
+fn shapes(chunk: &ArchivedSnapChunk, count: usize) -> Result<Vec<CookieRecord>, &'static str> {
+    let columns = [
+        &chunk.shape_of,
+        &chunk.deadlines,
+        &chunk.sid_lens,
+        &chunk.data_lens,
+    ];
+    if !columns.iter().all(|c| c.holds(count)) {
+        return Err("entry count mismatch");
+    }
+    let shapes = chunk
+        .shapes
+        .iter()
+        .map(|s| {
+            let mut r = Reader(s.as_slice());
+            r.cookie()
+                .filter(|c| r.0.is_empty() && c.expires.is_none_or(|e| e == 0))
+        })
+        .collect::<Option<Vec<CookieRecord>>>()
+        .ok_or("invalid cookie shape")?;
+    // Entries with their own `expires`, in order, each on a shape that has one.
+    let mut prev = None;
+    for e in chunk.expires.iter() {
+        let i = e.at.to_native() as usize;
+        let shape = chunk
+            .shape_of
+            .get(i)
+            .and_then(|s| shapes.get(usize::try_from(s).ok()?));
+        let ok =
+            i < count && prev.is_none_or(|p| p < i) && shape.is_some_and(|s| s.expires.is_some());
+        if !ok {
+            return Err("invalid expires list");
+        }
+        prev = Some(i);
+    }
+    Ok(shapes)
+}
+
 /// Checks the columns of a chunk (an archive rkyv validated) against its header's
 /// entry count `count`. Without `feed`, checks every entry too (lengths, text splits) and
 /// feeds none; with `feed` (the entries checked before, by `check` on these very bytes),
@@ -203,42 +243,11 @@ pub(crate) fn walk(
     mut f: impl FnMut(&str, &str, &CookieRecord, Option<i64>, i64),
 ) -> Result<(), &'static str> {
     let bad = |why: &'static str| why;
-    let columns = [
-        &chunk.shape_of,
-        &chunk.deadlines,
-        &chunk.sid_lens,
-        &chunk.data_lens,
-    ];
-    if !columns.iter().all(|c| c.holds(count)) {
-        return Err(bad("entry count mismatch"));
-    }
-    let shapes = chunk
-        .shapes
-        .iter()
-        .map(|s| {
-            let mut r = Reader(s.as_slice());
-            r.cookie()
-                .filter(|c| r.0.is_empty() && c.expires.is_none_or(|e| e == 0))
-        })
-        .collect::<Option<Vec<CookieRecord>>>()
-        .ok_or_else(|| bad("invalid cookie shape"))?;
+    let shapes = shapes(chunk, count)?;
     let shape_of = |i: usize| {
         let s = chunk.shape_of.get(i)?;
         shapes.get(usize::try_from(s).ok()?)
     };
-    // Entries with their own `expires`, in order, each on a shape that has one.
-    let mut prev = None;
-    for e in chunk.expires.iter() {
-        let i = e.at.to_native() as usize;
-        let ok = i < count
-            && prev.is_none_or(|p| p < i)
-            && shape_of(i).is_some_and(|s| s.expires.is_some());
-        if !ok {
-            return Err(bad("invalid expires list"));
-        }
-        prev = Some(i);
-    }
-
     let text = chunk.text.as_str();
     let entry = |i: usize,
                  pos: usize|
