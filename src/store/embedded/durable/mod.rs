@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::error::StoreError;
+use crate::error::{Corrupted, Corruption, OpenError, StoreError};
 use crate::record::Record;
 use crate::sync::{thread, AtomicU64, Ordering};
 
@@ -95,8 +95,8 @@ impl Durable {
         opts: DurableOptions,
         lock: bool,
         target: &impl recovery::Replay,
-    ) -> Result<(Durable, recovery::RecoveryReport), StoreError> {
-        storage.create_dir(dir)?;
+    ) -> Result<(Durable, recovery::RecoveryReport), OpenError> {
+        storage.create_dir(dir).map_err(OpenError::io_at(dir))?;
         let lock = if lock {
             Some(DirLock::acquire(dir)?)
         } else {
@@ -119,8 +119,9 @@ impl Durable {
         });
         let wal = Wal::open(storage.clone(), dir, opts.fsync, opts.segment_size, resume)?;
         let (syncer, preparer) = (
-            log_thread(&wal, "sessile-log-sync", Wal::run_syncer)?,
-            log_thread(&wal, "sessile-log-prep", Wal::run_preparer)?,
+            log_thread(&wal, "sessile-log-sync", Wal::run_syncer).map_err(OpenError::io_at(dir))?,
+            log_thread(&wal, "sessile-log-prep", Wal::run_preparer)
+                .map_err(OpenError::io_at(dir))?,
         );
         Ok((
             Durable {
@@ -165,7 +166,7 @@ impl Durable {
                 .storage
                 .read(&self.dir.join(&existing))
                 .ok()
-                .and_then(|b| snapshot::verify(&existing, b.bytes()).ok())
+                .and_then(|b| snapshot::verify(self.dir.join(&existing), b.bytes()).ok())
                 == Some(cut)
         {
             // Nothing was logged since this snapshot was taken, and it reads back valid (a
@@ -173,9 +174,7 @@ impl Durable {
             return Ok(cut);
         }
         // The cut's segments must be durable before the snapshot that relies on them.
-        self.wal
-            .sync_now()
-            .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))?;
+        self.wal.sync_now().map_err(StoreError::Poisoned)?;
         snapshot::write(&*self.storage, &self.dir, cut, collect())?;
         let name = snapshot::snapshot_name(cut);
         let path = self.dir.join(&name);
@@ -183,20 +182,29 @@ impl Durable {
             .storage
             .read(&path)
             .map_err(StoreError::from)
-            .and_then(|bytes| snapshot::verify(&name, bytes.bytes()));
+            .and_then(|bytes| snapshot::verify(&path, bytes.bytes()));
         match checked {
             Ok(seq) if seq == cut => {}
             bad => {
                 // Not trusted: the previous snapshot and the log from it stay.
                 let _ = self.storage.remove(&path);
                 let _ = self.storage.sync_dir(&self.dir);
-                let why = match bad {
-                    Err(e) => e.to_string(),
-                    Ok(seq) => format!("{name} reads back as cut {seq}"),
+                let kept = "the new snapshot did not read back valid, the previous one is kept";
+                let c = match bad {
+                    Err(StoreError::Corrupt(mut c)) => {
+                        c.reason = format!("{kept}: {}", c.reason);
+                        c
+                    }
+                    Err(e) => {
+                        Corruption::new(Corrupted::Snapshot, format!("{kept}: {e}")).at(&path, None)
+                    }
+                    Ok(seq) => Corruption::new(
+                        Corrupted::Snapshot,
+                        format!("{kept}: it reads back as cut {seq}"),
+                    )
+                    .at(&path, None),
                 };
-                return Err(StoreError::Corrupt(format!(
-                    "the new snapshot did not read back valid, the previous one is kept: {why}"
-                )));
+                return Err(StoreError::Corrupt(c));
             }
         }
         let mut older: Vec<u64> = self
@@ -246,7 +254,7 @@ impl Durable {
         self.wal
             .sync_now()
             .map(|_| ())
-            .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))
+            .map_err(StoreError::Poisoned)
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 use super::format::Op;
 use super::fs::Storage;
 use super::wal::{self, Resume};
-use crate::error::StoreError;
+use crate::error::OpenError;
 use crate::record::Data;
 
 mod replay;
@@ -111,12 +111,13 @@ pub(crate) fn recover(
     dir: &Path,
     salvage: bool,
     target: &impl Replay,
-) -> Result<(Resume, RecoveryReport), StoreError> {
-    let names = storage.list(dir)?;
+) -> Result<(Resume, RecoveryReport), OpenError> {
+    let names = storage.list(dir).map_err(OpenError::io_at(dir))?;
     remove_leftovers(storage, dir, &names)?;
     let mut scanned = replay::feed(target, |sink| {
         scan::scan(storage, dir, &names, salvage, sink)
-    })??;
+    })
+    .map_err(OpenError::io_at(dir))??;
     if let Some(problem) = scanned.problem.take() {
         tail::settle(storage, dir, &names, salvage, &mut scanned, problem)?;
     }
@@ -147,17 +148,18 @@ pub(crate) fn recover(
 }
 
 /// Removes the leftover temporary files (`*.tmp`) and the prepared segment never put in use.
-fn remove_leftovers(storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<(), StoreError> {
+fn remove_leftovers(storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<(), OpenError> {
     let mut removed = false;
     for n in names
         .iter()
         .filter(|n| n.ends_with(".tmp") || *n == wal::NEXT_SEGMENT)
     {
-        storage.remove(&dir.join(n))?;
+        let path = dir.join(n);
+        storage.remove(&path).map_err(OpenError::io_at(&path))?;
         removed = true;
     }
     if removed {
-        storage.sync_dir(dir)?;
+        storage.sync_dir(dir).map_err(OpenError::io_at(dir))?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::replay::Item;
 use super::RecoveryReport;
-use crate::error::StoreError;
+use crate::error::{Corrupted, Corruption, OpenError};
 use crate::store::embedded::durable::format::header::{self, FileKind, HeaderError};
 use crate::store::embedded::durable::format::{self, Decoded, Op};
 use crate::store::embedded::durable::fs::Storage;
@@ -44,6 +44,8 @@ pub(super) struct Problem {
     pub(super) segment: Option<u64>,
     /// The offset to cut at.
     pub(super) offset: usize,
+    /// What is wrong.
+    pub(super) reason: String,
     /// What is wrong, naming the segment and the offset.
     pub(super) why: String,
 }
@@ -56,7 +58,7 @@ pub(super) fn scan(
     names: &[String],
     salvage: bool,
     sink: &mut dyn FnMut(Item),
-) -> Result<Scan, StoreError> {
+) -> Result<Scan, OpenError> {
     let mut report = RecoveryReport::default();
     let base = load_snapshot(storage, dir, names, salvage, sink, &mut report)?;
     let mut segments: Vec<u64> = names
@@ -105,7 +107,7 @@ fn load_snapshot(
     salvage: bool,
     sink: &mut dyn FnMut(Item),
     report: &mut RecoveryReport,
-) -> Result<u64, StoreError> {
+) -> Result<u64, OpenError> {
     let mut snaps: Vec<u64> = names
         .iter()
         .filter_map(|n| snapshot::parse_snapshot_name(n))
@@ -113,7 +115,8 @@ fn load_snapshot(
     snaps.sort_unstable_by(|a, b| b.cmp(a));
     for seq in &snaps {
         let name = snapshot::snapshot_name(*seq);
-        let bytes = storage.read(&dir.join(&name))?;
+        let path = dir.join(&name);
+        let bytes = storage.read(&path).map_err(OpenError::io_at(&path))?;
         // The cut is checked first: nothing is fed from a snapshot that is not used.
         if let Some(cut) = snapshot::header_cut(bytes.bytes()).filter(|c| c != seq) {
             report
@@ -123,7 +126,7 @@ fn load_snapshot(
         }
         let sink = std::cell::RefCell::new(&mut *sink);
         let loaded = snapshot::load_counted(
-            &name,
+            &path,
             bytes.bytes(),
             |sessions| {
                 (sink.borrow_mut())(Item::Expect {
@@ -152,11 +155,13 @@ fn load_snapshot(
         .filter_map(|n| wal::parse_segment_name(n))
         .min();
     if !snaps.is_empty() && !salvage && earliest != Some(1) {
-        return Err(StoreError::Corrupt(format!(
-            "no valid snapshot in {} and the log does not start at the first record: {}",
-            dir.display(),
+        let why = format!(
+            "no valid snapshot, and the log does not start at the first record: {}",
             report.skipped_snapshots.join("; ")
-        )));
+        );
+        return Err(OpenError::Corrupt(
+            Corruption::new(Corrupted::Log, why).at(dir, None),
+        ));
     }
     Ok(0)
 }
@@ -183,22 +188,18 @@ type Damage = (Option<u64>, usize, String);
 impl Log<'_> {
     /// Reads the segments `live` in order, feeding every record from `expected` on, up to the
     /// first problem.
-    fn read(
-        &mut self,
-        storage: &dyn Storage,
-        dir: &Path,
-        live: &[u64],
-    ) -> Result<Read, StoreError> {
+    fn read(&mut self, storage: &dyn Storage, dir: &Path, live: &[u64]) -> Result<Read, OpenError> {
         let mut tail = None;
         let mut kept = Vec::new();
         for (i, &first) in live.iter().enumerate() {
             let name = wal::segment_name(first);
-            let bytes = storage.read(&dir.join(&name))?;
+            let path = dir.join(&name);
+            let bytes = storage.read(&path).map_err(OpenError::io_at(&path))?;
             let b = bytes.bytes();
-            let at = match self.segment(&name, first, b, live.len() - i)? {
+            let at = match self.segment(&path, first, b, live.len() - i)? {
                 Ok(at) => at,
-                Err((segment, offset, why)) => {
-                    let why = format!("log segment {name} at offset {offset}: {why}");
+                Err((segment, offset, reason)) => {
+                    let why = format!("log segment {name} at offset {offset}: {reason}");
                     let index = i;
                     return Ok((
                         tail,
@@ -207,6 +208,7 @@ impl Log<'_> {
                             index,
                             segment,
                             offset,
+                            reason,
                             why,
                         }),
                     ));
@@ -224,18 +226,18 @@ impl Log<'_> {
     /// version is an error.
     fn segment(
         &mut self,
-        name: &str,
+        path: &Path,
         first: u64,
         b: &[u8],
         segments_left: usize,
-    ) -> Result<Result<usize, Damage>, StoreError> {
+    ) -> Result<Result<usize, Damage>, OpenError> {
         let header = header::parse(FileKind::Segment, b);
         if let Err(HeaderError::Version(v)) = header {
-            return Err(StoreError::Corrupt(format!(
-                "log segment {name} has format version {v}; this version of sessile reads \
-                 version {}",
-                FileKind::Segment.version()
-            )));
+            return Err(OpenError::Version {
+                file: path.to_owned(),
+                version: v,
+                supported: FileKind::Segment.version(),
+            });
         }
         if header != Ok(first) {
             return Ok(Err((None, 0, "invalid segment header".into())));
@@ -303,10 +305,11 @@ impl Log<'_> {
         dir: &Path,
         live: &[u64],
         problem: &Problem,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), OpenError> {
         let mut last = self.expected - 1;
         for (k, &first) in live.iter().enumerate().skip(problem.index) {
-            let bytes = storage.read(&dir.join(wal::segment_name(first)))?;
+            let path = dir.join(wal::segment_name(first));
+            let bytes = storage.read(&path).map_err(OpenError::io_at(&path))?;
             let from = if k == problem.index {
                 problem.offset.max(SEGMENT_HEADER)
             } else {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::scan::{resync, used_end, vouches_for, Problem, Scan};
 use super::RecoveryReport;
-use crate::error::StoreError;
+use crate::error::{Corrupted, Corruption, OpenError};
 use crate::store::embedded::durable::fs::Storage;
 use crate::store::embedded::durable::wal::{self, SEGMENT_HEADER};
 
@@ -23,11 +23,12 @@ pub(super) fn settle(
     salvage: bool,
     scanned: &mut Scan,
     problem: Problem,
-) -> Result<(), StoreError> {
+) -> Result<(), OpenError> {
     let Problem {
         index: i,
         segment: cut_segment,
         offset: off,
+        reason,
         why,
     } = problem;
     let (live, expected) = (&scanned.live, scanned.expected);
@@ -38,7 +39,8 @@ pub(super) fn settle(
         if vouched {
             break;
         }
-        let bytes = storage.read(&dir.join(wal::segment_name(first)))?;
+        let path = dir.join(wal::segment_name(first));
+        let bytes = storage.read(&path).map_err(OpenError::io_at(&path))?;
         let from = if k == i && cut_segment.is_some() {
             off + 1
         } else {
@@ -48,10 +50,15 @@ pub(super) fn settle(
     }
     if vouched {
         if !salvage {
-            return Err(StoreError::Corrupt(format!(
-                "{why}, and later records say it was synced: the log is corrupt \
+            let why = format!(
+                "{reason}, and later records say it was synced: the log is corrupt \
                  (open with salvage to keep the intact records)"
-            )));
+            );
+            let file = dir.join(wal::segment_name(live[i]));
+            let at = Some(off as u64);
+            return Err(OpenError::Corrupt(
+                Corruption::new(Corrupted::LogSegment, why).at(file, at),
+            ));
         }
         set_aside(storage, dir, &live[i..], report)?;
         scanned.tail = None;
@@ -66,19 +73,23 @@ pub(super) fn settle(
         .collect();
     let zero_from = cut_tail(storage, dir, names, &cuts, expected, report)?;
     for &first in &live[later..] {
-        storage.remove(&dir.join(wal::segment_name(first)))?;
+        let path = dir.join(wal::segment_name(first));
+        storage.remove(&path).map_err(OpenError::io_at(&path))?;
     }
     if let Some(first) = cut_segment {
         if let Some(end) = zero_from {
             let path = dir.join(wal::segment_name(first));
-            let map = storage.open_segment(&path)?;
-            map.write(off, &vec![0u8; end - off])?;
-            map.sync(off, end)?;
+            let map = storage
+                .open_segment(&path)
+                .map_err(OpenError::io_at(&path))?;
+            map.write(off, &vec![0u8; end - off])
+                .and_then(|()| map.sync(off, end))
+                .map_err(OpenError::io_at(&path))?;
         }
         scanned.kept.push(first);
         scanned.tail = Some((first, off));
     }
-    storage.sync_dir(dir)?;
+    storage.sync_dir(dir).map_err(OpenError::io_at(dir))?;
     Ok(())
 }
 
@@ -107,12 +118,13 @@ fn cut_tail(
     cuts: &[(u64, usize)],
     expected: u64,
     report: &mut RecoveryReport,
-) -> Result<Option<usize>, StoreError> {
+) -> Result<Option<usize>, OpenError> {
     let mut last = expected - 1;
     let mut first_end = None;
     for (k, &(first, off)) in cuts.iter().enumerate() {
         let name = wal::segment_name(first);
-        let bytes = storage.read(&dir.join(&name))?;
+        let path = dir.join(&name);
+        let bytes = storage.read(&path).map_err(OpenError::io_at(&path))?;
         let b = bytes.bytes();
         let end = used_end(b);
         let body = if off == 0 { SEGMENT_HEADER } else { off };
@@ -126,11 +138,12 @@ fn cut_tail(
         let tmp = dir.join(format!("{aside}.tmp"));
         // Nothing is cut until its bytes are kept: failing here fails the open, and the
         // next one finds the tail as it was.
-        let keep = |e: std::io::Error| {
-            StoreError::Io(std::io::Error::new(
+        let keep = |e: std::io::Error| OpenError::Io {
+            path: tmp.clone(),
+            source: std::io::Error::new(
                 e.kind(),
                 format!("keeping the torn tail of {name} aside as {aside}: {e}"),
-            ))
+            ),
         };
         let mut f = storage.create_file(&tmp).map_err(keep)?;
         f.write_all(&b[off..end]).map_err(keep)?;
@@ -146,7 +159,7 @@ fn cut_tail(
         report.torn_files.push(dir.join(aside));
     }
     if !report.torn_files.is_empty() {
-        storage.sync_dir(dir)?;
+        storage.sync_dir(dir).map_err(OpenError::io_at(dir))?;
     }
     Ok(first_end)
 }
@@ -157,13 +170,16 @@ fn set_aside(
     dir: &Path,
     segments: &[u64],
     report: &mut RecoveryReport,
-) -> Result<(), StoreError> {
+) -> Result<(), OpenError> {
     for &s in segments {
         let name = wal::segment_name(s);
         let aside = format!("{name}.corrupt");
-        storage.rename(&dir.join(&name), &dir.join(&aside))?;
+        let path = dir.join(&name);
+        storage
+            .rename(&path, &dir.join(&aside))
+            .map_err(OpenError::io_at(&path))?;
         report.salvaged.push(dir.join(aside));
     }
-    storage.sync_dir(dir)?;
+    storage.sync_dir(dir).map_err(OpenError::io_at(dir))?;
     Ok(())
 }

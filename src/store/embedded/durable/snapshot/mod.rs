@@ -15,7 +15,7 @@ use rkyv::util::AlignedVec;
 use super::format::columns::{self, ArchivedSnapChunk, Batch};
 use super::format::header::{self, FileKind, HeaderError};
 use super::fs::{NewFile, Storage};
-use crate::error::StoreError;
+use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{CookieRecord, Data, Record};
 
 pub(crate) use columns::{arbitrary_chunk, CHUNK};
@@ -96,7 +96,7 @@ fn write_tmp(
             return Ok::<(), StoreError>(());
         }
         let bytes = columns::encode(&batch.take())
-            .map_err(|e| StoreError::Corrupt(format!("encoding snapshot: {e}")))?;
+            .map_err(|e| corrupt(tmp, 0, format!("encoding a chunk: {e}")))?;
         f.write_all(&chunk_header(&bytes, entries))?;
         f.write_all(&bytes)?;
         f.write_all(&[0u8; 16][..pad16(bytes.len())])?;
@@ -129,8 +129,11 @@ pub(crate) fn frame(seq: u64, chunks: &[(u32, &[u8])]) -> Vec<u8> {
     out
 }
 
-fn corrupt(what: &str, offset: usize, why: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("snapshot {what} at offset {offset}: {why}"))
+/// The snapshot `what` is corrupt at `offset`, for `why`.
+fn corrupt(what: &Path, offset: usize, why: impl std::fmt::Display) -> StoreError {
+    Corruption::new(Corrupted::Snapshot, why.to_string())
+        .at(what, Some(offset as u64))
+        .into()
 }
 
 /// The cut a snapshot's header names, if the header is valid.
@@ -140,14 +143,14 @@ pub(crate) fn header_cut(bytes: &[u8]) -> Option<u64> {
 
 /// Checks a snapshot's bytes as [`load`] does, without reading the entries out: returns the
 /// cut sequence number.
-pub(crate) fn verify(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
-    check(what, bytes).map(|(seq, _)| seq)
+pub(crate) fn verify(what: impl AsRef<Path>, bytes: &[u8]) -> Result<u64, StoreError> {
+    check(what.as_ref(), bytes).map(|(seq, _)| seq)
 }
 
 /// Loads a snapshot's bytes: returns the cut sequence number, feeding every entry to `each`.
 /// Nothing is fed unless the whole file checks out.
 pub(crate) fn load(
-    what: &str,
+    what: impl AsRef<Path>,
     bytes: &[u8],
     each: impl FnMut(String, Record, i64),
 ) -> Result<u64, StoreError> {
@@ -158,11 +161,12 @@ pub(crate) fn load(
 /// counts, each checked against its archive) once the whole file checked out and before the
 /// first entry.
 pub(crate) fn load_counted(
-    what: &str,
+    what: impl AsRef<Path>,
     bytes: &[u8],
     count: impl FnOnce(usize),
     mut each: impl FnMut(String, Record, i64),
 ) -> Result<u64, StoreError> {
+    let what = what.as_ref();
     let (seq, chunks) = check(what, bytes)?;
     count(chunks.iter().map(|c| c.count).sum());
     let mut copy = AlignedVec::<16>::new();
@@ -211,7 +215,7 @@ struct Checked<'a> {
 /// archive is read in place when `body` is 16-byte aligned, as it is in a mapped file (every
 /// archive starts at a multiple of 16 from the file's start); otherwise on an aligned copy.
 fn with_archive<R>(
-    what: &str,
+    what: &Path,
     at: usize,
     body: &[u8],
     copy: &mut AlignedVec<16>,
@@ -231,7 +235,7 @@ fn with_archive<R>(
 
 /// Checks the header, every chunk (checksum, archive, columns) and the footer; returns the
 /// cut and the chunks.
-fn check<'a>(what: &str, bytes: &'a [u8]) -> Result<(u64, Vec<Checked<'a>>), StoreError> {
+fn check<'a>(what: &Path, bytes: &'a [u8]) -> Result<(u64, Vec<Checked<'a>>), StoreError> {
     let seq = header::parse(FileKind::Snapshot, bytes).map_err(|e| {
         let why = match e {
             HeaderError::Truncated => "truncated header".to_owned(),
@@ -270,7 +274,7 @@ fn word(tag: &[u8], at: usize) -> u32 {
 
 /// Checks the footer at `at`, after `chunks` chunks: its checksum, its count, and that it ends
 /// the file.
-fn check_footer(what: &str, bytes: &[u8], at: usize, chunks: usize) -> Result<(), StoreError> {
+fn check_footer(what: &Path, bytes: &[u8], at: usize, chunks: usize) -> Result<(), StoreError> {
     let tag = &bytes[at..at + 16];
     if crc32c::crc32c(&tag[..8]) != word(tag, 8) || word(tag, 4) as usize != chunks {
         return Err(corrupt(what, at, "bad footer"));
@@ -283,7 +287,7 @@ fn check_footer(what: &str, bytes: &[u8], at: usize, chunks: usize) -> Result<()
 
 /// Checks the chunk whose header is at `at`: its tag, count, checksum, archive and columns.
 fn check_chunk<'a>(
-    what: &str,
+    what: &Path,
     bytes: &'a [u8],
     at: usize,
     copy: &mut AlignedVec<16>,

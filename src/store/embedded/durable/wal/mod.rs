@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::format::{self, OpRef};
 use super::fs::{DirHandle, SegmentMap, Storage};
-use crate::error::StoreError;
+use crate::error::{OpenError, Poison, PoisonCause, StoreError};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 
 mod segment;
@@ -105,7 +105,7 @@ pub(crate) struct Wal {
     /// The directory, held open (see [`DirHandle`]).
     dir_handle: Box<dyn DirHandle>,
     /// Why every write is refused, in full: a failed sync, or the directory gone.
-    poisoned: Mutex<Option<Arc<str>>>,
+    poisoned: Mutex<Option<Poison>>,
     is_poisoned: AtomicBool,
     waiters: Mutex<Waiters>,
     wake: Condvar,
@@ -131,18 +131,16 @@ impl Wal {
         policy: FsyncPolicy,
         segment_size: usize,
         resume: Resume,
-    ) -> Result<Arc<Wal>, StoreError> {
+    ) -> Result<Arc<Wal>, OpenError> {
         let mut segments = resume.segments;
-        let dir_handle = storage.open_dir(dir).map_err(|e| {
-            StoreError::Io(std::io::Error::new(
-                e.kind(),
-                format!("opening the session directory {}: {e}", dir.display()),
-            ))
-        })?;
+        let dir_handle = storage.open_dir(dir).map_err(OpenError::io_at(dir))?;
         let active = match resume.tail {
             Some((first_seq, pos)) => {
-                let map: Arc<dyn SegmentMap> =
-                    Arc::from(storage.open_segment(&dir.join(segment_name(first_seq)))?);
+                let path = dir.join(segment_name(first_seq));
+                let map = storage
+                    .open_segment(&path)
+                    .map_err(OpenError::io_at(&path))?;
+                let map: Arc<dyn SegmentMap> = Arc::from(map);
                 Active {
                     map,
                     pos,
@@ -151,8 +149,10 @@ impl Wal {
             }
             None => {
                 let first_seq = resume.seq + 1;
-                let map = new_segment(&*storage, dir, first_seq, segment_size, PAGE, true)?;
-                dir_handle.sync()?;
+                let path = dir.join(segment_name(first_seq));
+                let map = new_segment(&*storage, dir, first_seq, segment_size, PAGE, true)
+                    .map_err(OpenError::io_at(&path))?;
+                dir_handle.sync().map_err(OpenError::io_at(dir))?;
                 segments.push(first_seq);
                 Active {
                     map,
@@ -190,16 +190,13 @@ impl Wal {
         }))
     }
 
+    /// Why every write is refused, once the log is poisoned.
     fn poison_error(&self) -> Option<StoreError> {
         if !self.is_poisoned.load(Ordering::Acquire) {
             return None;
         }
-        let why = self
-            .poisoned
-            .lock()
-            .clone()
-            .unwrap_or_else(|| Arc::from("session log refuses writes"));
-        Some(StoreError::Io(std::io::Error::other(why.to_string())))
+        // Set before the flag, under the lock.
+        self.poisoned.lock().clone().map(StoreError::Poisoned)
     }
 
     /// Checks that the directory is still there; once it is not, refuses every write.
@@ -210,16 +207,13 @@ impl Wal {
         let Err(e) = self.dir_handle.check() else {
             return Ok(());
         };
-        let why: Arc<str> = Arc::from(format!(
-            "the session directory {} was deleted or replaced while the store was running \
-             ({e}): writes are refused, as they would be lost at restart; restart the store",
-            self.dir.display()
-        ));
+        let why = Poison {
+            cause: PoisonCause::DirectoryGone,
+            dir: self.dir.clone(),
+            reason: e.to_string(),
+        };
         self.halt(why.clone());
-        Err(StoreError::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            why.to_string(),
-        )))
+        Err(StoreError::Poisoned(why))
     }
 
     /// Appends one record and returns its sequence number. When this returns `Ok`, the record
@@ -280,15 +274,18 @@ impl Wal {
 
     /// Poisons the log with the failed sync `e`: every later write and sync fails. Returns
     /// the error for the writers whose records the sync was to cover.
-    fn poison(&self, e: std::io::Error) -> Arc<str> {
-        self.halt(Arc::from(format!(
-            "session log is poisoned by an earlier fsync failure, writes are refused: {e}"
-        )));
-        Arc::from(format!("session log fsync failed: {e}"))
+    fn poison(&self, e: std::io::Error) -> Poison {
+        let why = Poison {
+            cause: PoisonCause::SyncFailed,
+            dir: self.dir.clone(),
+            reason: e.to_string(),
+        };
+        self.halt(why.clone());
+        why
     }
 
-    /// Refuses every later write and sync, for the reason `why` (given in full).
-    fn halt(&self, why: Arc<str>) {
+    /// Refuses every later write and sync, for the reason `why` (the first one is kept).
+    fn halt(&self, why: Poison) {
         let mut p = self.poisoned.lock();
         if p.is_none() {
             *p = Some(why);

@@ -137,7 +137,7 @@ impl Wal {
             }
             Err(e) => {
                 let _ = self.storage.rename(&moved, &path);
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -259,13 +259,13 @@ pub(super) fn new_segment(
     size: usize,
     need: usize,
     sync: bool,
-) -> Result<Arc<dyn SegmentMap>, StoreError> {
+) -> std::io::Result<Arc<dyn SegmentMap>> {
     let path = dir.join(segment_name(first_seq));
     let map = create_sized(storage, dir, &path, size, need).map_err(|e| {
-        StoreError::Io(std::io::Error::new(
+        std::io::Error::new(
             e.kind(),
             format!("allocating log segment {}: {e}", path.display()),
-        ))
+        )
     })?;
     let header = map.write(0, &segment_header(first_seq)).and_then(|()| {
         if sync {
@@ -277,7 +277,7 @@ pub(super) fn new_segment(
     if let Err(e) = header {
         drop(map);
         let _ = storage.remove(&path);
-        return Err(e.into());
+        return Err(e);
     }
     Ok(Arc::from(map))
 }

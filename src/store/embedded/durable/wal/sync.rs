@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::{Sealed, Wal};
-use crate::error::StoreError;
+use crate::error::{Poison, StoreError};
 use crate::sync::Ordering;
 
 /// When the log is made durable against power failure, as Redis names it. Under every
@@ -35,9 +35,9 @@ pub enum FsyncPolicy {
 const DIR_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Tells a writer waiting under `Always` that its record is synced, or why it is not.
-pub(super) type Ack = oneshot::Sender<Result<(), Arc<str>>>;
+pub(super) type Ack = oneshot::Sender<Result<(), Poison>>;
 /// The writer's end of an [`Ack`].
-pub(crate) type AckWait = oneshot::Receiver<Result<(), Arc<str>>>;
+pub(crate) type AckWait = oneshot::Receiver<Result<(), Poison>>;
 
 impl Wal {
     /// Waits until the record `seq` is durable under `Always`; returns at once otherwise.
@@ -50,7 +50,7 @@ impl Wal {
         };
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(StoreError::Io(std::io::Error::other(why.to_string()))),
+            Ok(Err(why)) => Err(StoreError::Poisoned(why)),
             Err(_) => Err(StoreError::Io(std::io::Error::other(
                 "session log closed before the write was synced",
             ))),
@@ -93,7 +93,7 @@ impl Wal {
 
     /// Syncs everything appended so far. Returns the durable sequence number.
     /// Sealed segments are truncated to their used length once synced.
-    pub(crate) fn sync_now(&self) -> Result<u64, Arc<str>> {
+    pub(crate) fn sync_now(&self) -> Result<u64, Poison> {
         let _one_at_a_time = self.syncing.lock();
         if let Some(why) = self.poisoned.lock().clone() {
             return Err(why);
