@@ -7,7 +7,7 @@ use std::sync::mpsc;
 
 use serde_json::{Map, Value};
 
-use super::Replay;
+use super::report::Replay;
 use crate::record::{CookieRecord, Data, Record};
 use crate::store::embedded::durable::format::Op;
 use crate::sync::thread;

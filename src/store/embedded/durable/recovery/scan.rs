@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::replay::Item;
-use super::RecoveryReport;
+use super::report::RecoveryReport;
 use crate::error::{Corrupted, Corruption, OpenError};
 use crate::store::embedded::durable::format::header::{self, FileKind, HeaderError};
 use crate::store::embedded::durable::format::{self, Decoded, Op};

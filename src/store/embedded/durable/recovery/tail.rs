@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use super::report::RecoveryReport;
 use super::scan::{resync, used_end, vouches_for, Problem, Scan};
-use super::RecoveryReport;
 use crate::error::{Corrupted, Corruption, OpenError};
 use crate::store::embedded::durable::fs::Storage;
 use crate::store::embedded::durable::wal::{self, SEGMENT_HEADER};

@@ -16,23 +16,27 @@
 //! sync thread: once it is deleted (or its path leads to another directory), every write is
 //! refused, as it would be lost at restart.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::format::{self, OpRef};
-use super::fs::{DirHandle, SegmentMap, Storage};
+use super::fs::{SegmentMap, Storage};
 use crate::error::{OpenError, Poison, PoisonCause, StoreError};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 
+mod files;
+mod policy;
 mod segment;
+mod state;
 mod sync;
 
 #[cfg(test)]
-pub(crate) use segment::segment_header;
-use segment::{new_segment, PAGE};
-pub(crate) use segment::{parse_segment_name, segment_name, NEXT_SEGMENT, SEGMENT_HEADER};
-use sync::Ack;
-pub use sync::FsyncPolicy;
+pub(crate) use files::segment_header;
+use files::{new_segment, PAGE};
+pub(crate) use files::{parse_segment_name, segment_name, NEXT_SEGMENT, SEGMENT_HEADER};
+pub use policy::FsyncPolicy;
+use state::{Active, Next, State, Waiters};
+pub(crate) use state::{Resume, Wal};
 
 std::thread_local! {
     /// Each writing thread's buffer for the record it is about to append.
@@ -42,86 +46,6 @@ std::thread_local! {
 /// A thread's record buffer is kept for its next record up to this capacity (a rare huge
 /// session does not pin its memory to the thread).
 const SCRATCH_KEPT: usize = 64 << 10;
-
-struct Active {
-    map: Arc<dyn SegmentMap>,
-    pos: usize,
-    synced_pos: usize,
-}
-
-/// A full segment whose tail may not be synced yet.
-struct Sealed {
-    map: Arc<dyn SegmentMap>,
-    from: usize,
-    to: usize,
-}
-
-/// The next segment, prepared off the write path.
-enum Next {
-    /// Not asked for yet (no write since the last rotation or since the log was opened).
-    Idle,
-    /// Asked for; the preparing thread (or a snapshot's cut) will prepare it.
-    Wanted,
-    /// Being prepared, outside the log's mutex.
-    Preparing,
-    /// Allocated, header synced, pages faulted in: the next rotation swaps it in.
-    Ready(Arc<dyn SegmentMap>),
-    /// Preparing failed (a full disk, an I/O error): the next rotation creates its segment
-    /// itself and reports any error to the writer; preparing is asked for again after it.
-    Failed,
-}
-
-struct State {
-    /// The last sequence number assigned.
-    seq: u64,
-    active: Active,
-    next: Next,
-    unsynced: Vec<Sealed>,
-    /// First sequence numbers of every segment file, oldest first (the active one last).
-    segments: Vec<u64>,
-    bytes_since_cut: u64,
-    /// A segment was created since the last sync: the directory must be synced too.
-    dir_dirty: bool,
-}
-
-struct Waiters {
-    list: Vec<(u64, Ack)>,
-    shutdown: bool,
-    /// A segment should be prepared (see [`Next::Wanted`]).
-    prepare: bool,
-}
-
-/// The log.
-pub(crate) struct Wal {
-    storage: Arc<dyn Storage>,
-    dir: PathBuf,
-    policy: FsyncPolicy,
-    segment_size: usize,
-    state: Mutex<State>,
-    synced_seq: AtomicU64,
-    /// Held through a whole sync, so that no sync reports records that another, still
-    /// running, has taken to sync.
-    syncing: Mutex<()>,
-    /// The directory, held open (see [`DirHandle`]).
-    dir_handle: Box<dyn DirHandle>,
-    /// Why every write is refused, in full: a failed sync, or the directory gone.
-    poisoned: Mutex<Option<Poison>>,
-    is_poisoned: AtomicBool,
-    waiters: Mutex<Waiters>,
-    wake: Condvar,
-    /// Wakes the preparing thread.
-    prep_wake: Condvar,
-}
-
-/// Where the log continues after recovery.
-pub(crate) struct Resume {
-    /// The last sequence number in the log (or in the snapshot, if later).
-    pub(crate) seq: u64,
-    /// The segment to append to and the offset after its last good record, if any.
-    pub(crate) tail: Option<(u64, usize)>,
-    /// First sequence numbers of the existing segments, oldest first.
-    pub(crate) segments: Vec<u64>,
-}
 
 impl Wal {
     /// Opens the log for appending after recovery.

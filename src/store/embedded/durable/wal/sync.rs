@@ -8,36 +8,13 @@
 //! a sync through the map would interrupt the writers' CPUs once per page.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{Sealed, Wal};
+use super::policy::{AckWait, FsyncPolicy, DIR_CHECK_EVERY};
+use super::state::{Sealed, Wal};
 use crate::error::{Poison, StoreError};
 use crate::sync::Ordering;
-
-/// When the log is made durable against power failure, as Redis names it. Under every
-/// policy a write is acknowledged only once its record is in the mapped log, so killing the
-/// process loses nothing acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FsyncPolicy {
-    /// A write is acknowledged after the fdatasync that covers it; concurrent writers share
-    /// one sync (group commit).
-    Always,
-    /// The log is synced about once a second: a power failure loses at most about a second.
-    #[default]
-    EverySec,
-    /// The operating system decides when to write back; a clean shutdown still syncs.
-    Never,
-}
-
-/// How often the sync thread checks that the directory is still there.
-const DIR_CHECK_EVERY: Duration = Duration::from_secs(1);
-
-/// Tells a writer waiting under `Always` that its record is synced, or why it is not.
-pub(super) type Ack = oneshot::Sender<Result<(), Poison>>;
-/// The writer's end of an [`Ack`].
-pub(crate) type AckWait = oneshot::Receiver<Result<(), Poison>>;
 
 impl Wal {
     /// Waits until the record `seq` is durable under `Always`; returns at once otherwise.
