@@ -124,6 +124,7 @@ impl Corruption {
     }
 
     /// The same, as the value of the Redis key `key`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn with_key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());
         self

@@ -176,37 +176,7 @@ impl Durable {
         // The cut's segments must be durable before the snapshot that relies on them.
         self.wal.sync_now().map_err(StoreError::Poisoned)?;
         snapshot::write(&*self.storage, &self.dir, cut, collect())?;
-        let name = snapshot::snapshot_name(cut);
-        let path = self.dir.join(&name);
-        let checked = self
-            .storage
-            .read(&path)
-            .map_err(StoreError::from)
-            .and_then(|bytes| snapshot::verify(&path, bytes.bytes()));
-        match checked {
-            Ok(seq) if seq == cut => {}
-            bad => {
-                // Not trusted: the previous snapshot and the log from it stay.
-                let _ = self.storage.remove(&path);
-                let _ = self.storage.sync_dir(&self.dir);
-                let kept = "the new snapshot did not read back valid, the previous one is kept";
-                let c = match bad {
-                    Err(StoreError::Corrupt(mut c)) => {
-                        c.reason = format!("{kept}: {}", c.reason);
-                        c
-                    }
-                    Err(e) => {
-                        Corruption::new(Corrupted::Snapshot, format!("{kept}: {e}")).at(&path, None)
-                    }
-                    Ok(seq) => Corruption::new(
-                        Corrupted::Snapshot,
-                        format!("{kept}: it reads back as cut {seq}"),
-                    )
-                    .at(&path, None),
-                };
-                return Err(StoreError::Corrupt(c));
-            }
-        }
+        self.read_back(cut)?;
         let mut older: Vec<u64> = self
             .storage
             .list(&self.dir)?
@@ -231,6 +201,35 @@ impl Durable {
             self.wal.remove_segments_through(previous)?;
         }
         Ok(cut)
+    }
+
+    /// Reads the snapshot just written for `cut` back and checks it whole; one that does not
+    /// check out is removed (the previous snapshot and the log from it stay) and reported.
+    fn read_back(&self, cut: u64) -> Result<(), StoreError> {
+        let path = self.dir.join(snapshot::snapshot_name(cut));
+        let checked = self
+            .storage
+            .read(&path)
+            .map_err(StoreError::from)
+            .and_then(|bytes| snapshot::verify(&path, bytes.bytes()));
+        let kept = "the new snapshot did not read back valid, the previous one is kept";
+        let c = match checked {
+            Ok(seq) if seq == cut => return Ok(()),
+            Err(StoreError::Corrupt(mut c)) => {
+                c.reason = format!("{kept}: {}", c.reason);
+                c
+            }
+            Err(e) => Corruption::new(Corrupted::Snapshot, format!("{kept}: {e}")).at(&path, None),
+            Ok(seq) => Corruption::new(
+                Corrupted::Snapshot,
+                format!("{kept}: it reads back as cut {seq}"),
+            )
+            .at(&path, None),
+        };
+        // Not trusted: the previous snapshot and the log from it stay.
+        let _ = self.storage.remove(&path);
+        let _ = self.storage.sync_dir(&self.dir);
+        Err(StoreError::Corrupt(c))
     }
 
     /// Log bytes written since the newest snapshot, by this process and (until its first
