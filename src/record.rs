@@ -19,7 +19,17 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::clock;
-use crate::error::StoreError;
+use crate::error::{Corrupted, Corruption, StoreError};
+
+/// A session record that does not read, for `why`.
+fn corrupt_record(why: impl std::fmt::Display) -> StoreError {
+    Corruption::new(Corrupted::SessionRecord, why.to_string()).into()
+}
+
+/// A session's data that does not read, for `why`.
+fn corrupt_data(why: impl std::fmt::Display) -> StoreError {
+    Corruption::new(Corrupted::SessionData, why.to_string()).into()
+}
 
 mod members;
 
@@ -153,6 +163,23 @@ impl Default for CookieRecord {
             partitioned: None,
             priority: None,
         }
+    }
+}
+
+impl CookieRecord {
+    /// Whether two cookies differ at most in the value of `expires` (whether it is set
+    /// counts): the same "shape", as the embedded store keeps cookies in memory and in
+    /// snapshots.
+    pub(crate) fn same_shape(&self, other: &CookieRecord) -> bool {
+        self.expires.is_some() == other.expires.is_some()
+            && self.original_max_age == other.original_max_age
+            && self.secure == other.secure
+            && self.http_only == other.http_only
+            && self.domain == other.domain
+            && self.path == other.path
+            && self.same_site == other.same_site
+            && self.partitioned == other.partitioned
+            && self.priority == other.priority
     }
 }
 
@@ -391,8 +418,7 @@ impl Data {
     /// # Ok::<(), sessile::StoreError>(())
     /// ```
     pub fn from_json_text(text: &str) -> Result<Self, StoreError> {
-        let members =
-            members(text).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+        let members = members(text).map_err(corrupt_data)?;
         if members.iter().any(|m| m.is("cookie")) {
             return Ok(Data(Arc::from(object_text(
                 members
@@ -419,13 +445,13 @@ impl Data {
         let parsed = self.parse()?;
         match parsed.opaque.first() {
             None => Ok(parsed.values),
-            Some(o) => Err(StoreError::Corrupt(format!("session data: {o}"))),
+            Some(o) => Err(corrupt_data(o)),
         }
     }
 
     /// Parses the fields, keeping those that cannot be decoded as their text.
     pub(crate) fn parse(&self) -> Result<Parsed, StoreError> {
-        Parsed::parse(&self.0).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+        Parsed::parse(&self.0).map_err(corrupt_data)
     }
 
     /// The fields of `parsed` (the opaque ones as they were written).
@@ -566,8 +592,7 @@ impl Record {
     /// # Ok::<(), sessile::StoreError>(())
     /// ```
     pub fn from_json(text: &str) -> Result<Self, StoreError> {
-        let corrupt = |e: String| StoreError::Corrupt(format!("session record: {e}"));
-        let members = members(text).map_err(|e| corrupt(e.to_string()))?;
+        let members = members(text).map_err(corrupt_record)?;
         let mut cookie = None;
         let mut has_cookie = false;
         for m in &members {
@@ -583,7 +608,7 @@ impl Record {
                 .map(|m| (m.key.get(), m.value.get())),
         );
         let cookie = match cookie {
-            Some(raw) => CookieRecord::from_raw(raw).map_err(corrupt)?,
+            Some(raw) => CookieRecord::from_raw(raw).map_err(corrupt_record)?,
             None => CookieRecord::default(),
         };
         Ok(Record {
@@ -595,8 +620,7 @@ impl Record {
     /// Splits an express-shaped object into cookie and data.
     pub fn from_map(map: &mut Map<String, Value>) -> Result<Self, StoreError> {
         let cookie = match map.shift_remove("cookie") {
-            Some(v) => CookieRecord::from_json(&v)
-                .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?,
+            Some(v) => CookieRecord::from_json(&v).map_err(corrupt_record)?,
             None => CookieRecord::default(),
         };
         Ok(Record {
@@ -685,8 +709,7 @@ impl Changes {
         if self.fields.is_empty() {
             return Ok(data.clone());
         }
-        let text = members::apply(data.as_str(), &self.fields)
-            .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+        let text = members::apply(data.as_str(), &self.fields).map_err(corrupt_data)?;
         Ok(Data(Arc::from(text)))
     }
 }

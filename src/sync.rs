@@ -149,3 +149,63 @@ impl Condvar {
         self.inner.notify_all();
     }
 }
+
+/// The threads the store starts for itself: the log's sync and preparing threads, recovery's
+/// reader and appliers. Under loom the models run every step on their own threads (and drive
+/// the log's sync rounds themselves), so [`spawn`](thread::spawn) starts none and
+/// [`helpers`](thread::helpers) is 0: callers run the work inline, with no `cfg` of their own.
+pub(crate) mod thread {
+    /// A thread of the store's, or (under loom) none.
+    #[derive(Debug)]
+    pub(crate) struct Handle(Option<std::thread::JoinHandle<()>>);
+
+    impl Handle {
+        /// Waits for the thread to end (its panic, if any, is dropped: it was reported).
+        pub(crate) fn join(self) {
+            if let Some(t) = self.0 {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Starts a thread named `name` running `body`; under loom, starts none and drops `body`.
+    pub(crate) fn spawn(
+        name: &str,
+        body: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Handle> {
+        if cfg!(sessile_loom) {
+            return Ok(Handle(None));
+        }
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(body)
+            .map(|t| Handle(Some(t)))
+    }
+
+    /// Starts a thread named `name` in `scope`, running `body` (see [`std::thread::scope`]).
+    /// Only for work that [`helpers`] gave threads to: under loom it is never called.
+    pub(crate) fn spawn_scoped<'s, 'e, T: Send + 's>(
+        scope: &'s std::thread::Scope<'s, 'e>,
+        name: &str,
+        body: impl FnOnce() -> T + Send + 's,
+    ) -> std::io::Result<std::thread::ScopedJoinHandle<'s, T>> {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(scope, body)
+    }
+
+    /// How many threads of its own, at most `max`, the store may run work on beside the
+    /// calling thread: one per CPU but the caller's, at least one (`max` in tests, so the
+    /// parallel path is what they check); 0 under loom.
+    pub(crate) fn helpers(max: usize) -> usize {
+        if cfg!(sessile_loom) {
+            return 0;
+        }
+        if cfg!(test) {
+            return max;
+        }
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .clamp(1, max)
+    }
+}

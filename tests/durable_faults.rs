@@ -370,3 +370,48 @@ fn an_existing_directory_is_tightened_to_0700() {
     }
     let _ = std::fs::remove_dir_all(&other);
 }
+
+/// A second store on a directory this process already has open is refused, and the error
+/// names what is locked.
+#[test]
+fn a_second_store_in_one_process_is_refused_naming_the_lock() {
+    let dir = temp_dir("lock-here");
+    let first = EmbeddedStore::open(&dir).unwrap();
+    let Err(e) = EmbeddedStore::open(&dir) else {
+        panic!("a second store opened a locked directory");
+    };
+    match &e {
+        sessile::StoreError::Open(sessile::OpenError::Locked { lock }) => {
+            assert_eq!(lock, &dir, "{e}");
+        }
+        other => panic!("not a lock error: {other:?}"),
+    }
+    assert!(e.to_string().contains("locked"), "{e}");
+    assert!(e.to_string().contains(dir.to_str().unwrap()), "{e}");
+    drop(first);
+    drop(EmbeddedStore::open(&dir).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Opening a path that is a file, or a directory that cannot be entered, fails with an error
+/// that names the path (not only "Not a directory").
+#[test]
+fn an_io_error_at_open_names_the_path() {
+    let dir = temp_dir("io-at-open");
+    let file = dir.join("not-a-dir");
+    File::create(&file).unwrap();
+    let Err(e) = EmbeddedStore::open(&file) else {
+        panic!("a store opened on a file");
+    };
+    assert!(e.to_string().contains(file.to_str().unwrap()), "{e}");
+    assert!(
+        matches!(&e, sessile::StoreError::Open(sessile::OpenError::Io { path, .. }) if *path == file),
+        "{e:?}"
+    );
+    let inner = file.join("sessions");
+    let Err(e) = EmbeddedStore::open(&inner) else {
+        panic!("a store opened under a file");
+    };
+    assert!(e.to_string().contains(inner.to_str().unwrap()), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -62,15 +62,7 @@ pub(crate) struct Shapes {
 
 /// Two cookies that differ at most in `expires` (a touch that only moves the expiry).
 pub(crate) fn same_shape(a: &CookieRecord, b: &CookieRecord) -> bool {
-    a.expires.is_some() == b.expires.is_some()
-        && a.original_max_age == b.original_max_age
-        && a.secure == b.secure
-        && a.http_only == b.http_only
-        && a.domain == b.domain
-        && a.path == b.path
-        && a.same_site == b.same_site
-        && a.partitioned == b.partitioned
-        && a.priority == b.priority
+    a.same_shape(b)
 }
 
 impl Shapes {

@@ -67,7 +67,7 @@ use ::redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use async_trait::async_trait;
 
 use crate::clock;
-use crate::error::StoreError;
+use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{Changes, CookieRecord, Record};
 use crate::store::{Applied, SessionStore};
 
@@ -345,13 +345,16 @@ fn bytes_of(v: Value) -> Option<Vec<u8>> {
 }
 
 fn utf8(key: &str, bytes: Vec<u8>) -> Result<String, StoreError> {
-    String::from_utf8(bytes)
-        .map_err(|_| StoreError::Corrupt(format!("Redis key {key:?}: the value is not UTF-8")))
+    String::from_utf8(bytes).map_err(|_| {
+        Corruption::new(Corrupted::SessionRecord, "the value is not UTF-8")
+            .with_key(key)
+            .into()
+    })
 }
 
 fn parse(key: &str, text: &str) -> Result<Record, StoreError> {
     Record::from_json(text).map_err(|e| match e {
-        StoreError::Corrupt(m) => StoreError::Corrupt(format!("Redis key {key:?}: {m}")),
+        StoreError::Corrupt(c) => StoreError::Corrupt(c.with_key(key)),
         other => other,
     })
 }

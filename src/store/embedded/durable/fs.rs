@@ -12,6 +12,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::error::OpenError;
+
 /// A mapped log segment: writes go to the page cache through the map; `sync` makes a range
 /// durable.
 pub(crate) trait SegmentMap: Send + Sync {
@@ -376,11 +378,16 @@ pub(crate) struct DirLock {
 }
 
 impl DirLock {
-    pub(crate) fn acquire(dir: &Path) -> io::Result<DirLock> {
-        let held = File::open(dir)?;
+    /// Locks `dir`; fails with [`OpenError::Locked`] naming what another holds.
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock, OpenError> {
+        let held = File::open(dir).map_err(OpenError::io_at(dir))?;
         try_lock(&held, dir)?;
         let path = dir.join("LOCK");
-        let file = rw_0600().create(true).truncate(false).open(&path)?;
+        let file = rw_0600()
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(OpenError::io_at(&path))?;
         try_lock(&file, &path)?;
         Ok(DirLock {
             _dir: held,
@@ -391,17 +398,13 @@ impl DirLock {
 
 /// An exclusive `flock` of `file` (the directory `what`, or its `LOCK`), or an error that
 /// says another process holds it.
-fn try_lock(file: &File, what: &Path) -> io::Result<()> {
+fn try_lock(file: &File, what: &Path) -> Result<(), OpenError> {
     match file.try_lock() {
         Ok(()) => Ok(()),
-        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-            io::ErrorKind::WouldBlock,
-            format!(
-                "{} is locked: another process has this session directory open",
-                what.display()
-            ),
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(e),
+        Err(fs::TryLockError::WouldBlock) => Err(OpenError::Locked {
+            lock: what.to_owned(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(OpenError::io_at(what)(e)),
     }
 }
 

@@ -1,24 +1,26 @@
 //! Durability for the embedded store: a memory-mapped write-ahead log, snapshots, recovery.
 //!
-//! The on-disk formats are described byte by byte in `docs/FORMAT.md`.
+//! The on-disk formats are described byte by byte in `docs/FORMAT.md`; each module names its
+//! section there rather than repeating it.
 //!
-//! - [`wal`]: segments allocated with `fallocate`, written through a map, synced in groups by a
-//!   dedicated thread according to the [`FsyncPolicy`].
-//! - [`snapshot`]: the live sessions at a cut of the log, as checksummed rkyv archives.
+//! - [`format`]: the bytes, and nothing else: the file header, the log's records, a snapshot
+//!   chunk's columns.
+//! - [`wal`]: the log: appending, its segments, and the sync thread that makes it durable
+//!   according to the [`FsyncPolicy`].
+//! - [`snapshot`]: the live sessions at a cut of the log, written, read back and loaded.
 //! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut (their bytes
 //!   kept aside, and reported), corruption refused (or salvaged on request).
 //! - [`fs`]: the storage seam, real or fault-injecting (tests).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::error::StoreError;
+use crate::error::{Corrupted, Corruption, OpenError, StoreError};
 use crate::record::Record;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{thread, AtomicU64, Ordering};
 
 #[cfg(test)]
 pub(crate) mod fault;
@@ -34,22 +36,8 @@ pub(crate) mod wal;
 
 pub(crate) use format::{Op, OpRef};
 use fs::{DirLock, Storage};
+pub use wal::FsyncPolicy;
 use wal::Wal;
-
-/// When the log is made durable against power failure, as Redis names it. Under every
-/// policy a write is acknowledged only once its record is in the mapped log, so killing the
-/// process loses nothing acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FsyncPolicy {
-    /// A write is acknowledged after the fdatasync that covers it; concurrent writers share
-    /// one sync (group commit).
-    Always,
-    /// The log is synced about once a second: a power failure loses at most about a second.
-    #[default]
-    EverySec,
-    /// The operating system decides when to write back; a clean shutdown still syncs.
-    Never,
-}
 
 /// The durability options (set through [`EmbeddedStoreBuilder`](super::EmbeddedStoreBuilder)).
 #[derive(Debug, Clone)]
@@ -85,8 +73,8 @@ pub(crate) struct Durable {
     pub(crate) opts: DurableOptions,
     storage: Arc<dyn Storage>,
     dir: PathBuf,
-    syncer: Mutex<Option<JoinHandle<()>>>,
-    preparer: Mutex<Option<JoinHandle<()>>>,
+    syncer: Mutex<Option<thread::Handle>>,
+    preparer: Mutex<Option<thread::Handle>>,
     snapshotting: Mutex<()>,
     /// The log since the newest snapshot that earlier processes left (replayed at open), in
     /// bytes; zero from the first cut on. With the log's own count, what the size threshold
@@ -107,8 +95,8 @@ impl Durable {
         opts: DurableOptions,
         lock: bool,
         target: &impl recovery::Replay,
-    ) -> Result<(Durable, recovery::RecoveryReport), StoreError> {
-        storage.create_dir(dir)?;
+    ) -> Result<(Durable, recovery::RecoveryReport), OpenError> {
+        storage.create_dir(dir).map_err(OpenError::io_at(dir))?;
         let lock = if lock {
             Some(DirLock::acquire(dir)?)
         } else {
@@ -130,22 +118,19 @@ impl Durable {
                 .unwrap_or_default()
         });
         let wal = Wal::open(storage.clone(), dir, opts.fsync, opts.segment_size, resume)?;
-        // Under loom the models drive the sync rounds themselves.
-        #[cfg(not(sessile_loom))]
         let (syncer, preparer) = (
-            Some(log_thread(&wal, "sessile-log-sync", Wal::run_syncer)?),
-            Some(log_thread(&wal, "sessile-log-prep", Wal::run_preparer)?),
+            log_thread(&wal, "sessile-log-sync", Wal::run_syncer).map_err(OpenError::io_at(dir))?,
+            log_thread(&wal, "sessile-log-prep", Wal::run_preparer)
+                .map_err(OpenError::io_at(dir))?,
         );
-        #[cfg(sessile_loom)]
-        let (syncer, preparer) = (None, None);
         Ok((
             Durable {
                 wal,
                 opts,
                 storage,
                 dir: dir.to_owned(),
-                syncer: Mutex::new(syncer),
-                preparer: Mutex::new(preparer),
+                syncer: Mutex::new(Some(syncer)),
+                preparer: Mutex::new(Some(preparer)),
                 snapshotting: Mutex::new(()),
                 carried: AtomicU64::new(report.replayed_bytes),
                 age_at_open,
@@ -181,7 +166,7 @@ impl Durable {
                 .storage
                 .read(&self.dir.join(&existing))
                 .ok()
-                .and_then(|b| snapshot::verify(&existing, b.bytes()).ok())
+                .and_then(|b| snapshot::verify(self.dir.join(&existing), b.bytes()).ok())
                 == Some(cut)
         {
             // Nothing was logged since this snapshot was taken, and it reads back valid (a
@@ -189,32 +174,9 @@ impl Durable {
             return Ok(cut);
         }
         // The cut's segments must be durable before the snapshot that relies on them.
-        self.wal
-            .sync_now()
-            .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))?;
+        self.wal.sync_now().map_err(StoreError::Poisoned)?;
         snapshot::write(&*self.storage, &self.dir, cut, collect())?;
-        let name = snapshot::snapshot_name(cut);
-        let path = self.dir.join(&name);
-        let checked = self
-            .storage
-            .read(&path)
-            .map_err(StoreError::from)
-            .and_then(|bytes| snapshot::verify(&name, bytes.bytes()));
-        match checked {
-            Ok(seq) if seq == cut => {}
-            bad => {
-                // Not trusted: the previous snapshot and the log from it stay.
-                let _ = self.storage.remove(&path);
-                let _ = self.storage.sync_dir(&self.dir);
-                let why = match bad {
-                    Err(e) => e.to_string(),
-                    Ok(seq) => format!("{name} reads back as cut {seq}"),
-                };
-                return Err(StoreError::Corrupt(format!(
-                    "the new snapshot did not read back valid, the previous one is kept: {why}"
-                )));
-            }
-        }
+        self.read_back(cut)?;
         let mut older: Vec<u64> = self
             .storage
             .list(&self.dir)?
@@ -241,6 +203,35 @@ impl Durable {
         Ok(cut)
     }
 
+    /// Reads the snapshot just written for `cut` back and checks it whole; one that does not
+    /// check out is removed (the previous snapshot and the log from it stay) and reported.
+    fn read_back(&self, cut: u64) -> Result<(), StoreError> {
+        let path = self.dir.join(snapshot::snapshot_name(cut));
+        let checked = self
+            .storage
+            .read(&path)
+            .map_err(StoreError::from)
+            .and_then(|bytes| snapshot::verify(&path, bytes.bytes()));
+        let kept = "the new snapshot did not read back valid, the previous one is kept";
+        let c = match checked {
+            Ok(seq) if seq == cut => return Ok(()),
+            Err(StoreError::Corrupt(mut c)) => {
+                c.reason = format!("{kept}: {}", c.reason);
+                c
+            }
+            Err(e) => Corruption::new(Corrupted::Snapshot, format!("{kept}: {e}")).at(&path, None),
+            Ok(seq) => Corruption::new(
+                Corrupted::Snapshot,
+                format!("{kept}: it reads back as cut {seq}"),
+            )
+            .at(&path, None),
+        };
+        // Not trusted: the previous snapshot and the log from it stay.
+        let _ = self.storage.remove(&path);
+        let _ = self.storage.sync_dir(&self.dir);
+        Err(StoreError::Corrupt(c))
+    }
+
     /// Log bytes written since the newest snapshot, by this process and (until its first
     /// snapshot) by the processes before it: what the size threshold is checked against.
     #[cfg_attr(sessile_loom, allow(dead_code))]
@@ -262,21 +253,15 @@ impl Durable {
         self.wal
             .sync_now()
             .map(|_| ())
-            .map_err(|why| StoreError::Io(std::io::Error::other(format!("log sync: {why}"))))
+            .map_err(StoreError::Poisoned)
     }
 }
 
-/// Starts a thread of the log's, named `name`, running `body` on it.
-#[cfg(not(sessile_loom))]
-fn log_thread(
-    wal: &Arc<Wal>,
-    name: &str,
-    body: fn(&Wal),
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// Starts a thread of the log's, named `name`, running `body` on it (under loom, none: the
+/// models drive the log's rounds themselves).
+fn log_thread(wal: &Arc<Wal>, name: &str, body: fn(&Wal)) -> std::io::Result<thread::Handle> {
     let w = wal.clone();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || body(&w))
+    thread::spawn(name, move || body(&w))
 }
 
 impl Drop for Durable {
@@ -284,10 +269,10 @@ impl Drop for Durable {
         // A clean shutdown syncs under every policy.
         self.wal.shutdown();
         if let Some(t) = self.syncer.lock().take() {
-            let _ = t.join();
+            t.join();
         }
         if let Some(t) = self.preparer.lock().take() {
-            let _ = t.join();
+            t.join();
         }
         self.wal.discard_prepared();
     }

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::fault::FaultStorage;
+use super::format::header::{self, FileKind, HeaderError};
 use super::format::{self, Decoded};
 use super::wal::{self, SEGMENT_HEADER};
 use super::FsyncPolicy;
-use crate::error::StoreError;
+use crate::error::{Corrupted, OpenError, PoisonCause, StoreError};
 use crate::record::{Change, Changes, CookieRecord, Data, Record};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Applied, SessionStore};
@@ -778,8 +779,12 @@ fn an_fsync_error_poisons_the_log() {
         fs.faults.lock().fail_sync_from = Some(fs.syncs() + 1);
         let e = store.set("b", &record(json!({"v": 2}))).await.unwrap_err();
         assert!(e.to_string().contains("fsync failed"), "{e}");
+        let poisoned = |e: &StoreError| matches!(e, StoreError::Poisoned(p) if p.cause == PoisonCause::SyncFailed);
+        assert!(poisoned(&e), "{e:?}");
         let e = store.set("c", &record(json!({"v": 3}))).await.unwrap_err();
         assert!(e.to_string().contains("poisoned"), "{e}");
+        assert!(poisoned(&e), "{e:?}");
+        assert!(matches!(store.flush(), Err(ref e) if poisoned(e)));
         // Reads still serve.
         assert!(store.get("a").await.unwrap().is_some());
     });
@@ -803,8 +808,9 @@ fn leftover_temporary_files_are_removed() {
 fn segment_names_round_trip() {
     assert_eq!(wal::parse_segment_name(&wal::segment_name(42)), Some(42));
     assert_eq!(wal::parse_segment_name("wal-x.log"), None);
-    assert_eq!(wal::check_segment_header(&wal::segment_header(9)), Some(9));
-    assert_eq!(wal::check_segment_header(&[0; SEGMENT_HEADER]), None);
+    let check = |b: &[u8]| header::parse(FileKind::Segment, b).ok();
+    assert_eq!(check(&wal::segment_header(9)), Some(9));
+    assert_eq!(check(&[0; SEGMENT_HEADER]), None);
 }
 
 /// A log of another format version (here the unreleased version 1, whose records are
@@ -820,7 +826,11 @@ fn a_log_of_another_format_version_is_refused_by_name() {
     let crc = crc32c::crc32c(&header[..24]);
     header[24..28].copy_from_slice(&crc.to_le_bytes());
     fs.patch(&first, 8, &header[8..SEGMENT_HEADER]);
-    assert_eq!(wal::foreign_version(&fs.contents(&first).unwrap()), Some(1));
+    let contents = fs.contents(&first).unwrap();
+    assert_eq!(
+        header::parse(FileKind::Segment, &contents),
+        Err(HeaderError::Version(1))
+    );
     for salvage in [false, true] {
         let Err(err) = open(&fs, FsyncPolicy::Never, salvage) else {
             panic!("a version 1 log opened (salvage: {salvage})");
@@ -828,6 +838,14 @@ fn a_log_of_another_format_version_is_refused_by_name() {
         let msg = err.to_string();
         assert!(msg.contains("format version 1"), "{msg}");
         assert!(msg.contains(&wal::segment_name(1)), "{msg}");
+        assert!(
+            matches!(
+                &err,
+                StoreError::Open(OpenError::Version { file, version: 1, supported: 2 })
+                    if *file == first
+            ),
+            "{err:?}"
+        );
     }
     assert_eq!(fs.contents(&first).unwrap()[..SEGMENT_HEADER], header[..]);
 }
@@ -1269,6 +1287,10 @@ fn a_deleted_directory_fails_writes_with_a_clear_error() {
     // A small write that would fit in the active segment fails too, and so does a sync.
     let later = set_padded(&store, &mut model, "later", 1).unwrap_err();
     assert!(later.to_string().contains("was deleted"), "{later}");
+    assert!(
+        matches!(&later, StoreError::Poisoned(p) if p.cause == PoisonCause::DirectoryGone && p.dir == Path::new(DIR)),
+        "{later:?}"
+    );
     assert!(store.flush().is_err());
     assert!(store.get_now("before").is_some(), "reads still serve");
 }
@@ -1479,6 +1501,20 @@ fn salvage_keeps_the_prefix_and_the_records_after_a_bad_one() {
         panic!("a corrupt log opened without salvage");
     };
     assert!(e.to_string().contains("salvage"), "{e}");
+    // A program can tell which file, where, and that it is the log.
+    match &e {
+        StoreError::Open(OpenError::Corrupt(c)) => {
+            assert_eq!(c.what, Corrupted::LogSegment, "{e}");
+            assert_eq!(c.file.as_deref(), Some(victim.as_path()), "{e}");
+            let offset = c.offset.expect("the offset of the bad record") as usize;
+            assert!(
+                at <= offset && offset < at + len,
+                "{offset} not in {at}..{}",
+                at + len
+            );
+        }
+        other => panic!("not an open error naming the corruption: {other:?}"),
+    }
 
     let store = open(&fs, FsyncPolicy::Never, true).unwrap();
     let got = state(&store);
