@@ -1,4 +1,4 @@
-//! "Which store should I use?": `cargo bench --bench compare`.
+//! "Which store should I use?": `cargo bench -p sessile-bench --bench compare`.
 //!
 //! The same workloads run through `sessile::SessionStore` against every store:
 //!
@@ -1594,7 +1594,7 @@ fn main() {
     }
     // `cargo test --benches` runs bench binaries without `--bench`: do nothing there.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("compare: nothing to do outside `cargo bench --bench compare`");
+        println!("compare: nothing to do outside `cargo bench -p sessile-bench --bench compare`");
         return;
     }
 
@@ -1620,7 +1620,7 @@ fn main() {
         && (std::env::var("REDIS_URL").is_err() || !cfg!(feature = "redis"))
     {
         eprintln!(
-            "compare: RedisStore skipped (needs REDIS_URL and `cargo bench --features redis --bench compare`)"
+            "compare: RedisStore skipped (needs REDIS_URL and `cargo bench -p sessile-bench --features redis --bench compare`)"
         );
         kinds.retain(|k| *k != Kind::Redis);
     }
@@ -1630,7 +1630,7 @@ fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "Machine: {}. Date: {}. Command: `cargo bench --bench compare`. Load average at the start: {}.",
+        "Machine: {}. Date: {}. Command: `cargo bench -p sessile-bench --bench compare`. Load average at the start: {}.",
         support::machine(),
         time::OffsetDateTime::now_utc().date(),
         support::load_average()
