@@ -1,4 +1,4 @@
-//! "Which store should I use?": `cargo bench --bench compare`.
+//! "Which store should I use?": `cargo bench -p sessile-bench --bench compare`.
 //!
 //! The same workloads run through `sessile::SessionStore` against every store:
 //!
@@ -9,7 +9,11 @@
 //!
 //! Workloads (at 1 and 2 threads, 100k and 1M live sessions of a 197-byte payload, ids
 //! uniformly random): `read_heavy` (90 % get, 9 % set, 1 % create), `write_heavy` (50 % get,
-//! 50 % set), `touch_only` (a rolling site) and `churn` (create, get, destroy).
+//! 50 % set), `touch_only` (a rolling site) and `churn` (create, get, destroy). Every set and
+//! create writes new data (a new `views` number), and the time includes what the store's own
+//! layer does to a changed session before the store call ([`LayerWrite`]): sessile's layer
+//! serialises the fields into the record's JSON text, tower-sessions' layer converts the
+//! value into its record's map and its store clones the record.
 //!
 //! Criterion measures each (workload, sessions, threads) group, one benchmark per store, so
 //! its HTML report (`target/criterion/report/index.html`) plots the stores side by side. The
@@ -27,12 +31,15 @@
 //! `only`: just it), `COMPARE_HTTP_SECS` (5), `COMPARE_HTTP_FLOOD_SECS` (12),
 //! `COMPARE_HTTP_CONNS` (32), `COMPARE_HTTP_REPS` (1; the best run is kept),
 //! `COMPARE_HTTP_LOAD=rust` (the bench's own hyper load generator even when `wrk` is
-//! installed). BENCHMARKS.md describes the adapters and the figures.
+//! installed), `COMPARE_SNAPSHOTS` (`between`: a durable store's snapshot is forced between
+//! benchmarks; `during`: the stores take theirs inside the timed runs), `COMPARE_SNAPSHOT_MIB`
+//! (the log size that triggers a snapshot; the store's default, 64 MiB).
+//! BENCHMARKS.md describes the adapters and the figures.
 
 #[path = "support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -43,7 +50,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use sessile::{
-    Applied, Changes, CookieRecord, EmbeddedStore, FsyncPolicy, Record, SessionStore, StoreError,
+    Applied, Changes, CookieRecord, Data, EmbeddedStore, FsyncPolicy, Record, SessionStore,
+    StoreError,
 };
 use support::{fmt_ns, fmt_rate, mem_of, quantile, short_count, Id, Rng};
 
@@ -143,6 +151,8 @@ impl Drop for TempDir {
 struct Store {
     kind: Kind,
     dyn_store: Arc<dyn SessionStore>,
+    /// What the store's own layer does to write a changed session (see [`LayerWrite`]).
+    writer: Arc<dyn LayerWrite>,
     embedded: Option<EmbeddedStore>,
     /// Runs the Redis client's connection task.
     _runtime: Option<tokio::runtime::Runtime>,
@@ -150,16 +160,21 @@ struct Store {
 }
 
 fn open_store(kind: Kind) -> Result<Store, String> {
-    let embedded = |store: EmbeddedStore, dir: Option<TempDir>| Store {
-        kind,
-        dyn_store: Arc::new(store.clone()),
-        embedded: Some(store),
-        _runtime: None,
-        _dir: dir,
+    let embedded = |store: EmbeddedStore, dir: Option<TempDir>| {
+        let dyn_store: Arc<dyn SessionStore> = Arc::new(store.clone());
+        Store {
+            kind,
+            writer: Arc::new(SessileWrite(dyn_store.clone())),
+            dyn_store,
+            embedded: Some(store),
+            _runtime: None,
+            _dir: dir,
+        }
     };
-    let other = |s: Arc<dyn SessionStore>| Store {
+    let other = |s: Arc<dyn SessionStore>, writer: Arc<dyn LayerWrite>| Store {
         kind,
         dyn_store: s,
+        writer,
         embedded: None,
         _runtime: None,
         _dir: None,
@@ -173,19 +188,30 @@ fn open_store(kind: Kind) -> Result<Store, String> {
             } else {
                 FsyncPolicy::EverySec
             };
-            let store = EmbeddedStore::builder()
-                .fsync(policy)
-                .open(&dir.0)
-                .map_err(|e| e.to_string())?;
+            let mut builder = EmbeddedStore::builder().fsync(policy);
+            // The log size that triggers a snapshot: the store's default (64 MiB) unless
+            // `COMPARE_SNAPSHOT_MIB` is set.
+            let mib = support::env_num("COMPARE_SNAPSHOT_MIB", 0);
+            if mib > 0 {
+                builder = builder.snapshot_after_bytes(mib << 20);
+            }
+            let store = builder.open(&dir.0).map_err(|e| e.to_string())?;
             embedded(store, Some(dir))
         }
-        Kind::TsMemory => other(Arc::new(TsAdapter::new(
-            tower_sessions::MemoryStore::default(),
-        ))),
-        Kind::TsMoka => other(Arc::new(TsAdapter014::new(
-            tower_sessions_moka_store::MokaStore::new(None),
-        ))),
-        Kind::Moka => other(Arc::new(MokaAdapter::new())),
+        Kind::TsMemory => {
+            let a = Arc::new(TsAdapter::new(tower_sessions::MemoryStore::default()));
+            other(a.clone(), a)
+        }
+        Kind::TsMoka => {
+            let a = Arc::new(TsAdapter014::new(
+                tower_sessions_moka_store::MokaStore::new(None),
+            ));
+            other(a.clone(), a)
+        }
+        Kind::Moka => {
+            let a: Arc<dyn SessionStore> = Arc::new(MokaAdapter::new());
+            other(a.clone(), Arc::new(SessileWrite(a)))
+        }
         Kind::Redis => open_redis()?,
     })
 }
@@ -208,9 +234,11 @@ fn open_redis() -> Result<Store, String> {
             Ok::<_, StoreError>(s)
         })
         .map_err(|e| e.to_string())?;
+    let dyn_store: Arc<dyn SessionStore> = Arc::new(store);
     Ok(Store {
         kind: Kind::Redis,
-        dyn_store: Arc::new(store),
+        writer: Arc::new(SessileWrite(dyn_store.clone())),
+        dyn_store,
         embedded: None,
         _runtime: Some(rt),
         _dir: None,
@@ -220,6 +248,51 @@ fn open_redis() -> Result<Store, String> {
 #[cfg(not(feature = "redis"))]
 fn open_redis() -> Result<Store, String> {
     Err("the bench was built without `--features redis`".into())
+}
+
+// ---- what each store's layer does to write a changed session -----------------------------
+
+/// The write of a session whose handler just set its `views` field to a new number: every
+/// write carries new data, and what the store's own layer does before the store call is timed
+/// with it. sessile's layer holds the changed session's fields as a map and serialises them
+/// into the record's JSON text (`Data::from_map`), then calls `set` (the record's cookie is
+/// the one the request computed); tower-sessions' layer keeps the fields in its record's
+/// `HashMap` (`Session::insert` converts the value with `serde_json::to_value`) and calls the
+/// store's `save` with that record.
+#[async_trait]
+trait LayerWrite: Send + Sync {
+    async fn write(&self, sid: &str, views: u64, cookie: &CookieRecord) -> Result<(), StoreError>;
+}
+
+std::thread_local! {
+    /// The fields of the session this worker's requests change, as sessile's layer holds
+    /// them once a handler has changed one.
+    static FIELDS: std::cell::RefCell<Option<serde_json::Map<String, serde_json::Value>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// sessile's layer in front of any store that takes sessile's `Record` (the embedded stores,
+/// Redis, the plain moka cache).
+struct SessileWrite(Arc<dyn SessionStore>);
+
+#[async_trait]
+impl LayerWrite for SessileWrite {
+    async fn write(&self, sid: &str, views: u64, cookie: &CookieRecord) -> Result<(), StoreError> {
+        let record = FIELDS.with(|f| {
+            let mut f = f.borrow_mut();
+            let fields = f.get_or_insert_with(|| {
+                support::payload(0)
+                    .to_map()
+                    .expect("the payload is a JSON object")
+            });
+            fields.insert("views".into(), serde_json::Value::from(views));
+            Record {
+                cookie: cookie.clone(),
+                data: Data::from_map(fields),
+            }
+        });
+        self.0.set(sid, &record).await
+    }
 }
 
 // ---- tower-sessions 0.15 behind `sessile::SessionStore` ---------------------------------
@@ -264,8 +337,9 @@ std::thread_local! {
 ///   `HashMap<String, Value>`). That record is not converted to sessile's (that would
 ///   charge the peer a JSON serialisation it never does): the adapter hands back a
 ///   thread-local placeholder carrying the loaded expiry.
-/// - `set` is the peer's `save`. The adapter keeps the peer's record of the last payload it
-///   converted, so a timed `set` costs the peer's own clone-and-insert, not a JSON parse.
+/// - The timed writes go through [`LayerWrite`]: the new `views` goes into the peer's record
+///   (`serde_json::to_value`, as `Session::insert` does) and the record is `save`d, which
+///   clones it into the store. `set` (used by the untimed fill) converts sessile's record.
 /// - `touch` and `apply` are `save` too: tower-sessions has no touch, and its layer saves the
 ///   whole record when a session is modified or, on a rolling site, on every request
 ///   (`with_always_save(true)`).
@@ -314,6 +388,30 @@ macro_rules! ts_adapter {
                 rec.expiry_date = ts_expiry(expires_ms);
                 let res = self.inner.save(&rec).await;
                 $last.with(|c| *c.borrow_mut() = Some((text, rec)));
+                res.map_err(|e| StoreError::Backend(Box::new(e)))
+            }
+        }
+
+        #[async_trait]
+        impl<S: $krate::SessionStore> LayerWrite for $name<S> {
+            async fn write(
+                &self,
+                sid: &str,
+                views: u64,
+                cookie: &CookieRecord,
+            ) -> Result<(), StoreError> {
+                let mut rec = $last
+                    .with(|c| c.borrow_mut().take())
+                    .map_or_else(|| self.template.clone(), |(_, rec)| rec);
+                rec.data.insert(
+                    "views".into(),
+                    serde_json::to_value(views).unwrap_or_default(),
+                );
+                rec.id = $krate::session::Id(ts_id_bits(sid));
+                rec.expiry_date = ts_expiry(cookie_expiry(cookie));
+                let res = self.inner.save(&rec).await;
+                // No payload text matches it any more: a later `set` converts its own.
+                $last.with(|c| *c.borrow_mut() = Some((String::new(), rec)));
                 res.map_err(|e| StoreError::Backend(Box::new(e)))
             }
         }
@@ -611,6 +709,7 @@ fn run(store: &Store, w: Workload, live: u64, threads: usize, ops: u64) -> Measu
                 let n = ops / threads as u64 + u64::from(t < ops % threads as u64);
                 let barrier = &barrier;
                 let dyn_store = &*store.dyn_store;
+                let writer = &*store.writer;
                 s.spawn(move || {
                     let rt = current_thread();
                     let worker = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
@@ -618,7 +717,7 @@ fn run(store: &Store, w: Workload, live: u64, threads: usize, ops: u64) -> Measu
                     barrier.wait();
                     let (cpu0, wait0) = support::thread_sched_ns();
                     let t0 = Instant::now();
-                    let mut m = rt.block_on(work(dyn_store, w, live, n, &mut rng, worker));
+                    let mut m = rt.block_on(work(dyn_store, writer, w, live, n, &mut rng, worker));
                     let t1 = Instant::now();
                     let (cpu1, wait1) = support::thread_sched_ns();
                     m.cpu_ns = cpu1.saturating_sub(cpu0);
@@ -642,9 +741,12 @@ fn run(store: &Store, w: Workload, live: u64, threads: usize, ops: u64) -> Measu
     total
 }
 
-/// One worker: `n` operations of `w`.
+/// One worker: `n` operations of `w`. Every set and create writes new data (a new `views`)
+/// through `writer`, as the store's layer would.
+#[allow(clippy::too_many_arguments)]
 async fn work(
     store: &dyn SessionStore,
+    writer: &dyn LayerWrite,
     w: Workload,
     live: u64,
     n: u64,
@@ -653,7 +755,9 @@ async fn work(
 ) -> Measured {
     // New sessions get ids no other worker uses, beyond the prefilled ones.
     let mut next_new = (worker << 36) + live;
-    let mut record = support::record(worker);
+    let mut cookie = support::cookie_template();
+    // The number the handler writes into `views`: new on every write.
+    let mut views = worker << 32;
     let mut m = Measured {
         lat: Vec::with_capacity((n / SAMPLE_EVERY + 1) as usize),
         ..Measured::default()
@@ -663,7 +767,7 @@ async fn work(
     for i in 0..n {
         if i % 1024 == 0 {
             // The layer sets `expires` to now + maxAge on every request.
-            record.cookie.expires = Some(sessile::clock::now_ms() + support::MAX_AGE_MS);
+            cookie.expires = Some(sessile::clock::now_ms() + support::MAX_AGE_MS);
         }
         let t = (i % SAMPLE_EVERY == 0).then(Instant::now);
         match w {
@@ -682,25 +786,34 @@ async fn work(
                     drop(std::hint::black_box(got));
                 } else if roll < set_below {
                     let id = Id::of(rng.below(live));
-                    store.set(id.as_str(), &record).await.expect("set");
+                    views += 1;
+                    writer
+                        .write(id.as_str(), views, &cookie)
+                        .await
+                        .expect("set");
                 } else {
                     let id = Id::of(next_new);
                     next_new += 1;
-                    store.set(id.as_str(), &record).await.expect("create");
+                    views += 1;
+                    writer
+                        .write(id.as_str(), views, &cookie)
+                        .await
+                        .expect("create");
                 }
             }
             Workload::TouchOnly => {
                 let id = Id::of(rng.below(live));
-                store
-                    .touch(id.as_str(), &record.cookie)
-                    .await
-                    .expect("touch");
+                store.touch(id.as_str(), &cookie).await.expect("touch");
             }
             Workload::Churn => match i % 3 {
                 0 => {
                     churn_id = Id::of(next_new);
                     next_new += 1;
-                    store.set(churn_id.as_str(), &record).await.expect("create");
+                    views += 1;
+                    writer
+                        .write(churn_id.as_str(), views, &cookie)
+                        .await
+                        .expect("create");
                 }
                 1 => {
                     let got = store.get(churn_id.as_str()).await.expect("get");
@@ -740,6 +853,23 @@ type Cell = (Workload, u64, usize, Kind);
 #[derive(Default)]
 struct Tables {
     cells: BTreeMap<Cell, Measured>,
+    /// A durable store's snapshot files: those present before the cell's first timed run, and
+    /// every one seen after a timed run (a new name is a snapshot taken during the cell).
+    snaps: BTreeMap<Cell, (BTreeSet<String>, BTreeSet<String>)>,
+}
+
+/// The names of the snapshot files in a durable store's directory.
+fn snapshot_names(store: &Store) -> BTreeSet<String> {
+    let Some(dir) = &store._dir else {
+        return BTreeSet::new();
+    };
+    std::fs::read_dir(&dir.0)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("snap-") && n.ends_with(".rkyv"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Tables {
@@ -794,6 +924,28 @@ impl Tables {
                 m.slow_blocks,
                 m.wait_ns as f64 / busy * 100.0,
                 ratio
+            );
+        }
+        let taken: Vec<String> = self
+            .snaps
+            .iter()
+            .filter(|(c, _)| c.0 == w && only.is_none_or(|(s, t)| c.1 == s && c.2 == t))
+            .map(|(c, (before, seen))| {
+                format!(
+                    "{} sessions, {} threads, {}: {}",
+                    short_count(c.1),
+                    c.2,
+                    c.3.label(),
+                    seen.difference(before).count()
+                )
+            })
+            .collect();
+        if !taken.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nSnapshots taken during the timed runs (new snapshot files seen after a run; at \
+                 least this many): {}.",
+                taken.join("; ")
             );
         }
         out
@@ -1594,7 +1746,7 @@ fn main() {
     }
     // `cargo test --benches` runs bench binaries without `--bench`: do nothing there.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("compare: nothing to do outside `cargo bench --bench compare`");
+        println!("compare: nothing to do outside `cargo bench -p sessile-bench --bench compare`");
         return;
     }
 
@@ -1620,20 +1772,26 @@ fn main() {
         && (std::env::var("REDIS_URL").is_err() || !cfg!(feature = "redis"))
     {
         eprintln!(
-            "compare: RedisStore skipped (needs REDIS_URL and `cargo bench --features redis --bench compare`)"
+            "compare: RedisStore skipped (needs REDIS_URL and `cargo bench -p sessile-bench --features redis --bench compare`)"
         );
         kinds.retain(|k| *k != Kind::Redis);
     }
     let http = std::env::var("COMPARE_HTTP").unwrap_or_default();
     let secs = support::env_num("COMPARE_SECS", 1);
+    let snapshots_during = std::env::var("COMPARE_SNAPSHOTS").as_deref() == Ok("during");
 
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "Machine: {}. Date: {}. Command: `cargo bench --bench compare`. Load average at the start: {}.",
+        "Machine: {}. Date: {}. Command: `cargo bench -p sessile-bench --bench compare`. Load average at the start: {}. Snapshots: {}.",
         support::machine(),
         time::OffsetDateTime::now_utc().date(),
-        support::load_average()
+        support::load_average(),
+        if snapshots_during {
+            "during the timed runs (`COMPARE_SNAPSHOTS=during`)"
+        } else {
+            "forced between benchmarks"
+        }
     );
 
     if http != "only" {
@@ -1663,24 +1821,37 @@ fn main() {
                                 fill(&store, size);
                                 store
                             });
+                            let durable = store._dir.is_some();
                             b.iter_custom(|iters| {
+                                let cell = (w, size, t, kind);
+                                if durable {
+                                    let names = snapshot_names(store);
+                                    let mut tables = tables.lock().expect("tables");
+                                    tables
+                                        .snaps
+                                        .entry(cell)
+                                        .or_insert_with(|| (names.clone(), names));
+                                }
                                 let m = run(store, w, size, t, iters.max(t as u64));
                                 let wall = m.wall;
-                                tables
-                                    .lock()
-                                    .expect("tables")
-                                    .cells
-                                    .entry((w, size, t, kind))
-                                    .or_default()
-                                    .merge(m);
+                                let mut tables = tables.lock().expect("tables");
+                                if durable {
+                                    let names = snapshot_names(store);
+                                    if let Some((_, seen)) = tables.snaps.get_mut(&cell) {
+                                        seen.extend(names);
+                                    }
+                                }
+                                tables.cells.entry(cell).or_default().merge(m);
                                 wall
                             })
                         });
                         // A durable store snapshots in the background once its log has grown
-                        // by 64 MiB; take that snapshot now, between benchmarks, rather than
-                        // let it land on the next store's measurement.
+                        // by 64 MiB. By default that snapshot is taken now, between
+                        // benchmarks, rather than let it land on the next store's
+                        // measurement; `COMPARE_SNAPSHOTS=during` leaves the store to take its
+                        // snapshots where they fall, inside its own timed runs too.
                         if let Some(e) = slot.as_ref().and_then(|s| s.embedded.as_ref()) {
-                            if e.is_durable() && w != Workload::TouchOnly {
+                            if e.is_durable() && w != Workload::TouchOnly && !snapshots_during {
                                 let _ = e.snapshot();
                             }
                         }

@@ -1,4 +1,4 @@
-//! The hot paths, measured by criterion: `cargo bench --bench hot_paths`.
+//! The hot paths, measured by criterion: `cargo bench -p sessile-bench --bench hot_paths`.
 //!
 //! - `layer/*`: one request through an axum `Router` in process (tower's `oneshot`, no
 //!   network): a bare handler, then the same handler behind `SessionLayer` for a new visitor,
@@ -487,7 +487,9 @@ fn floors(c: &mut Criterion) {
 fn main() {
     // `cargo test --benches` runs bench binaries without `--bench`: do nothing there.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("hot_paths: nothing to do outside `cargo bench --bench hot_paths`");
+        println!(
+            "hot_paths: nothing to do outside `cargo bench -p sessile-bench --bench hot_paths`"
+        );
         return;
     }
     let secs = support::env_num("HOT_SECS", 3);

@@ -2,8 +2,8 @@
 //! can be alternated (see BENCHMARKS.md, "Recovery: restarts and replayed field changes"):
 //!
 //! ```text
-//! cargo bench --bench durable -- durable_restarts   # open after 5 restarts
-//! cargo bench --bench durable -- durable_replay     # open of a log of one session's updates
+//! cargo bench -p sessile-bench --bench durable -- durable_restarts   # open after 5 restarts
+//! cargo bench -p sessile-bench --bench durable -- durable_replay     # open of a log of one session's updates
 //! ```
 //!
 //! - `durable_restarts`: default thresholds (64 MiB, one hour). A store of

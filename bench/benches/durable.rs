@@ -3,9 +3,9 @@
 //! and disk use. Results and targets: BENCHMARKS.md, "The durable store".
 //!
 //! ```text
-//! cargo bench --bench durable                      # everything: 2.5 to 5 minutes on 2 cores
-//! cargo bench --bench durable -- durable_open      # one group (a criterion filter)
-//! DURABLE_SESSIONS=100000 cargo bench --bench durable   # a quick run
+//! cargo bench -p sessile-bench --bench durable                      # everything: 2.5 to 5 minutes on 2 cores
+//! cargo bench -p sessile-bench --bench durable -- durable_open      # one group (a criterion filter)
+//! DURABLE_SESSIONS=100000 cargo bench -p sessile-bench --bench durable   # a quick run
 //! ```
 //!
 //! Environment knobs:
