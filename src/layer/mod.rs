@@ -16,43 +16,19 @@ use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 
+use crate::config::{default_error_response, Config};
 use crate::error::{ConfigError, Error};
 use crate::id::{GenId, RequestHead};
 use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
+use crate::session_cookie::SessionCookie;
 use crate::signing::Secrets;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::SessionStore;
 
 mod service;
 
+pub use crate::config::ErrorHandler;
 pub use service::{ResponseBody, ResponseFuture, SessionService};
-
-/// Builds the response sent when a session operation fails in the layer (the store is down,
-/// a record is corrupt). The default sends `500 Internal Server Error` with no `Set-Cookie`.
-pub type ErrorHandler = Arc<dyn Fn(&Error) -> Response<Full<Bytes>> + Send + Sync>;
-
-/// The resolved configuration shared by the layer, its services and every session.
-pub(crate) struct Config {
-    pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) secrets: Secrets,
-    pub(crate) name: String,
-    pub(crate) cookie: CookieSource,
-    pub(crate) genid: Option<GenId>,
-    pub(crate) proxy: Proxy,
-    pub(crate) trust_proxy: bool,
-    pub(crate) resave: bool,
-    pub(crate) rolling: bool,
-    pub(crate) save_uninitialized: bool,
-    pub(crate) unset: Unset,
-    pub(crate) on_error: ErrorHandler,
-}
-
-impl Config {
-    /// Whether hooks need the request head kept with the session.
-    pub(crate) fn keeps_head(&self) -> bool {
-        self.genid.is_some() || matches!(self.cookie, CookieSource::PerRequest(_))
-    }
-}
 
 /// The session middleware. Build it with [`SessionLayer::builder`].
 ///
@@ -350,8 +326,7 @@ impl SessionLayerBuilder {
         Ok(SessionLayer {
             config: Arc::new(Config {
                 store,
-                secrets,
-                name: self.name,
+                session_cookie: SessionCookie::new(self.name, secrets),
                 cookie: self.cookie,
                 genid: self.genid,
                 proxy: self.proxy,
@@ -366,14 +341,4 @@ impl SessionLayerBuilder {
             }),
         })
     }
-}
-
-fn default_error_response(_: &Error) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(b"Internal Server Error")));
-    *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
 }
