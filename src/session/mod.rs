@@ -135,6 +135,15 @@ impl Session {
     }
 
     /// `req.session.id` / `req.sessionID`; `None` once the session was destroyed or unset.
+    ///
+    /// ```
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
+    /// let id = session.id().expect("a session");
+    /// assert_eq!(id.len(), 32);
+    /// session.unset();
+    /// assert_eq!(session.id(), None);
+    /// # Ok::<(), sessile::Error>(())
+    /// ```
     pub fn id(&self) -> Option<String> {
         let st = self.inner.state.lock();
         st.present.then(|| st.id.clone())
@@ -143,9 +152,12 @@ impl Session {
     /// A field's value, converted from JSON.
     ///
     /// ```
-    /// # fn f(session: sessile::Session) -> Result<(), sessile::Error> {
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
+    /// session.insert("user", "alice")?;
     /// let user: Option<String> = session.get("user")?;
-    /// # Ok(()) }
+    /// assert_eq!(user.as_deref(), Some("alice"));
+    /// assert_eq!(session.get::<u64>("views")?, None);
+    /// # Ok::<(), sessile::Error>(())
     /// ```
     ///
     /// # Errors
@@ -158,6 +170,14 @@ impl Session {
 
     /// A field's raw JSON value.
     ///
+    /// ```
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
+    /// session.insert("cart", serde_json::json!({"items": [1, 2]}))?;
+    /// let cart = session.get_value("cart")?.expect("a cart");
+    /// assert_eq!(cart["items"][1], 2);
+    /// # Ok::<(), sessile::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Value`] for a field that cannot be decoded into a [`Value`]: a string with a
     /// lone UTF-16 surrogate, or nesting deeper than serde_json's limit (which a record
@@ -169,18 +189,31 @@ impl Session {
 
     /// Every field (without the `cookie` object).
     ///
+    /// ```
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
+    /// session.insert("user", "alice")?;
+    /// session.insert("views", 3)?;
+    /// let data = session.data()?;
+    /// assert_eq!(data.keys().collect::<Vec<_>>(), ["user", "views"]);
+    /// # Ok::<(), sessile::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Value`] when a field cannot be decoded (see [`get_value`](Self::get_value)).
     pub fn data(&self) -> Result<Map<String, Value>, Error> {
         self.with(|st| st.fields.values())
     }
 
-    /// Sets a field. The name `cookie` is reserved for the cookie object and is refused.
+    /// Sets a field. The name `cookie` is reserved for the cookie object and is refused
+    /// ([`Error::ReservedField`]).
     ///
     /// ```
-    /// # fn f(session: sessile::Session) -> Result<(), sessile::Error> {
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
     /// session.insert("user", "alice")?;
-    /// # Ok(()) }
+    /// assert!(session.is_modified()?);
+    /// // The cookie object has a name of its own.
+    /// assert!(matches!(session.insert("cookie", 1), Err(sessile::Error::ReservedField(_))));
+    /// # Ok::<(), sessile::Error>(())
     /// ```
     pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
         if key == "cookie" {
@@ -195,6 +228,14 @@ impl Session {
 
     /// Removes a field, returning its old value (`None` for a field that cannot be decoded
     /// into a [`Value`], which is removed all the same).
+    ///
+    /// ```
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
+    /// session.insert("flash", "saved")?;
+    /// assert_eq!(session.remove("flash")?, Some(serde_json::json!("saved")));
+    /// assert_eq!(session.remove("flash")?, None);
+    /// # Ok::<(), sessile::Error>(())
+    /// ```
     pub fn remove(&self, key: &str) -> Result<Option<Value>, Error> {
         self.with(|st| {
             if !st.fields.map()?.contains(key) {
@@ -205,6 +246,14 @@ impl Session {
     }
 
     /// Removes every field (the cookie stays).
+    ///
+    /// ```
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
+    /// session.insert("user", "alice")?;
+    /// session.clear()?;
+    /// assert!(session.data()?.is_empty());
+    /// # Ok::<(), sessile::Error>(())
+    /// ```
     pub fn clear(&self) -> Result<(), Error> {
         self.with(|st| {
             if !st.fields.map()?.is_empty() {
@@ -215,6 +264,17 @@ impl Session {
     }
 
     /// Whether the fields or the id differ from what was loaded (express's `isModified`).
+    ///
+    /// ```
+    /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
+    /// assert!(!session.is_modified()?);
+    /// session.insert("user", "alice")?;
+    /// assert!(session.is_modified()?);
+    /// session.remove("user")?;
+    /// // Back to what was loaded: no change.
+    /// assert!(!session.is_modified()?);
+    /// # Ok::<(), sessile::Error>(())
+    /// ```
     pub fn is_modified(&self) -> Result<bool, Error> {
         self.with(|st| st.is_modified())
     }
