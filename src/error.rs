@@ -301,19 +301,46 @@ pub enum Error {
     /// A value could not be converted to or from JSON.
     #[error("session value: {0}")]
     Value(#[from] serde_json::Error),
+    /// A field name the session keeps for itself (`cookie`, the cookie object of express's
+    /// record) was given to [`Session::insert`](crate::Session::insert).
+    ///
+    /// ```
+    /// let err = sessile::Error::ReservedField("cookie".into());
+    /// assert_eq!(err.to_string(), "the field name `cookie` is reserved for the session cookie");
+    /// ```
+    #[error("the field name `{0}` is reserved for the session cookie")]
+    ReservedField(String),
     /// The session cookie cannot be sent: an invalid domain or path (from a per-request
     /// cookie function, or a stored record).
     #[error("session cookie: {0}")]
     Cookie(String),
+    /// The session cookie was made but is not a valid HTTP header value, so it cannot be
+    /// sent as `Set-Cookie`.
+    #[error("the session cookie is not a valid header value")]
+    CookieHeader(#[source] http::header::InvalidHeaderValue),
     /// The store holds this session's record but could not read it (not JSON, not an
     /// object, a cookie no cookie can be): the session can be destroyed or regenerated, and
     /// nothing else; the record is never written over.
     #[error("the stored session cannot be read: {0}")]
     Unreadable(String),
     /// A session id could not be generated (the OS has no randomness to give).
-    #[error("session id generation failed: {0}")]
-    Id(String),
+    #[error(transparent)]
+    Id(#[from] IdError),
 }
+
+/// The operating system could not give the randomness a new session id is made of,
+/// reported by [`id::generate`](crate::id::generate). Its [`source`](std::error::Error::source)
+/// is the operating system's error.
+///
+/// ```
+/// fn new_id() -> Result<String, sessile::error::IdError> {
+///     sessile::id::generate()
+/// }
+/// assert_eq!(new_id().unwrap().len(), 32);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("session id generation failed: the operating system gave no randomness")]
+pub struct IdError(#[source] pub(crate) std::io::Error);
 
 /// An invalid layer configuration, reported by [`SessionLayerBuilder::build`](crate::SessionLayerBuilder::build).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
+use crate::error::IdError;
+
 /// The parts of a request a custom id generator or a per-request cookie function sees.
 ///
 /// It is also kept with the session (only when such a hook is configured) so that
@@ -39,11 +41,23 @@ pub type GenId = Arc<dyn Fn(&RequestHead) -> String + Send + Sync>;
 
 /// A new random session id: 24 bytes of OS randomness as 32 base64url characters.
 ///
+/// ```
+/// let id = sessile::id::generate()?;
+/// assert_eq!(id.len(), 32);
+/// assert_ne!(id, sessile::id::generate()?);
+/// # Ok::<(), sessile::error::IdError>(())
+/// ```
+///
 /// # Errors
-/// Fails only when the operating system cannot provide randomness.
-pub fn generate() -> Result<String, getrandom::Error> {
+/// [`IdError`] only when the operating system cannot provide randomness.
+pub fn generate() -> Result<String, IdError> {
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes)?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        IdError(match e.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::other(e.to_string()),
+        })
+    })?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 

@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+mod config;
 pub mod cookie;
 pub mod error;
 #[cfg(feature = "axum")]
@@ -53,6 +54,7 @@ pub mod layer;
 pub mod options;
 pub mod record;
 pub mod session;
+mod session_cookie;
 pub mod signing;
 pub mod store;
 mod sync;

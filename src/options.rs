@@ -22,6 +22,15 @@ use crate::id::RequestHead;
 use crate::record::{CookieRecord, Priority, SameSite};
 
 /// `cookie.secure`.
+///
+/// ```
+/// use sessile::{CookieOptions, Secure};
+///
+/// // `Secure` on HTTPS requests, not on plain HTTP ones (see `Proxy` behind a proxy).
+/// let cookie = CookieOptions::new().secure(Secure::Auto);
+/// assert_eq!(cookie.get_secure(), Secure::Auto);
+/// assert_eq!(CookieOptions::new().get_secure(), Secure::Unset);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Secure {
     /// Not given (express leaves `secure` undefined): the cookie is not `Secure`.
@@ -37,6 +46,13 @@ pub enum Secure {
 }
 
 /// `cookie.sameSite`.
+///
+/// ```
+/// use sessile::{CookieOptions, SameSiteOption};
+///
+/// let cookie = CookieOptions::new().same_site(SameSiteOption::Lax);
+/// assert_ne!(cookie, CookieOptions::new());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SameSiteOption {
     /// `sameSite: false` or not given: no attribute.
@@ -55,6 +71,16 @@ pub enum SameSiteOption {
 }
 
 /// `proxy`: whether `X-Forwarded-Proto` decides if a request is secure.
+///
+/// ```
+/// // Behind a TLS-terminating proxy that sets `X-Forwarded-Proto: https`:
+/// let layer = sessile::SessionLayer::builder()
+///     .secret("s")
+///     .proxy(sessile::Proxy::Trust)
+///     .cookie(sessile::CookieOptions::new().secure(sessile::Secure::On))
+///     .build();
+/// assert!(layer.is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Proxy {
     /// `proxy: true`: trust the first value of `X-Forwarded-Proto`.
@@ -69,6 +95,15 @@ pub enum Proxy {
 }
 
 /// `unset`: what `Session::unset` (express's `req.session = null`) does.
+///
+/// ```
+/// let layer = sessile::SessionLayer::builder()
+///     .secret("s")
+///     .unset(sessile::Unset::Destroy)
+///     .build();
+/// assert!(layer.is_ok());
+/// assert_eq!(sessile::Unset::default(), sessile::Unset::Keep);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Unset {
     /// `'keep'` (the default): the stored session stays, this request's changes are dropped.
@@ -81,6 +116,30 @@ pub enum Unset {
 /// A request extension telling the layer whether the connection is secure, for servers that
 /// terminate TLS themselves (`req.connection.encrypted` in Node) or decide proxy trust their
 /// own way (express's `req.secure`).
+///
+/// ```
+/// use axum::{body::Body, routing::get, Router};
+/// use sessile::{CookieOptions, IsSecure, Secure, Session, SessionLayer};
+/// use tower::ServiceExt as _;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let layer = SessionLayer::builder()
+///     .secret("s")
+///     .cookie(CookieOptions::new().secure(Secure::On))
+///     .build()
+///     .unwrap();
+/// let app = Router::new()
+///     .route("/", get(|s: Session| async move { s.insert("n", 1).unwrap() }))
+///     .layer(layer);
+/// // This server terminated TLS itself: it says so on the request.
+/// let mut req = http::Request::get("/").body(Body::empty()).unwrap();
+/// req.extensions_mut().insert(IsSecure(true));
+/// let res = app.oneshot(req).await.unwrap();
+/// let set_cookie = res.headers()["set-cookie"].to_str().unwrap();
+/// assert!(set_cookie.ends_with("; HttpOnly; Secure"));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IsSecure(pub bool);
 
@@ -132,6 +191,11 @@ impl Default for CookieOptions {
 
 impl CookieOptions {
     /// express's defaults: `{ path: '/', httpOnly: true, secure: undefined, maxAge: null }`.
+    ///
+    /// ```
+    /// let c = sessile::CookieOptions::new();
+    /// assert_eq!((c.get_path(), c.get_max_age_ms()), ("/", None));
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -246,11 +310,26 @@ impl CookieOptions {
     }
 
     /// The configured path.
+    ///
+    /// ```
+    /// assert_eq!(sessile::CookieOptions::new().path("/app").get_path(), "/app");
+    /// ```
     pub fn get_path(&self) -> &str {
         &self.path
     }
 
     /// The `maxAge` in milliseconds, when one is set.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use sessile::CookieOptions;
+    ///
+    /// let c = CookieOptions::new().max_age(Duration::from_secs(60));
+    /// assert_eq!(c.get_max_age_ms(), Some(60_000));
+    /// // A fixed `expires` is no `maxAge`.
+    /// let c = c.expires(SystemTime::now() + Duration::from_secs(60));
+    /// assert_eq!(c.get_max_age_ms(), None);
+    /// ```
     pub fn get_max_age_ms(&self) -> Option<i64> {
         match self.lifetime {
             Lifetime::MaxAge(ms) => Some(ms),
@@ -258,7 +337,12 @@ impl CookieOptions {
         }
     }
 
-    /// Whether `secure` is `"auto"`.
+    /// The configured `secure`.
+    ///
+    /// ```
+    /// use sessile::{CookieOptions, Secure};
+    /// assert_eq!(CookieOptions::new().secure(Secure::On).get_secure(), Secure::On);
+    /// ```
     pub fn get_secure(&self) -> Secure {
         self.secure
     }

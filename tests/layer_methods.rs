@@ -511,13 +511,17 @@ async fn typed_values_round_trip_through_the_store() {
 async fn the_cookie_field_name_is_refused() {
     async fn sneaky(s: Session) -> String {
         let err = s.insert("cookie", json!({"domain": "evil"})).unwrap_err();
+        assert!(
+            matches!(&err, sessile::Error::ReservedField(f) if f == "cookie"),
+            "{err:?}"
+        );
         format!("{} modified={}", err, s.is_modified().unwrap())
     }
     let (addr, store) = server(|b| b, Router::new().route("/sneaky", get(sneaky))).await;
     let r = get_with(addr, "/sneaky", None).await;
     assert_eq!(
         r.body,
-        "session value: the field name `cookie` is reserved for the session cookie modified=false"
+        "the field name `cookie` is reserved for the session cookie modified=false"
     );
     assert_eq!(r.set_cookies, Vec::<String>::new());
     assert_eq!(store.ids().await, Vec::<String>::new());

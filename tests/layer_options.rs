@@ -617,6 +617,28 @@ async fn cookie_fn_computes_options_per_request() {
     assert_eq!(stored["sameSite"], json!("lax"));
 }
 
+/// The per-request options are computed once per request: the path check and a new
+/// session's cookie use the same options (express calls `cookie(req)` once per request).
+#[tokio::test]
+async fn cookie_fn_is_called_once_for_a_request_that_starts_a_session() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counted = calls.clone();
+    let layer = builder()
+        .cookie_fn(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            CookieOptions::new()
+        })
+        .build()
+        .unwrap();
+    let addr = start(layer).await;
+    let r = get_with(addr, "/set/user", None).await;
+    assert!(r.session_cookie().is_some());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // A loaded session keeps its own cookie: the function only gates the path.
+    get_with(addr, "/set/more", Some(&r.cookie_pair())).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn cookie_fn_path_gates_requests() {
     let layer = builder()

@@ -1,14 +1,17 @@
 //! The tower [`Layer`](tower_layer::Layer): express-session's middleware.
 //!
 //! The data's path, one request:
-//! 1. `service`: the request comes in; the path is checked against `cookie.path`.
-//! 2. The `Cookie` header is read and its signature verified ([`crate::cookie`],
-//!    [`crate::signing`]); a bad cookie counts as no cookie.
+//! 1. `service`: the request comes in; the path is checked against `cookie.path`, with the
+//!    cookie options resolved once for the request.
+//! 2. The `Cookie` header is read and its signature verified by the session cookie's codec
+//!    (`SessionCookie`, over [`crate::cookie`] and [`crate::signing`]); a bad cookie
+//!    counts as no cookie.
 //! 3. The record is loaded from the store, or a new session generated ([`crate::session`]).
-//! 4. The handler runs with the [`Session`](crate::Session) in the request's extensions.
-//! 5. The session is committed to the store ([`Session::commit`](crate::Session)); a store
-//!    failure turns the response into the error handler's response.
-//! 6. `Set-Cookie` is added and the response goes out.
+//! 4. The handler runs with the [`Session`] in the request's extensions.
+//! 5. The session is committed to the store; a store failure turns the response into the
+//!    error handler's response.
+//! 6. The codec writes `Set-Cookie` for the id and cookie the commit decided to send, and
+//!    the response goes out.
 
 use std::sync::Arc;
 
@@ -16,43 +19,20 @@ use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 
+use crate::config::{default_error_response, Config};
 use crate::error::{ConfigError, Error};
 use crate::id::{GenId, RequestHead};
 use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
+use crate::session::Session;
+use crate::session_cookie::SessionCookie;
 use crate::signing::Secrets;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::SessionStore;
 
 mod service;
 
+pub use crate::config::ErrorHandler;
 pub use service::{ResponseBody, ResponseFuture, SessionService};
-
-/// Builds the response sent when a session operation fails in the layer (the store is down,
-/// a record is corrupt). The default sends `500 Internal Server Error` with no `Set-Cookie`.
-pub type ErrorHandler = Arc<dyn Fn(&Error) -> Response<Full<Bytes>> + Send + Sync>;
-
-/// The resolved configuration shared by the layer, its services and every session.
-pub(crate) struct Config {
-    pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) secrets: Secrets,
-    pub(crate) name: String,
-    pub(crate) cookie: CookieSource,
-    pub(crate) genid: Option<GenId>,
-    pub(crate) proxy: Proxy,
-    pub(crate) trust_proxy: bool,
-    pub(crate) resave: bool,
-    pub(crate) rolling: bool,
-    pub(crate) save_uninitialized: bool,
-    pub(crate) unset: Unset,
-    pub(crate) on_error: ErrorHandler,
-}
-
-impl Config {
-    /// Whether hooks need the request head kept with the session.
-    pub(crate) fn keeps_head(&self) -> bool {
-        self.genid.is_some() || matches!(self.cookie, CookieSource::PerRequest(_))
-    }
-}
 
 /// The session middleware. Build it with [`SessionLayer::builder`].
 ///
@@ -78,13 +58,38 @@ impl SessionLayer {
     /// Starts a builder with this crate's defaults: `name = "connect.sid"`,
     /// `resave = false`, `saveUninitialized = false`, `rolling = false`, `unset = keep`,
     /// an in-memory [`EmbeddedStore`], and express's cookie defaults.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("keyboard cat").build();
+    /// assert!(layer.is_ok());
+    /// // A secret is required.
+    /// assert!(sessile::SessionLayer::builder().build().is_err());
+    /// ```
     pub fn builder() -> SessionLayerBuilder {
         SessionLayerBuilder::default()
     }
 
     /// The store sessions are kept in.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// let layer = sessile::SessionLayer::builder().secret("s").build().unwrap();
+    /// // The application can read sessions beside the layer, e.g. for an admin page.
+    /// assert!(layer.store().get("no such id").await?.is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn store(&self) -> Arc<dyn SessionStore> {
         self.config.store.clone()
+    }
+
+    /// A session outside any request, as a request without a cookie starts it, over this
+    /// layer's store and options: what the examples of [`Session`]'s methods run on. No
+    /// layer commits it; [`Session::save`] writes it.
+    #[doc(hidden)]
+    pub fn detached_session(&self) -> Result<Session, Error> {
+        let options = self.config.cookie.resolve(None);
+        Session::generate(self.config.clone(), None, &options, false, None)
     }
 }
 
@@ -331,6 +336,16 @@ impl SessionLayerBuilder {
 
     /// Checks the options and builds the layer.
     ///
+    /// ```
+    /// use sessile::{CookieOptions, SessionLayer};
+    ///
+    /// assert!(SessionLayer::builder().secret("s").build().is_ok());
+    /// assert!(SessionLayer::builder().secret("").build().is_err());
+    /// assert!(SessionLayer::builder().secret("s").name("a;b").build().is_err());
+    /// let smuggled = CookieOptions::new().domain("example.com; Secure");
+    /// assert!(SessionLayer::builder().secret("s").cookie(smuggled).build().is_err());
+    /// ```
+    ///
     /// # Errors
     /// No secret, an empty secret, or a cookie name or attribute that cannot be sent.
     pub fn build(self) -> Result<SessionLayer, ConfigError> {
@@ -350,8 +365,7 @@ impl SessionLayerBuilder {
         Ok(SessionLayer {
             config: Arc::new(Config {
                 store,
-                secrets,
-                name: self.name,
+                session_cookie: SessionCookie::new(self.name, secrets),
                 cookie: self.cookie,
                 genid: self.genid,
                 proxy: self.proxy,
@@ -366,14 +380,4 @@ impl SessionLayerBuilder {
             }),
         })
     }
-}
-
-fn default_error_response(_: &Error) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(b"Internal Server Error")));
-    *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
 }

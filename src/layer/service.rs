@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body_util::{Either, Full};
 use tower_service::Service;
 
-use super::Config;
+use crate::config::Config;
 use crate::error::{Error, StoreError};
 use crate::id::RequestHead;
-use crate::options::{IsSecure, Proxy};
+use crate::options::{CookieOptions, IsSecure, Proxy};
 use crate::session::Session;
 
 /// The response body of a [`SessionService`]: the application's body, or the error
@@ -74,41 +74,37 @@ where
         .keeps_head()
         .then(|| Arc::new(RequestHead::from_parts(&parts)));
 
-    // Requests outside the cookie's path get no session.
-    let path_ok =
-        original_path(&parts).starts_with(config.cookie.resolve(head.as_deref()).get_path());
-    if !path_ok {
+    // Requests outside the cookie's path get no session. The options are resolved once,
+    // for the check and for a new session's cookie.
+    let options = config.cookie.resolve(head.as_deref());
+    if !original_path(&parts).starts_with(options.get_path()) {
         let res = inner.call(Request::from_parts(parts, body)).await?;
         return Ok(res.map(Either::Left));
     }
 
     let secure = is_secure(&parts, config.proxy, config.trust_proxy);
-    let cookie_id = read_cookie(&parts.headers, &config);
-    let session = match load(&config, cookie_id, secure, head).await {
+    let cookie_id = config.session_cookie.read(&parts.headers);
+    let session = match load(&config, cookie_id, &options, secure, head).await {
         Ok(s) => s,
         Err(e) => return Ok(error_response(&config, &e)),
     };
+    drop(options);
     parts.extensions.insert(session.clone());
 
     let mut res = inner.call(Request::from_parts(parts, body)).await?;
 
-    match session.commit().await {
-        Ok(commit) => {
-            if let Some(c) = commit.set_cookie {
-                match HeaderValue::try_from(c) {
-                    Ok(v) => {
-                        res.headers_mut().append(http::header::SET_COOKIE, v);
-                    }
-                    Err(_) => {
-                        let e = Error::Value(serde::ser::Error::custom(
-                            "session cookie is not a valid header value",
-                        ));
-                        return Ok(error_response(&config, &e));
-                    }
-                }
-            }
+    let set_cookie = session.commit().await.and_then(|commit| {
+        commit
+            .set_cookie
+            .map(|(id, cookie)| config.session_cookie.write(&id, &cookie))
+            .transpose()
+    });
+    match set_cookie {
+        Ok(Some(value)) => {
+            res.headers_mut().append(http::header::SET_COOKIE, value);
             Ok(res.map(Either::Left))
         }
+        Ok(None) => Ok(res.map(Either::Left)),
         Err(e) => Ok(error_response(&config, &e)),
     }
 }
@@ -116,6 +112,7 @@ where
 async fn load(
     config: &Arc<Config>,
     cookie_id: Option<String>,
+    options: &CookieOptions,
     secure: bool,
     head: Option<Arc<RequestHead>>,
 ) -> Result<Session, Error> {
@@ -134,12 +131,19 @@ async fn load(
             // A record the store cannot read must not lock its user out: the session can
             // still be destroyed (logout) or regenerated (login).
             Err(StoreError::Corrupt(reason)) => {
-                return Session::unreadable(config.clone(), id.clone(), reason, secure, head)
+                return Session::unreadable(
+                    config.clone(),
+                    id.clone(),
+                    reason,
+                    options,
+                    secure,
+                    head,
+                )
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Session::generate(config.clone(), cookie_id, secure, head)
+    Session::generate(config.clone(), cookie_id, options, secure, head)
 }
 
 fn error_response<B>(config: &Config, e: &Error) -> Response<ResponseBody<B>> {
@@ -154,12 +158,6 @@ fn original_path(parts: &http::request::Parts) -> &str {
         return uri.path();
     }
     parts.uri.path()
-}
-
-/// The verified session id from the first cookie of the configured name.
-fn read_cookie(headers: &http::HeaderMap, config: &Config) -> Option<String> {
-    let raw = crate::cookie::find_in_headers(headers, &config.name)?;
-    crate::signing::session_id(&raw, &config.secrets).map(str::to_owned)
 }
 
 /// express-session's `issecure(req, trustProxy)`.

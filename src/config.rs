@@ -1,0 +1,92 @@
+//! The resolved configuration shared by the layer, its services and every session, and what
+//! a new session is made of: its id and its cookie.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+
+use crate::error::Error;
+use crate::id::{self, GenId, RequestHead};
+use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
+use crate::record::CookieRecord;
+use crate::session_cookie::SessionCookie;
+use crate::store::SessionStore;
+
+/// Builds the response sent when a session operation fails in the layer (the store is down,
+/// a record is corrupt). The default sends `500 Internal Server Error` with no `Set-Cookie`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+///
+/// let handler: sessile::layer::ErrorHandler = std::sync::Arc::new(|err| {
+///     http::Response::new(Full::new(Bytes::from(format!("try again: {err}"))))
+/// });
+/// let res = handler(&sessile::Error::NoSession);
+/// assert_eq!(res.status(), http::StatusCode::OK);
+/// ```
+pub type ErrorHandler = Arc<dyn Fn(&Error) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// The resolved configuration shared by the layer, its services and every session.
+pub(crate) struct Config {
+    pub(crate) store: Arc<dyn SessionStore>,
+    /// The session cookie's name and secrets: reads it from requests, writes `Set-Cookie`.
+    pub(crate) session_cookie: SessionCookie,
+    pub(crate) cookie: CookieSource,
+    pub(crate) genid: Option<GenId>,
+    pub(crate) proxy: Proxy,
+    pub(crate) trust_proxy: bool,
+    pub(crate) resave: bool,
+    pub(crate) rolling: bool,
+    pub(crate) save_uninitialized: bool,
+    pub(crate) unset: Unset,
+    pub(crate) on_error: ErrorHandler,
+}
+
+impl Config {
+    /// Whether hooks need the request head kept with the session.
+    pub(crate) fn keeps_head(&self) -> bool {
+        self.genid.is_some() || matches!(self.cookie, CookieSource::PerRequest(_))
+    }
+
+    /// A new session id: `genid`'s, when one is configured and the request is known, the
+    /// default generator's otherwise.
+    pub(crate) fn new_id(&self, head: Option<&RequestHead>) -> Result<String, Error> {
+        match (&self.genid, head) {
+            (Some(f), Some(h)) => Ok(f(h)),
+            _ => Ok(id::generate()?),
+        }
+    }
+
+    /// The cookie a new session starts with, its options resolved for `head`.
+    pub(crate) fn new_cookie(
+        &self,
+        head: Option<&RequestHead>,
+        secure: bool,
+    ) -> Result<CookieRecord, Error> {
+        new_cookie(&self.cookie.resolve(head), secure)
+    }
+}
+
+/// The cookie a new session starts with under options already resolved for its request.
+///
+/// # Errors
+/// [`Error::Cookie`] when its domain or path cannot be sent.
+pub(crate) fn new_cookie(options: &CookieOptions, secure: bool) -> Result<CookieRecord, Error> {
+    let record = options.new_record(secure);
+    crate::cookie::check(&record).map_err(Error::Cookie)?;
+    Ok(record)
+}
+
+/// The default [`ErrorHandler`]: `500 Internal Server Error`, plain text.
+pub(crate) fn default_error_response(_: &Error) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(b"Internal Server Error")));
+    *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}

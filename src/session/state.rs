@@ -1,0 +1,191 @@
+//! A session's state and express's decisions on it: modified, saved, to be saved, to get a
+//! cookie; and the store write that saves it.
+
+use std::sync::Arc;
+
+use super::fields::{diff, Fields, Snap};
+use crate::config::Config;
+use crate::error::Error;
+use crate::id::RequestHead;
+use crate::record::{Changes, CookieRecord, Data, Record};
+
+/// One session's state, behind the [`Session`](super::Session) handle's lock.
+pub(super) struct State {
+    pub(super) id: String,
+    /// `req.session` exists (not destroyed, not unset).
+    pub(super) present: bool,
+    pub(super) unset: bool,
+    pub(super) cookie: CookieRecord,
+    pub(super) fields: Fields,
+    pub(super) touched: bool,
+    /// The id the request's cookie carried, verified.
+    pub(super) cookie_id: Option<String>,
+    /// The id and fields as first loaded or generated (express's `originalId`/`originalHash`).
+    pub(super) original_id: String,
+    pub(super) original: Snap,
+    /// What was last written to the store for `id` (express's `savedHash`).
+    pub(super) saved: Option<Snap>,
+    /// What the store holds under `id`, as far as this request knows: the base of the diff
+    /// that `apply` sends. `None` when the id is not in the store.
+    pub(super) persisted: Option<Snap>,
+    /// Whether the request is secure, for `"auto"` options on regenerate.
+    pub(super) secure: bool,
+    pub(super) head: Option<Arc<RequestHead>>,
+    /// The store holds a record under `id` that it could not read (why): the session can be
+    /// destroyed or regenerated, but has no fields or cookie to read or write, and is never
+    /// written over.
+    pub(super) unreadable: Option<String>,
+}
+
+/// A store write that saves a session.
+pub(super) enum WriteOp {
+    Set {
+        id: String,
+        record: Record,
+        snap: Snap,
+    },
+    Apply {
+        id: String,
+        changes: Changes,
+        snap: Snap,
+    },
+}
+
+impl State {
+    /// A new session under `id`: no fields, the new cookie `cookie`.
+    pub(super) fn fresh(
+        id: String,
+        cookie: CookieRecord,
+        cookie_id: Option<String>,
+        secure: bool,
+        head: Option<Arc<RequestHead>>,
+    ) -> Self {
+        let raw = Data::empty();
+        State {
+            original_id: id.clone(),
+            id,
+            present: true,
+            unset: false,
+            cookie,
+            original: Snap::Text(raw.clone()),
+            fields: Fields::new(raw),
+            touched: false,
+            cookie_id,
+            saved: None,
+            persisted: None,
+            secure,
+            head,
+            unreadable: None,
+        }
+    }
+
+    /// The session the store holds under `id` as `record`. With `resave` off, what was
+    /// loaded counts as saved.
+    pub(super) fn loaded(
+        id: String,
+        record: Record,
+        resave: bool,
+        secure: bool,
+        head: Option<Arc<RequestHead>>,
+    ) -> Self {
+        let snap = Snap::Text(record.data.clone());
+        State {
+            original_id: id.clone(),
+            cookie_id: Some(id.clone()),
+            id,
+            present: true,
+            unset: false,
+            cookie: record.cookie,
+            fields: Fields::new(record.data),
+            touched: false,
+            saved: (!resave).then(|| snap.clone()),
+            persisted: Some(snap.clone()),
+            original: snap,
+            secure,
+            head,
+            unreadable: None,
+        }
+    }
+
+    pub(super) fn is_modified(&mut self) -> Result<bool, Error> {
+        if self.original_id != self.id {
+            return Ok(true);
+        }
+        let original = self.original.clone();
+        Ok(!self.fields.equals(&original)?)
+    }
+
+    fn is_saved(&mut self) -> Result<bool, Error> {
+        if self.original_id != self.id {
+            return Ok(false);
+        }
+        match self.saved.clone() {
+            None => Ok(false),
+            Some(s) => self.fields.equals(&s),
+        }
+    }
+
+    pub(super) fn should_save(&mut self, config: &Config) -> Result<bool, Error> {
+        if !config.save_uninitialized
+            && self.saved.is_none()
+            && self.cookie_id.as_deref() != Some(self.id.as_str())
+        {
+            self.is_modified()
+        } else {
+            Ok(!self.is_saved()?)
+        }
+    }
+
+    pub(super) fn should_set_cookie(&mut self, config: &Config) -> Result<bool, Error> {
+        if !self.present {
+            return Ok(false);
+        }
+        let send = if self.cookie_id.as_deref() != Some(self.id.as_str()) {
+            config.save_uninitialized || self.is_modified()?
+        } else {
+            config.rolling || (self.cookie.expires.is_some() && self.is_modified()?)
+        };
+        // Only send secure cookies over secure connections; the session is saved regardless.
+        let sendable = self.secure || self.cookie.secure != Some(true);
+        Ok(send && sendable)
+    }
+
+    /// The store write that saves this session: field changes against what the store holds
+    /// when that is known and `resave` is off, the whole record otherwise (and when the
+    /// changes cannot be said as field changes: a field that cannot be decoded and has no
+    /// name to remove it by).
+    pub(super) fn write_op(&mut self, config: &Config) -> Result<WriteOp, Error> {
+        let snap = self.fields.snap();
+        let id = self.id.clone();
+        if let (Some(base), false) = (&self.persisted, config.resave) {
+            let base = base.clone();
+            let fields = if self.fields.equals(&base)? {
+                Some(Vec::new())
+            } else {
+                let base = match base {
+                    Snap::Text(t) => Arc::new(t.parse()?),
+                    Snap::Map(m) => m,
+                };
+                diff(&base, self.fields.map()?)
+            };
+            if let Some(fields) = fields {
+                return Ok(WriteOp::Apply {
+                    id,
+                    changes: Changes {
+                        cookie: self.cookie.clone(),
+                        fields,
+                    },
+                    snap,
+                });
+            }
+        }
+        Ok(WriteOp::Set {
+            id,
+            record: Record {
+                cookie: self.cookie.clone(),
+                data: self.fields.data(),
+            },
+            snap,
+        })
+    }
+}
