@@ -134,7 +134,7 @@ async fn load(
                 return Session::unreadable(
                     config.clone(),
                     id.clone(),
-                    reason,
+                    reason.to_string(),
                     options,
                     secure,
                     head,
