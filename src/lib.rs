@@ -59,7 +59,7 @@ pub mod signing;
 pub mod store;
 mod sync;
 
-pub use error::{ConfigError, Error, StoreError};
+pub use error::{ConfigError, Error, IdError, StoreError};
 pub use layer::{SessionLayer, SessionLayerBuilder, SessionService};
 pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset};
 pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
