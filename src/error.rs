@@ -333,7 +333,7 @@ pub enum Error {
 /// is the operating system's error.
 ///
 /// ```
-/// fn new_id() -> Result<String, sessile::error::IdError> {
+/// fn new_id() -> Result<String, sessile::IdError> {
 ///     sessile::id::generate()
 /// }
 /// assert_eq!(new_id().unwrap().len(), 32);

@@ -45,7 +45,7 @@ pub type GenId = Arc<dyn Fn(&RequestHead) -> String + Send + Sync>;
 /// let id = sessile::id::generate()?;
 /// assert_eq!(id.len(), 32);
 /// assert_ne!(id, sessile::id::generate()?);
-/// # Ok::<(), sessile::error::IdError>(())
+/// # Ok::<(), sessile::IdError>(())
 /// ```
 ///
 /// # Errors

@@ -60,7 +60,7 @@ pub mod store;
 mod sync;
 
 pub use error::{
-    ConfigError, Corrupted, Corruption, Error, OpenError, Poison, PoisonCause, StoreError,
+    ConfigError, Corrupted, Corruption, Error, IdError, OpenError, Poison, PoisonCause, StoreError,
 };
 pub use layer::{SessionLayer, SessionLayerBuilder, SessionService};
 pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset};
