@@ -19,6 +19,7 @@ pub(crate) struct Limits {
 
 impl Limits {
     /// When a session with `cookie`, written at `now_ms`, expires.
+    #[inline]
     pub(crate) fn deadline(&self, cookie: &CookieRecord, now_ms: i64) -> i64 {
         cookie
             .expires
@@ -26,6 +27,7 @@ impl Limits {
     }
 
     /// How far a touch to `cookie` may move the logged deadline without being logged.
+    #[inline]
     pub(crate) fn touch_window(&self, cookie: &CookieRecord) -> i64 {
         self.touch_log_ms
             .max(cookie.original_max_age.unwrap_or(0) / 100)

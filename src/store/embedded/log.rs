@@ -40,22 +40,26 @@ pub(crate) struct Logged(AtomicI64);
 
 impl Logged {
     /// An entry just logged (or recovered) with `deadline`.
+    #[inline]
     pub(crate) fn new(deadline: i64) -> Self {
         Logged(AtomicI64::new(deadline))
     }
 
     /// Whether `deadline` is more than `window` past the logged deadline.
+    #[inline]
     pub(crate) fn is_behind(&self, deadline: i64, window: i64) -> bool {
         deadline - self.0.load(Ordering::Acquire) > window
     }
 
     /// Notes that a touch to `deadline` was logged (a racing touch may have logged a later
     /// one: the later is kept).
+    #[inline]
     pub(crate) fn touched(&self, deadline: i64) {
         self.0.fetch_max(deadline, Ordering::AcqRel);
     }
 
     /// Notes that the whole entry was logged with `deadline`.
+    #[inline]
     pub(crate) fn set(&self, deadline: i64) {
         self.0.store(deadline, Ordering::Release);
     }

@@ -20,14 +20,17 @@ pub(crate) fn charge(key_len: usize, data: &Data) -> usize {
 }
 
 impl Entry {
+    #[inline]
     pub(crate) fn deadline(&self) -> i64 {
         self.deadline.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub(crate) fn live_at(&self, now_ms: i64) -> bool {
         self.deadline() > now_ms
     }
 
+    #[inline]
     pub(crate) fn place(&self) -> Place {
         Place {
             lane: self.lane,
@@ -37,18 +40,21 @@ impl Entry {
     }
 
     /// Whether the session came back since it was stored.
+    #[inline]
     pub(crate) fn is_back(&self) -> bool {
         self.returned.load(Ordering::Relaxed)
     }
 
     /// Notes that the session came back (a read, touch or change after it was stored). Only
     /// the first time writes to the entry.
+    #[inline]
     pub(crate) fn came_back(&self) {
         if !self.returned.load(Ordering::Relaxed) {
             self.returned.store(true, Ordering::Relaxed);
         }
     }
 
+    #[inline]
     pub(crate) fn record(&self, shapes: &Shapes) -> Record {
         Record {
             cookie: shapes.cookie(self.shape, self.deadline()),
@@ -86,6 +92,7 @@ impl Default for Map {
 
 impl Map {
     /// Entries held (live or not yet swept) and bytes charged.
+    #[inline]
     pub(crate) fn holds(&self) -> (usize, usize) {
         (self.slab.len(), self.bytes)
     }

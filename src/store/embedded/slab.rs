@@ -106,6 +106,7 @@ fn key_of<'a>(
 }
 
 impl Slab {
+    #[inline]
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }

@@ -61,16 +61,19 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 impl Core {
+    #[inline]
     pub(super) fn shard(&self, sid: &str) -> &Shard {
         let h = self.hasher.hash_one(sid) as usize;
         &self.shards[h & (self.shards.len() - 1)]
     }
 
+    #[inline]
     fn log(&self) -> Log<'_> {
         self.durable.as_ref().map(|d| &*d.wal as &dyn OpLog)
     }
 
     /// The context of a call made now.
+    #[inline]
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             now_ms: clock::now_ms(),
