@@ -1861,6 +1861,13 @@ fn main() {
                     println!("{table}");
                 }
             }
+            // Leave a shared Redis server as found: the bench's sessions (under its own prefix)
+            // go with the stores of this size.
+            for store in stores.iter().flatten() {
+                if store.kind == Kind::Redis {
+                    let _ = current_thread().block_on(store.dyn_store.clear());
+                }
+            }
         }
         c.final_summary();
         let mut tables = tables.into_inner().expect("tables");

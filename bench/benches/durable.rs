@@ -1,6 +1,6 @@
 //! The durable embedded store (`EmbeddedStore::builder().open(dir)`): restart, log replay,
 //! write throughput per fsync policy, group commit under `Always`, snapshots while serving,
-//! and disk use. Results and targets: BENCHMARKS.md, "The durable store".
+//! and disk use. Results: BENCHMARKS.md, "The durable store".
 //!
 //! ```text
 //! cargo bench -p sessile-bench --bench durable                      # everything: 2.5 to 5 minutes on 2 cores

@@ -1,5 +1,5 @@
 //! Two recovery measurements, run one sample per process so that the binaries of two builds
-//! can be alternated (see BENCHMARKS.md, "Recovery: restarts and replayed field changes"):
+//! can be alternated (see BENCHMARKS.md, "The durable store" and the change log of 2026-12-04):
 //!
 //! ```text
 //! cargo bench -p sessile-bench --bench durable -- durable_restarts   # open after 5 restarts
