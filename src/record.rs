@@ -8,6 +8,14 @@
 //! The application data is kept as compact JSON text ([`Data`]) so that a store can hand a
 //! record out by bumping a reference count, and the per-request session parses it only when a
 //! handler looks inside.
+//!
+//! Member order and number text are sessile's own, not serde_json's: a record is written
+//! back with its members in the order they were read (JavaScript's order: the order they
+//! were set), each as the text it was read from unless the application set it, and the
+//! cookie object in express's order. serde_json's `preserve_order` and `float_roundtrip`
+//! features are not needed (nor turned on for the application). A value the application
+//! sets is written by its serde_json: with the default features, the keys of an object
+//! *inside* it are sorted.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,9 +30,10 @@ use crate::clock;
 use crate::error::StoreError;
 
 mod members;
+mod parsed;
 
-pub(crate) use members::Parsed;
-use members::{members, object_text};
+use members::{members, object_text, ObjectText};
+pub(crate) use parsed::Parsed;
 
 /// The `SameSite` attribute as express stores it (`true`, `"lax"`, `"strict"`, `"none"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,36 +210,69 @@ impl CookieRecord {
         self.expires.is_some_and(|e| e <= now_ms)
     }
 
-    /// The cookie as express serialises it (`Cookie.prototype.data`, key order included).
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert(
-            "originalMaxAge".into(),
+    /// The cookie's members as express serialises them (`Cookie.prototype.data`), in its
+    /// order.
+    fn each_member(&self, mut f: impl FnMut(&'static str, Value)) {
+        f(
+            "originalMaxAge",
             self.original_max_age.map_or(Value::Null, Value::from),
         );
         if let Some(p) = self.partitioned {
-            m.insert("partitioned".into(), Value::Bool(p));
+            f("partitioned", Value::Bool(p));
         }
         if let Some(p) = self.priority {
-            m.insert("priority".into(), Value::from(p.json_name()));
+            f("priority", Value::from(p.json_name()));
         }
-        m.insert(
-            "expires".into(),
+        f(
+            "expires",
             self.expires
                 .map_or(Value::Null, |e| Value::from(clock::to_iso(e))),
         );
         if let Some(s) = self.secure {
-            m.insert("secure".into(), Value::Bool(s));
+            f("secure", Value::Bool(s));
         }
-        m.insert("httpOnly".into(), Value::Bool(self.http_only));
+        f("httpOnly", Value::Bool(self.http_only));
         if let Some(d) = &self.domain {
-            m.insert("domain".into(), Value::from(&**d));
+            f("domain", Value::from(&**d));
         }
-        m.insert("path".into(), Value::from(&*self.path));
+        f("path", Value::from(&*self.path));
         if let Some(s) = self.same_site {
-            m.insert("sameSite".into(), s.to_json());
+            f("sameSite", s.to_json());
         }
+    }
+
+    /// The cookie as express serialises it (`Cookie.prototype.data`), as a `Value`: its key
+    /// order is your serde_json's (sorted, unless its `preserve_order` feature is on). For
+    /// express's text, key order included, see [`to_json_text`](Self::to_json_text).
+    ///
+    /// ```
+    /// let cookie = sessile::CookieRecord::default().to_json();
+    /// assert_eq!(cookie["httpOnly"], true);
+    /// assert_eq!(cookie["path"], "/");
+    /// ```
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        self.each_member(|k, v| {
+            m.insert(k.into(), v);
+        });
         Value::Object(m)
+    }
+
+    /// The cookie object's JSON text as express writes it, in express's key order (what
+    /// [`Record::to_json`] writes).
+    ///
+    /// ```
+    /// let mut cookie = sessile::CookieRecord::default();
+    /// cookie.secure = Some(true);
+    /// assert_eq!(
+    ///     cookie.to_json_text(),
+    ///     r#"{"originalMaxAge":null,"expires":null,"secure":true,"httpOnly":true,"path":"/"}"#
+    /// );
+    /// ```
+    pub fn to_json_text(&self) -> String {
+        let mut out = ObjectText::with_capacity(128);
+        self.each_member(|k, v| out.value(k, &v));
+        out.finish()
     }
 
     /// Reads the cookie object as express (or Node's connect-redis) wrote it.
@@ -366,18 +408,25 @@ impl Data {
         Data(Arc::from("{}"))
     }
 
-    /// Serialises a map of fields. A field named `cookie` is dropped: that name belongs to the
-    /// cookie object.
+    /// Serialises a map of fields, in the map's order. A field named `cookie` is dropped:
+    /// that name belongs to the cookie object.
+    ///
+    /// ```
+    /// let map = serde_json::json!({"views": 3, "cookie": {}});
+    /// let data = sessile::Data::from_map(map.as_object().unwrap());
+    /// assert_eq!(data.as_str(), r#"{"views":3}"#);
+    /// ```
     pub fn from_map(map: &Map<String, Value>) -> Self {
-        if map.contains_key("cookie") {
-            let mut m = map.clone();
-            m.remove("cookie");
-            return Self::from_map(&m);
+        Self::from_members(map.iter())
+    }
+
+    /// The fields named and valued so, in this order, without a `cookie`.
+    fn from_members<'a>(members: impl Iterator<Item = (&'a String, &'a Value)>) -> Self {
+        let mut out = ObjectText::with_capacity(64);
+        for (k, v) in members.filter(|(k, _)| *k != "cookie") {
+            out.value(k, v);
         }
-        // Serialising a `Map<String, Value>` cannot fail.
-        Data(Arc::from(
-            serde_json::to_string(map).unwrap_or_else(|_| "{}".into()),
-        ))
+        Data(Arc::from(out.finish()))
     }
 
     /// Checks that `text` is a JSON object and keeps it as is, without a `cookie` field if
@@ -416,23 +465,25 @@ impl Data {
     /// [`StoreError::Corrupt`] when the text is not a JSON object, or when a field cannot be
     /// decoded into a [`Value`] (see [`Data::from_json_text`]); the message names the field.
     pub fn to_map(&self) -> Result<Map<String, Value>, StoreError> {
+        if let Ok(map) = serde_json::from_str(&self.0) {
+            return Ok(map);
+        }
+        // Which field does not decode, or why the whole does not.
         let parsed = self.parse()?;
-        match parsed.opaque.first() {
-            None => Ok(parsed.values),
+        match parsed.first_opaque() {
+            None => Ok(parsed.to_map()),
             Some(o) => Err(StoreError::Corrupt(format!("session data: {o}"))),
         }
     }
 
-    /// Parses the fields, keeping those that cannot be decoded as their text.
+    /// Parses the fields, keeping each as its text until it is set.
     pub(crate) fn parse(&self) -> Result<Parsed, StoreError> {
-        Parsed::parse(&self.0).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+        Parsed::parse(self).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
     }
 
-    /// The fields of `parsed` (the opaque ones as they were written).
+    /// The fields of `parsed`, in its order: those not set since they were read as they
+    /// were written.
     pub(crate) fn from_parsed(parsed: &Parsed) -> Self {
-        if parsed.opaque.is_empty() {
-            return Self::from_map(&parsed.values);
-        }
         Data(Arc::from(parsed.to_text()))
     }
 
@@ -536,7 +587,7 @@ pub struct Record {
 impl Record {
     /// The record as express's JSON text: `{"cookie":{...},...data}`.
     pub fn to_json(&self) -> String {
-        let cookie = self.cookie.to_json().to_string();
+        let cookie = self.cookie.to_json_text();
         let data = self.data.as_str().trim();
         let inner = data
             .strip_prefix('{')
@@ -592,16 +643,35 @@ impl Record {
         })
     }
 
-    /// Splits an express-shaped object into cookie and data.
+    /// Splits an express-shaped object into cookie and data (the data in the map's order);
+    /// the `cookie` member is taken out of the map.
+    ///
+    /// ```
+    /// let mut map = serde_json::json!({"cookie": {"path": "/app"}, "views": 3});
+    /// let map = map.as_object_mut().unwrap();
+    /// let record = sessile::Record::from_map(map)?;
+    /// assert_eq!((&*record.cookie.path, record.data.as_str()), ("/app", r#"{"views":3}"#));
+    /// assert!(!map.contains_key("cookie"));
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
     pub fn from_map(map: &mut Map<String, Value>) -> Result<Self, StoreError> {
-        let cookie = match map.shift_remove("cookie") {
-            Some(v) => CookieRecord::from_json(&v)
+        let record = Self::from_members(map.iter())?;
+        // `retain` keeps the order of the others whatever serde_json's features.
+        map.retain(|k, _| k != "cookie");
+        Ok(record)
+    }
+
+    fn from_members<'a>(
+        members: impl Iterator<Item = (&'a String, &'a Value)> + Clone,
+    ) -> Result<Self, StoreError> {
+        let cookie = match members.clone().find(|(k, _)| *k == "cookie") {
+            Some((_, v)) => CookieRecord::from_json(v)
                 .map_err(|e| StoreError::Corrupt(format!("session record: {e}")))?,
             None => CookieRecord::default(),
         };
         Ok(Record {
             cookie,
-            data: Data::from_map(map),
+            data: Data::from_members(members),
         })
     }
 
@@ -619,10 +689,13 @@ impl serde::Serialize for Record {
     }
 }
 
+/// Reads any self-describing format; the members keep their order (a name given twice is
+/// its last value, at the place of its first), their values are written back by
+/// serde_json.
 impl<'de> serde::Deserialize<'de> for Record {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut map = Map::<String, Value>::deserialize(d)?;
-        Record::from_map(&mut map).map_err(D::Error::custom)
+        let map = indexmap::IndexMap::<String, Value>::deserialize(d)?;
+        Record::from_members(map.iter()).map_err(D::Error::custom)
     }
 }
 
@@ -657,7 +730,8 @@ impl Changes {
                     map.insert(k.clone(), v.clone());
                 }
                 Change::Remove(k) => {
-                    map.shift_remove(k);
+                    // `retain` keeps the order of the others whatever serde_json's features.
+                    map.retain(|name, _| name != k);
                 }
             }
         }
@@ -808,6 +882,61 @@ mod tests {
         assert!(Record::from_json(r#"{"cookie":{"path":"\ud800"}}"#).is_err());
         // Unbalanced nesting is an error, not a crash.
         assert!(Record::from_json(&format!(r#"{{"a":{}}}"#, "[".repeat(100_000))).is_err());
+    }
+
+    /// A cookie object as express writes it, every attribute set, in express's order.
+    const NODE_COOKIE: &str = r#"{"originalMaxAge":3600000,"partitioned":true,"priority":"high","expires":"2030-01-02T03:04:05.678Z","secure":true,"httpOnly":true,"domain":"example.com","path":"/app","sameSite":"strict"}"#;
+
+    /// Fields as Node's `JSON.stringify` writes them: keys in the order set (not sorted), a
+    /// nested object in its own order, numbers as JavaScript prints them (`0.000001` and
+    /// `100000000000000000000`, which serde_json writes `1e-6` and `1e+20`, and two that
+    /// serde_json's default float parser reads one bit off).
+    const NODE_DATA: &str = r#"{"zeta":1,"alpha":{"y":0.30000000000000004,"x":[1e+21,5e-324,0.000001,100000000000000000000]},"mid":"m","big":123456789012345680000,"small":1.0715660391465826e-75,"max":1.7976931348623157e+308,"text":"é \"q\""}"#;
+
+    #[test]
+    fn a_node_record_is_written_back_as_node_wrote_it() {
+        let text = format!(r#"{{"cookie":{NODE_COOKIE},{}"#, &NODE_DATA[1..]);
+        let record = Record::from_json(&text).unwrap();
+        assert_eq!(record.to_json(), text);
+        // The serde implementation keeps the order of the members too.
+        let by_serde: Record =
+            serde_json::from_str(r#"{"b":1,"cookie":{"path":"/p"},"a":[2]}"#).unwrap();
+        assert_eq!(by_serde.data.as_str(), r#"{"b":1,"a":[2]}"#);
+        assert_eq!(&*by_serde.cookie.path, "/p");
+    }
+
+    #[test]
+    fn parsed_fields_are_written_back_in_their_order_and_with_their_text() {
+        let data = Data::from_json_text(NODE_DATA).unwrap();
+        let mut parsed = data.parse().unwrap();
+        assert_eq!(Data::from_parsed(&parsed).as_str(), NODE_DATA);
+        // A field set to the value it has is written as it was; a changed one in its
+        // place; a new one last; a removed one and set again last, as JavaScript has it.
+        let alpha = parsed.get("alpha").unwrap().clone();
+        parsed.insert("alpha".into(), alpha);
+        parsed.insert("mid".into(), Value::from("n"));
+        parsed.insert("new".into(), Value::from(0.5));
+        parsed.insert("a-new".into(), Value::from(1));
+        parsed.remove("zeta");
+        parsed.remove("text");
+        parsed.insert("text".into(), Value::from("t"));
+        let want = NODE_DATA
+            .replace(r#""zeta":1,"#, "")
+            .replace(r#""mid":"m""#, r#""mid":"n""#)
+            .replace(
+                r#","text":"é \"q\""}"#,
+                r#","new":0.5,"a-new":1,"text":"t"}"#,
+            );
+        assert_eq!(Data::from_parsed(&parsed).as_str(), want);
+        // Fields of a new session, in the order set.
+        let mut parsed = Data::empty().parse().unwrap();
+        for (i, k) in ["z", "a", "m"].into_iter().enumerate() {
+            parsed.insert(k.into(), Value::from(i));
+        }
+        assert_eq!(
+            Data::from_parsed(&parsed).as_str(),
+            r#"{"z":0,"a":1,"m":2}"#
+        );
     }
 
     #[test]

@@ -22,14 +22,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-
 use super::format::{self, Decoded, Op};
 use super::fs::Storage;
 use super::snapshot;
 use super::wal::{self, Resume, SEGMENT_HEADER};
 use crate::error::StoreError;
-use crate::record::{CookieRecord, Data, Record};
+use crate::record::{CookieRecord, Data, Parsed, Record};
 
 /// What opening a durable store found on disk and did to recover its sessions, returned by
 /// [`EmbeddedStore::recovery_report`](crate::EmbeddedStore::recovery_report). Nothing here
@@ -136,7 +134,7 @@ const WORKING_MIN_BYTES: usize = 512;
 /// and deadline as the last op left them.
 struct Working {
     shard: usize,
-    fields: Map<String, Value>,
+    fields: Parsed,
     cookie: CookieRecord,
     deadline: i64,
 }
@@ -148,7 +146,8 @@ struct Working {
 /// the end. So a session's `n` field changes cost one parse and one encoding, not `n` of
 /// each of the whole (growing) record. The target's state afterwards is what handing it
 /// every op would give: an apply sets the same cookie and deadline and the same fields in
-/// the same order (a map keeps insertion order), a touch the cookie and deadline.
+/// the same order (the form keeps the members in order, each as its text until it is set),
+/// a touch the cookie and deadline.
 #[derive(Default)]
 struct Patcher {
     forms: HashMap<String, Working>,
@@ -164,7 +163,7 @@ impl Patcher {
                 deadline,
             } => {
                 if let Some(w) = self.forms.get_mut(sid.as_str()) {
-                    changes.apply_to(&mut w.fields);
+                    w.fields.apply(&changes.fields);
                     w.cookie = changes.cookie.clone();
                     w.deadline = *deadline;
                     return;
@@ -173,7 +172,7 @@ impl Patcher {
                     .then(|| target.data(shard, sid))
                     .flatten()
                     .filter(|d| d.len() >= WORKING_MIN_BYTES)
-                    .and_then(|d| d.to_map().ok());
+                    .and_then(|d| d.parse().ok());
                 // Data that does not parse is left to the store (which keeps it as is).
                 let Some(mut fields) = parsed else {
                     return target.apply(shard, op);
@@ -181,7 +180,7 @@ impl Patcher {
                 if self.forms.len() >= WORKING_FORMS {
                     self.finish(target);
                 }
-                changes.apply_to(&mut fields);
+                fields.apply(&changes.fields);
                 self.forms.insert(
                     sid.clone(),
                     Working {
@@ -222,7 +221,7 @@ impl Patcher {
                 sid,
                 record: Record {
                     cookie: w.cookie,
-                    data: Data::from_map(&w.fields),
+                    data: Data::from_parsed(&w.fields),
                 },
                 deadline: w.deadline,
             };
