@@ -10,7 +10,7 @@
 //! from, in their order, unless they changed.
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -47,31 +47,37 @@ impl<'a> Member<'a> {
 /// The members of the JSON object `text`, in order (a name given twice appears twice).
 /// Fails when `text` is not one JSON object; the values are checked for syntax only.
 pub(crate) fn members(text: &str) -> serde_json::Result<Vec<Member<'_>>> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let members = de.deserialize_map(Members)?;
-    de.end()?;
-    Ok(members)
+    let mut out = Vec::new();
+    each_member(text, |m| out.push(m))?;
+    Ok(out)
 }
 
-struct Members;
+/// Calls `f` with each member of the JSON object `text`, in order, as [`members`] lists
+/// them (without collecting them).
+pub(crate) fn each_member<'a>(text: &'a str, f: impl FnMut(Member<'a>)) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(Members(f))?;
+    de.end()
+}
 
-impl<'de> Visitor<'de> for Members {
-    type Value = Vec<Member<'de>>;
+struct Members<F>(F);
+
+impl<'de, F: FnMut(Member<'de>)> Visitor<'de> for Members<F> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<&'de RawValue>()? {
             if !key.get().starts_with('"') {
                 return Err(A::Error::custom("an object key is not a string"));
             }
             let value = map.next_value::<&'de RawValue>()?;
-            out.push(Member { key, value });
+            (self.0)(Member { key, value });
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -103,8 +109,12 @@ impl ObjectText {
     /// A member from its name and value, as serde_json writes them.
     pub(crate) fn value(&mut self, name: &str, value: &Value) {
         self.next();
-        // Writing a string or a `Value` cannot fail.
-        let _ = write!(self.0, "{}:{value}", Value::from(name));
+        // Serialising a string or a `Value` cannot fail.
+        self.0
+            .push_str(&serde_json::to_string(name).unwrap_or_default());
+        self.0.push(':');
+        self.0
+            .push_str(&serde_json::to_string(value).unwrap_or_default());
     }
 
     /// The text, closed.
@@ -172,13 +182,15 @@ pub(crate) fn apply(text: &str, changes: &[Change]) -> serde_json::Result<String
     Ok(object_text(entries.iter().map(|e| (&*e.key, &*e.value))))
 }
 
+/// `depth` arrays, one inside the other, around a 1: nesting past serde_json's limit.
+#[cfg(test)]
+pub(crate) fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nested(depth: usize) -> String {
-        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
-    }
 
     #[test]
     fn members_keep_every_value_as_written() {

@@ -19,7 +19,7 @@ use indexmap::{Equivalent, IndexMap};
 use serde::de::Error as _;
 use serde_json::{Map, Value};
 
-use super::members::{members, ObjectText};
+use super::members::{each_member, ObjectText};
 use super::{Change, Data};
 
 /// Session fields: every member of the loaded object in the order written (a name given
@@ -29,7 +29,7 @@ use super::{Change, Data};
 pub(crate) struct Parsed {
     /// The text the loaded members are in.
     source: Data,
-    fields: IndexMap<Key, Field>,
+    fields: IndexMap<Key, Field, ahash::RandomState>,
 }
 
 /// A member's key: its name, or, for a name that cannot be decoded, its place among the
@@ -128,9 +128,9 @@ impl Parsed {
             let start = s.as_ptr() as usize - text.as_ptr() as usize;
             start..start + s.len()
         };
-        let members = members(text)?;
-        let mut fields = IndexMap::with_capacity(members.len());
-        for (i, m) in members.iter().enumerate() {
+        let mut fields = IndexMap::default();
+        let mut i = 0;
+        each_member(text, |m| {
             let key = m
                 .name()
                 .map_or(Key::Nameless(i), |n| Key::Name(n.into_owned()));
@@ -141,7 +141,8 @@ impl Parsed {
             };
             // A name given twice: its place stays, its value is the last.
             fields.insert(key, field);
-        }
+            i += 1;
+        })?;
         Ok(Parsed {
             source: data.clone(),
             fields,
@@ -343,14 +344,11 @@ impl PartialEq for Parsed {
 mod tests {
     use serde_json::json;
 
+    use super::super::members::nested;
     use super::*;
 
     fn parsed(text: &str) -> Parsed {
         Data::from_trusted(text).parse().unwrap()
-    }
-
-    fn nested(depth: usize) -> String {
-        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
     }
 
     #[test]
