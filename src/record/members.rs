@@ -1,20 +1,20 @@
-//! The top level of a JSON object as raw text, and fields kept as text when they cannot be
-//! decoded.
+//! The top level of a JSON object as raw text.
 //!
 //! A record written by Node can hold what a `serde_json::Value` cannot: a string with a
 //! lone UTF-16 surrogate (`"x\ud800y"`, which JavaScript's `'👍'.slice(0, 1)` gives and
 //! `JSON.stringify` writes as an escape), or nesting past serde_json's recursion limit
 //! (128). Such a field must not make the whole record unreadable: the object's top level is
 //! split into raw member texts with serde_json's [`RawValue`] (which skips a value without
-//! recursion and without decoding its strings), each field is decoded on its own, and a
-//! field that does not decode stays [`Opaque`]: written back byte for byte.
+//! recursion and without decoding its strings), each field is decoded on its own (see
+//! [`Parsed`](super::Parsed)), and the members are written back as the text they were read
+//! from, in their order, unless they changed.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Change;
 
@@ -47,192 +47,90 @@ impl<'a> Member<'a> {
 /// The members of the JSON object `text`, in order (a name given twice appears twice).
 /// Fails when `text` is not one JSON object; the values are checked for syntax only.
 pub(crate) fn members(text: &str) -> serde_json::Result<Vec<Member<'_>>> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let members = de.deserialize_map(Members)?;
-    de.end()?;
-    Ok(members)
+    let mut out = Vec::new();
+    each_member(text, |m| out.push(m))?;
+    Ok(out)
 }
 
-struct Members;
+/// Calls `f` with each member of the JSON object `text`, in order, as [`members`] lists
+/// them (without collecting them).
+pub(crate) fn each_member<'a>(text: &'a str, f: impl FnMut(Member<'a>)) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(Members(f))?;
+    de.end()
+}
 
-impl<'de> Visitor<'de> for Members {
-    type Value = Vec<Member<'de>>;
+struct Members<F>(F);
+
+impl<'de, F: FnMut(Member<'de>)> Visitor<'de> for Members<F> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<&'de RawValue>()? {
             if !key.get().starts_with('"') {
                 return Err(A::Error::custom("an object key is not a string"));
             }
             let value = map.next_value::<&'de RawValue>()?;
-            out.push(Member { key, value });
+            (self.0)(Member { key, value });
         }
-        Ok(out)
+        Ok(())
+    }
+}
+
+/// A JSON object's text, written member by member.
+pub(crate) struct ObjectText(String);
+
+impl ObjectText {
+    /// An empty object, with room for `bytes`.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        let mut out = String::with_capacity(bytes);
+        out.push('{');
+        ObjectText(out)
+    }
+
+    fn next(&mut self) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+    }
+
+    /// A member from its key (a JSON string with its quotes) and value texts.
+    pub(crate) fn raw(&mut self, key: &str, value: &str) {
+        self.next();
+        self.0.push_str(key);
+        self.0.push(':');
+        self.0.push_str(value);
+    }
+
+    /// A member from its name and value, as serde_json writes them.
+    pub(crate) fn value(&mut self, name: &str, value: &Value) {
+        self.next();
+        // Serialising a string or a `Value` cannot fail.
+        self.0
+            .push_str(&serde_json::to_string(name).unwrap_or_default());
+        self.0.push(':');
+        self.0
+            .push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+
+    /// The text, closed.
+    pub(crate) fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
     }
 }
 
 /// `{"k":v,...}` of these `(key, value)` texts.
 pub(crate) fn object_text<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::from("{");
+    let mut out = ObjectText::with_capacity(64);
     for (k, v) in members {
-        if out.len() > 1 {
-            out.push(',');
-        }
-        out.push_str(k);
-        out.push(':');
-        out.push_str(v);
+        out.raw(k, v);
     }
-    out.push('}');
-    out
-}
-
-/// A field that cannot be decoded into a `serde_json::Value`, kept as its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Opaque {
-    /// The field's name; `None` when the name itself cannot be decoded.
-    pub(crate) name: Option<String>,
-    /// The key as written (a JSON string with its quotes).
-    pub(crate) key: Box<str>,
-    /// The value as written.
-    pub(crate) value: Box<str>,
-}
-
-impl Opaque {
-    /// Why the field cannot be decoded: serde_json's own error for it.
-    pub(crate) fn error(&self) -> serde_json::Error {
-        if self.name.is_none() {
-            if let Err(e) = serde_json::from_str::<String>(&self.key) {
-                return e;
-            }
-        }
-        match serde_json::from_str::<Value>(&self.value) {
-            Err(e) => e,
-            Ok(_) => serde_json::Error::custom("the field cannot be decoded"),
-        }
-    }
-}
-
-impl fmt::Display for Opaque {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(n) => write!(f, "the field {n:?} cannot be decoded: {}", self.error()),
-            None => {
-                let key: String = self.key.chars().take(40).collect();
-                write!(
-                    f,
-                    "the field named {key} cannot be decoded: {}",
-                    self.error()
-                )
-            }
-        }
-    }
-}
-
-/// Session fields, decoded: the values, and the fields that do not decode (by name, never
-/// among the values), each in the order written.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Parsed {
-    pub(crate) values: Map<String, Value>,
-    pub(crate) opaque: Vec<Opaque>,
-}
-
-impl Parsed {
-    /// Decodes the JSON object `text`. A name given twice keeps its last value (at the
-    /// place of the first, as a map keeps it).
-    pub(crate) fn parse(text: &str) -> serde_json::Result<Parsed> {
-        // Nearly always everything decodes: one pass.
-        let first = match serde_json::from_str::<Map<String, Value>>(text) {
-            Ok(values) => {
-                return Ok(Parsed {
-                    values,
-                    opaque: Vec::new(),
-                })
-            }
-            Err(e) => e,
-        };
-        // Not an object at all: the error of the whole.
-        let members = members(text).map_err(|_| first)?;
-        let mut p = Parsed::default();
-        for m in &members {
-            let name = m.name().map(Cow::into_owned);
-            let value = serde_json::from_str::<Value>(m.value.get());
-            if let Some(n) = &name {
-                p.opaque.retain(|o| o.name.as_ref() != Some(n));
-            }
-            match (name, value) {
-                (Some(name), Ok(v)) => {
-                    p.values.insert(name, v);
-                }
-                (name, _) => {
-                    if let Some(n) = &name {
-                        p.values.shift_remove(n);
-                    }
-                    p.opaque.push(Opaque {
-                        name,
-                        key: m.key.get().into(),
-                        value: m.value.get().into(),
-                    });
-                }
-            }
-        }
-        Ok(p)
-    }
-
-    /// The field named `name` that cannot be decoded, if there is one.
-    pub(crate) fn opaque(&self, name: &str) -> Option<&Opaque> {
-        self.opaque.iter().find(|o| o.name.as_deref() == Some(name))
-    }
-
-    /// Whether there are no fields at all.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.opaque.is_empty()
-    }
-
-    /// Whether a field named `name` exists, decodable or not.
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.values.contains_key(name) || self.opaque(name).is_some()
-    }
-
-    /// Removes the field named `name`; its value if it decoded.
-    pub(crate) fn remove(&mut self, name: &str) -> Option<Value> {
-        self.opaque.retain(|o| o.name.as_deref() != Some(name));
-        self.values.shift_remove(name)
-    }
-
-    /// Sets the field `name` (no longer opaque, if it was).
-    pub(crate) fn insert(&mut self, name: String, value: Value) {
-        self.opaque
-            .retain(|o| o.name.as_deref() != Some(name.as_str()));
-        self.values.insert(name, value);
-    }
-
-    /// The JSON object text: the values, then the opaque fields as they were written. A
-    /// field named `cookie` is left out.
-    pub(crate) fn to_text(&self) -> String {
-        let values = super::Data::from_map(&self.values);
-        if self.opaque.is_empty() {
-            return values.as_str().to_owned();
-        }
-        let mut out = values.as_str().to_owned();
-        out.pop();
-        for o in &self.opaque {
-            if o.name.as_deref() == Some("cookie") {
-                continue;
-            }
-            if out.len() > 1 {
-                out.push(',');
-            }
-            out.push_str(&o.key);
-            out.push(':');
-            out.push_str(&o.value);
-        }
-        out.push('}');
-        out
-    }
+    out.finish()
 }
 
 /// One member of an object being changed: its name (if it decodes), key and value texts.
@@ -284,13 +182,15 @@ pub(crate) fn apply(text: &str, changes: &[Change]) -> serde_json::Result<String
     Ok(object_text(entries.iter().map(|e| (&*e.key, &*e.value))))
 }
 
+/// `depth` arrays, one inside the other, around a 1: nesting past serde_json's limit.
+#[cfg(test)]
+pub(crate) fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nested(depth: usize) -> String {
-        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
-    }
 
     #[test]
     fn members_keep_every_value_as_written() {
@@ -328,33 +228,6 @@ mod tests {
         }
         // Unbalanced nesting past the recursion limit is an error, not a crash.
         assert!(members(&format!(r#"{{"a":{}}}"#, "[".repeat(100_000))).is_err());
-    }
-
-    #[test]
-    fn undecodable_fields_stay_opaque_and_are_written_back_as_they_were() {
-        let deep = nested(200);
-        let text = format!(
-            r#"{{"views":3,"lone":"x\ud800y","deep":{deep},"\ud800":1,"user":"u","views":4}}"#
-        );
-        let p = Parsed::parse(&text).unwrap();
-        let mut values = Map::new();
-        values.insert("views".into(), Value::from(4));
-        values.insert("user".into(), Value::from("u"));
-        assert_eq!(p.values, values);
-        let names: Vec<Option<&str>> = p.opaque.iter().map(|o| o.name.as_deref()).collect();
-        assert_eq!(names, vec![Some("lone"), Some("deep"), None]);
-        let why = p.opaque("lone").unwrap().to_string();
-        assert!(why.contains("\"lone\"") && why.contains("escape"), "{why}");
-        assert!(p.opaque("deep").unwrap().to_string().contains("recursion"));
-        assert_eq!(
-            p.to_text(),
-            format!(r#"{{"views":4,"user":"u","lone":"x\ud800y","deep":{deep},"\ud800":1}}"#)
-        );
-        // A later value of a name replaces an earlier one, opaque or not.
-        let p = Parsed::parse(r#"{"a":"\ud800","a":1,"b":2,"b":"\ud800"}"#).unwrap();
-        assert_eq!(p.values.get("a"), Some(&Value::from(1)));
-        assert!(p.values.get("b").is_none());
-        assert_eq!(p.opaque("b").map(|o| &*o.value), Some(r#""\ud800""#));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::record::{Change, Data, Parsed};
+use crate::record::{Data, Parsed};
 
 /// A view of the fields that is equal to some known text without parsing it.
 #[derive(Clone)]
@@ -54,11 +54,11 @@ impl Fields {
             }
         }
         let parsed = self.map()?;
-        match parsed.values.get(key) {
+        match parsed.get(key) {
             Some(v) => Ok(Some(T::deserialize(v)?)),
             // A `T` may read what a `Value` cannot (or fails with serde_json's reason).
             None => match parsed.opaque(key) {
-                Some(o) => Ok(Some(serde_json::from_str(&o.value)?)),
+                Some(o) => Ok(Some(serde_json::from_str(o.value)?)),
                 None => Ok(None),
             },
         }
@@ -70,16 +70,16 @@ impl Fields {
         if let Some(o) = parsed.opaque(key) {
             return Err(Error::Value(o.error()));
         }
-        Ok(parsed.values.get(key).cloned())
+        Ok(parsed.get(key).cloned())
     }
 
     /// Every field as a `Value`; an error naming the first field that cannot be decoded.
     pub(super) fn values(&mut self) -> Result<Map<String, Value>, Error> {
         let parsed = self.map()?;
-        if let Some(o) = parsed.opaque.first() {
+        if let Some(o) = parsed.first_opaque() {
             return Err(Error::Value(serde::de::Error::custom(o)));
         }
-        Ok(parsed.values.clone())
+        Ok(parsed.to_map())
     }
 
     pub(super) fn map(&mut self) -> Result<&Arc<Parsed>, Error> {
@@ -122,82 +122,5 @@ impl Fields {
             Snap::Map(m) => m.clone(),
         };
         Ok(**self.map()? == *other)
-    }
-}
-
-/// The changes from `base` to `current`; `None` when they cannot be said as [`Change`]s
-/// (an opaque field that is new or different, or one without a name that went).
-pub(super) fn diff(base: &Parsed, current: &Parsed) -> Option<Vec<Change>> {
-    if current.opaque.iter().any(|o| !base.opaque.contains(o)) {
-        return None;
-    }
-    let mut out = Vec::new();
-    for o in &base.opaque {
-        if current.opaque.contains(o) {
-            continue;
-        }
-        let name = o.name.as_ref()?;
-        // A field set over it is a `Set` below.
-        if !current.values.contains_key(name) {
-            out.push(Change::Remove(name.clone()));
-        }
-    }
-    for k in base.values.keys() {
-        if !current.contains(k) {
-            out.push(Change::Remove(k.clone()));
-        }
-    }
-    for (k, v) in &current.values {
-        if base.values.get(k) != Some(v) {
-            out.push(Change::Set(k.clone(), v.clone()));
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn diff_lists_sets_and_removes() {
-        let parsed = |v: serde_json::Value| Parsed {
-            values: v.as_object().unwrap().clone(),
-            opaque: Vec::new(),
-        };
-        let a = parsed(json!({"a": 1, "b": 2, "c": 3}));
-        let b = parsed(json!({"a": 1, "b": 5, "d": 4}));
-        let d = diff(&a, &b).unwrap();
-        assert_eq!(
-            d,
-            vec![
-                Change::Remove("c".into()),
-                Change::Set("b".into(), json!(5)),
-                Change::Set("d".into(), json!(4)),
-            ]
-        );
-    }
-
-    #[test]
-    fn diff_removes_opaque_fields_by_name_and_gives_up_without_one() {
-        let base = Parsed::parse(r#"{"a":1,"lone":"\ud800","\ud800":2}"#).unwrap();
-        assert_eq!(base.opaque.len(), 2);
-        // Unchanged: nothing to send.
-        assert_eq!(diff(&base, &base), Some(Vec::new()));
-        // The named one removed, another set over it: field changes.
-        let mut current = base.clone();
-        current.remove("lone");
-        assert_eq!(
-            diff(&base, &current),
-            Some(vec![Change::Remove("lone".into())])
-        );
-        current.insert("lone".into(), json!("ok"));
-        assert_eq!(
-            diff(&base, &current),
-            Some(vec![Change::Set("lone".into(), json!("ok"))])
-        );
-        // Cleared: the field without a name cannot be removed by name.
-        assert_eq!(diff(&base, &Parsed::default()), None);
     }
 }

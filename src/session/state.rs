@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::fields::{diff, Fields, Snap};
+use super::fields::{Fields, Snap};
 use crate::config::Config;
 use crate::error::Error;
 use crate::id::RequestHead;
@@ -166,7 +166,7 @@ impl State {
                     Snap::Text(t) => Arc::new(t.parse()?),
                     Snap::Map(m) => m,
                 };
-                diff(&base, self.fields.map()?)
+                self.fields.map()?.changes_since(&base)
             };
             if let Some(fields) = fields {
                 return Ok(WriteOp::Apply {

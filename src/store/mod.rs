@@ -39,17 +39,77 @@ pub enum Applied {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// `store.get(sid)`: the live record under `sid`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// assert!(store.get("sid").await?.is_none());
+    /// store.set("sid", &Record::from_json(r#"{"cookie":{},"views":1}"#)?).await?;
+    /// let record = store.get("sid").await?.expect("stored");
+    /// assert_eq!(record.data.as_str(), r#"{"views":1}"#);
+    /// # Ok(()) }
+    /// ```
     async fn get(&self, sid: &str) -> Result<Option<Record>, StoreError>;
 
     /// `store.set(sid, session)`: insert or replace the whole record.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("sid", &Record::from_json(r#"{"cookie":{},"views":1}"#)?).await?;
+    /// store.set("sid", &Record::from_json(r#"{"cookie":{},"user":"alice"}"#)?).await?;
+    /// let record = store.get("sid").await?.expect("stored");
+    /// assert_eq!(record.data.as_str(), r#"{"user":"alice"}"#);
+    /// # Ok(()) }
+    /// ```
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError>;
 
     /// Applies field changes and the new cookie to the live record under `sid`, atomically
     /// with respect to every other call on that id. Returns [`Applied::Missing`] without
     /// writing when there is no live record.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{Applied, Change, Changes, EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// let record = Record::from_json(r#"{"cookie":{},"views":1,"flash":"hi"}"#)?;
+    /// store.set("sid", &record).await?;
+    /// let changes = Changes {
+    ///     cookie: record.cookie.clone(),
+    ///     fields: vec![Change::Set("views".into(), 2.into()), Change::Remove("flash".into())],
+    /// };
+    /// assert_eq!(store.apply("sid", &changes).await?, Applied::Applied);
+    /// let record = store.get("sid").await?.expect("stored");
+    /// assert_eq!(record.data.as_str(), r#"{"views":2}"#);
+    /// // No live record: nothing is written.
+    /// assert_eq!(store.apply("gone", &changes).await?, Applied::Missing);
+    /// assert!(store.get("gone").await?.is_none());
+    /// # Ok(()) }
+    /// ```
     async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError>;
 
     /// `store.destroy(sid)`: remove the record; removing a missing one is not an error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("sid", &Record::default()).await?;
+    /// store.destroy("sid").await?;
+    /// assert!(store.get("sid").await?.is_none());
+    /// store.destroy("sid").await?;
+    /// # Ok(()) }
+    /// ```
     async fn destroy(&self, sid: &str) -> Result<(), StoreError>;
 
     /// `store.touch(sid, session)`: store the cookie (and so the new expiry) of a live record
@@ -57,18 +117,88 @@ pub trait SessionStore: Send + Sync + 'static {
     /// missing. A store shared with Node's connect-redis follows connect-redis instead: a touch
     /// only moves the key's expiry, in whole seconds (the suite's `check_touch` and
     /// `check_expiry` assume the whole cookie is stored, so such a store runs the others).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("sid", &Record::from_json(r#"{"cookie":{},"views":1}"#)?).await?;
+    /// let mut cookie = store.get("sid").await?.expect("stored").cookie;
+    /// cookie.set_max_age(Some(60_000));
+    /// store.touch("sid", &cookie).await?;
+    /// let record = store.get("sid").await?.expect("stored");
+    /// assert_eq!((record.cookie, record.data.as_str()), (cookie.clone(), r#"{"views":1}"#));
+    /// // A missing record stays missing.
+    /// store.touch("gone", &cookie).await?;
+    /// assert!(store.get("gone").await?.is_none());
+    /// # Ok(()) }
+    /// ```
     async fn touch(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError>;
 
     /// `store.all()`: every live record by id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("a", &Record::from_json(r#"{"cookie":{},"n":1}"#)?).await?;
+    /// store.set("b", &Record::from_json(r#"{"cookie":{},"n":2}"#)?).await?;
+    /// let all = store.all().await?;
+    /// assert_eq!(all.keys().collect::<Vec<_>>(), ["a", "b"]);
+    /// assert_eq!(all["b"].data.as_str(), r#"{"n":2}"#);
+    /// # Ok(()) }
+    /// ```
     async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError>;
 
     /// `store.clear()`: remove every record.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("a", &Record::default()).await?;
+    /// store.set("b", &Record::default()).await?;
+    /// store.clear().await?;
+    /// assert_eq!(store.len().await?, 0);
+    /// # Ok(()) }
+    /// ```
     async fn clear(&self) -> Result<(), StoreError>;
 
     /// `store.length()`: how many live records there are.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("a", &Record::default()).await?;
+    /// store.set("b", &Record::default()).await?;
+    /// store.set("a", &Record::default()).await?;
+    /// assert_eq!(store.len().await?, 2);
+    /// # Ok(()) }
+    /// ```
     async fn len(&self) -> Result<usize, StoreError>;
 
     /// Whether there are no live records.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// assert!(store.is_empty().await?);
+    /// store.set("sid", &Record::default()).await?;
+    /// assert!(!store.is_empty().await?);
+    /// # Ok(()) }
+    /// ```
     async fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len().await? == 0)
     }

@@ -5,10 +5,8 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 
-use serde_json::{Map, Value};
-
 use super::report::Replay;
-use crate::record::{CookieRecord, Data, Record};
+use crate::record::{CookieRecord, Data, Parsed, Record};
 use crate::store::embedded::durable::format::Op;
 use crate::sync::thread;
 
@@ -201,7 +199,7 @@ const WORKING_MIN_BYTES: usize = 512;
 /// and deadline as the last op left them.
 struct Working {
     shard: usize,
-    fields: Map<String, Value>,
+    fields: Parsed,
     cookie: CookieRecord,
     deadline: i64,
 }
@@ -213,7 +211,8 @@ struct Working {
 /// the end. So a session's `n` field changes cost one parse and one encoding, not `n` of
 /// each of the whole (growing) record. The target's state afterwards is what handing it
 /// every op would give: an apply sets the same cookie and deadline and the same fields in
-/// the same order (a map keeps insertion order), a touch the cookie and deadline.
+/// the same order (the form keeps the members in order, each as its text until it is set),
+/// a touch the cookie and deadline.
 #[derive(Default)]
 struct Patcher {
     forms: HashMap<String, Working>,
@@ -229,7 +228,7 @@ impl Patcher {
                 deadline,
             } => {
                 if let Some(w) = self.forms.get_mut(sid.as_str()) {
-                    changes.apply_to(&mut w.fields);
+                    w.fields.apply(&changes.fields);
                     w.cookie = changes.cookie.clone();
                     w.deadline = *deadline;
                     return;
@@ -238,7 +237,7 @@ impl Patcher {
                     .then(|| target.data(shard, sid))
                     .flatten()
                     .filter(|d| d.len() >= WORKING_MIN_BYTES)
-                    .and_then(|d| d.to_map().ok());
+                    .and_then(|d| d.parse().ok());
                 // Data that does not parse is left to the store (which keeps it as is).
                 let Some(mut fields) = parsed else {
                     return target.apply(shard, op);
@@ -246,7 +245,7 @@ impl Patcher {
                 if self.forms.len() >= WORKING_FORMS {
                     self.finish(target);
                 }
-                changes.apply_to(&mut fields);
+                fields.apply(&changes.fields);
                 self.forms.insert(
                     sid.clone(),
                     Working {
@@ -287,7 +286,7 @@ impl Patcher {
                 sid,
                 record: Record {
                     cookie: w.cookie,
-                    data: Data::from_map(&w.fields),
+                    data: Data::from_parsed(&w.fields),
                 },
                 deadline: w.deadline,
             };
