@@ -415,3 +415,47 @@ fn an_io_error_at_open_names_the_path() {
     assert!(e.to_string().contains(inner.to_str().unwrap()), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Dropping the last handle is the store's clean shutdown, done before `drop` returns, even
+/// while a background snapshot is running: the directory is unlocked (the next open in this
+/// process succeeds) and the prepared segment is gone. Before, the snapshot thread could
+/// hold the last reference, so the shutdown ran later on that thread (or never, when the
+/// process exited first) and an open right after the drop was refused as locked.
+#[test]
+fn dropping_the_store_during_a_background_snapshot_shuts_it_down_at_once() {
+    let dir = temp_dir("drop-snapshot");
+    let builder = || {
+        EmbeddedStore::builder()
+            .sweep_interval(None)
+            .snapshot_interval(None)
+            // Every check of the snapshot thread (each 100 ms) finds the log long enough.
+            .snapshot_after_bytes(1)
+            .fsync(FsyncPolicy::Never)
+    };
+    let store = builder().open(&dir).unwrap();
+    for i in 0..10_000 {
+        store.set_now(&format!("s{i}"), &record(64)).unwrap();
+    }
+    drop(store);
+    let mut refused = Vec::new();
+    for round in 0..24u64 {
+        let store = builder()
+            .open(&dir)
+            .unwrap_or_else(|e| panic!("round {round}: the directory does not reopen: {e}"));
+        store.set_now("grown", &record(round as usize)).unwrap();
+        // Within one or two checks of the snapshot thread, which then copies 10,000
+        // sessions for a while.
+        std::thread::sleep(Duration::from_millis(80 + (round * 7) % 60));
+        drop(store);
+        if dir.join("wal-next.prep").exists() {
+            refused.push(format!(
+                "round {round}: wal-next.prep is still there after the drop"
+            ));
+        }
+        if let Err(e) = builder().open(&dir) {
+            refused.push(format!("round {round}: {e}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(refused.is_empty(), "{refused:#?}");
+}

@@ -1,32 +1,73 @@
 //! The store's background threads: the sweeper (frees expired sessions) and, in a durable
-//! store, the snapshotter (takes a snapshot by size and age). Each holds the store weakly and
-//! ends once the last handle is dropped.
+//! store, the snapshotter (takes a snapshot by size and age). Each holds the store weakly,
+//! and [`Background`] (held by every handle of the store) stops and joins them when the last
+//! handle is dropped, so the store's clean shutdown runs on the dropping thread, before
+//! `drop` returns, and never later on one of these.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::durable::Durable;
 use super::store::Core;
 use crate::clock;
+use crate::sync::{thread, Condvar, Mutex};
 
-pub(super) fn spawn_sweeper(core: &Arc<Core>, every: Duration) {
-    let weak = Arc::downgrade(core);
-    let spawned = std::thread::Builder::new()
-        .name("sessile-sweeper".into())
-        .spawn(move || loop {
-            std::thread::sleep(every);
-            let Some(core) = weak.upgrade() else { return };
-            core.purge_expired(clock::now_ms());
-        });
-    // Without a thread, writes still sweep and reads still never see expired sessions.
-    drop(spawned);
+/// How often the snapshotter checks the thresholds.
+const SNAPSHOT_CHECK: Duration = Duration::from_millis(100);
+
+/// The background threads of one store. Dropped with the last handle of the store (before
+/// the store's shared state, which the threads only hold weakly): wakes them, and waits
+/// until they have ended, a snapshot under way included.
+#[derive(Debug, Default)]
+pub(super) struct Background {
+    stop: Arc<Stop>,
+    threads: Vec<thread::Handle>,
 }
 
-pub(super) fn spawn_snapshotter(core: &Arc<Core>, interval: Option<Duration>) {
-    let weak = Arc::downgrade(core);
-    let spawned = std::thread::Builder::new()
-        .name("sessile-snapshot".into())
-        .spawn(move || {
+/// The stop signal the threads sleep on.
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Stop {
+    /// Sleeps for `d` or until the store is stopped; true once it is.
+    fn sleep(&self, d: Duration) -> bool {
+        let deadline = std::time::Instant::now() + d;
+        let mut stopped = self.stopped.lock();
+        loop {
+            if *stopped {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            stopped = self.wake.wait_for(stopped, left);
+        }
+    }
+}
+
+impl Background {
+    /// Starts the sweeper, every `every`, when given one.
+    pub(super) fn sweeper(&mut self, core: &Arc<Core>, every: Option<Duration>) {
+        let Some(every) = every else { return };
+        self.spawn("sessile-sweeper", core, move |stop, weak| {
+            while !stop.sleep(every) {
+                let Some(core) = weak.upgrade() else { return };
+                core.purge_expired(clock::now_ms());
+            }
+        });
+    }
+
+    /// Starts the snapshotter of a durable store, snapshotting every `interval` (if any) and
+    /// whenever the log has grown past the store's size threshold.
+    pub(super) fn snapshotter(&mut self, core: &Arc<Core>, interval: Option<Duration>) {
+        if core.durable.is_none() {
+            return;
+        }
+        self.spawn("sessile-snapshot", core, move |stop, weak| {
             // The clock and the bytes count from the newest snapshot on disk, not from this
             // open: a store restarted more often than the thresholds still snapshots (at the
             // first check after an open that finds the log since it long).
@@ -35,8 +76,7 @@ pub(super) fn spawn_snapshotter(core: &Arc<Core>, interval: Option<Duration>) {
                 .upgrade()
                 .and_then(|c| c.durable.as_ref().and_then(Durable::age_at_open))
                 .unwrap_or_default();
-            loop {
-                std::thread::sleep(Duration::from_millis(100));
+            while !stop.sleep(SNAPSHOT_CHECK) {
                 let Some(core) = weak.upgrade() else { return };
                 let Some(d) = &core.durable else { return };
                 let grown = d.bytes_since_snapshot();
@@ -52,5 +92,30 @@ pub(super) fn spawn_snapshotter(core: &Arc<Core>, interval: Option<Duration>) {
                 }
             }
         });
-    drop(spawned);
+    }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        core: &Arc<Core>,
+        body: impl FnOnce(&Stop, Weak<Core>) + Send + 'static,
+    ) {
+        let stop = Arc::clone(&self.stop);
+        let weak = Arc::downgrade(core);
+        // Without a thread, writes still sweep, reads still never see expired sessions, and
+        // `EmbeddedStore::snapshot` still compacts the log.
+        if let Ok(t) = thread::spawn(name, move || body(&stop, weak)) {
+            self.threads.push(t);
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        *self.stop.stopped.lock() = true;
+        self.stop.wake.notify_all();
+        for t in self.threads.drain(..) {
+            t.join();
+        }
+    }
 }

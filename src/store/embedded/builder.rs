@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::background::Background;
 use super::context::Limits;
 use super::durable::recovery::RecoveryReport;
 use super::durable::FsyncPolicy;
@@ -221,16 +222,13 @@ impl EmbeddedStoreBuilder {
             durable,
             recovery,
         });
-        #[cfg(not(sessile_loom))]
-        {
-            if let Some(every) = self.sweep_interval {
-                super::background::spawn_sweeper(&core, every);
-            }
-            if core.durable.is_some() {
-                super::background::spawn_snapshotter(&core, self.durable.snapshot_interval);
-            }
+        let mut background = Background::default();
+        background.sweeper(&core, self.sweep_interval);
+        background.snapshotter(&core, self.durable.snapshot_interval);
+        EmbeddedStore {
+            _background: Arc::new(background),
+            core,
         }
-        EmbeddedStore { core }
     }
 
     /// The shards, sharing the caps if there are any.

@@ -30,7 +30,6 @@
 //! - `log.rs`: the log as a shard knows it (`OpLog`: append an operation, get its sequence
 //!   number), implemented by the write-ahead log of `durable/`.
 
-#[cfg(not(sessile_loom))]
 mod background;
 mod builder;
 mod context;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::background::Background;
 use super::context::{Ctx, Limits};
 use super::durable::recovery::RecoveryReport;
 use super::durable::{Durable, OpRef};
@@ -35,6 +36,9 @@ const SWEEP_BUDGET: usize = 256;
 /// ```
 #[derive(Clone)]
 pub struct EmbeddedStore {
+    /// The background threads, stopped and joined when the last handle is dropped. Declared
+    /// (so dropped) before `core`: the store's shutdown (`Durable`'s drop) then runs here.
+    pub(super) _background: Arc<Background>,
     pub(super) core: Arc<Core>,
 }
 
