@@ -21,7 +21,7 @@ use crate::store::SessionStore;
 /// use bytes::Bytes;
 /// use http_body_util::Full;
 ///
-/// let handler: sessile::layer::ErrorHandler = std::sync::Arc::new(|err| {
+/// let handler: sessile::ErrorHandler = std::sync::Arc::new(|err| {
 ///     http::Response::new(Full::new(Bytes::from(format!("try again: {err}"))))
 /// });
 /// let res = handler(&sessile::Error::NoSession);

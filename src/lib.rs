@@ -3,7 +3,7 @@
 //! express-session for tower and axum.
 //!
 //! - [`SessionLayer`]: the middleware, with every express-session option under its Rust name
-//!   (see [`options`]), and cookies signed exactly as express signs them, so a Node service
+//!   (see [Options](#options)), and cookies signed exactly as express signs them, so a Node service
 //!   and a Rust service with the same secret read each other's cookies.
 //! - [`Session`]: `req.session`, with `regenerate`, `destroy`, `reload`, `save`, `touch`, the
 //!   cookie's `maxAge`, and an axum extractor (feature `axum`, on by default).
@@ -31,6 +31,23 @@
 //! let app: Router = Router::new().route("/", get(views)).layer(sessions);
 //! ```
 //!
+//! ## Options
+//!
+//! express-session's options, under their Rust names:
+//!
+//! | express option        | here                                                    |
+//! |-----------------------|---------------------------------------------------------|
+//! | `cookie`              | [`CookieOptions`], or a per-request function             |
+//! | `genid`               | [`SessionLayerBuilder::genid`]                           |
+//! | `name`                | [`SessionLayerBuilder::name`]                            |
+//! | `proxy`               | [`Proxy`]                                                |
+//! | `resave`              | [`SessionLayerBuilder::resave`]                          |
+//! | `rolling`             | [`SessionLayerBuilder::rolling`]                         |
+//! | `saveUninitialized`   | [`SessionLayerBuilder::save_uninitialized`]              |
+//! | `secret`              | [`SessionLayerBuilder::secret`] / [`secrets`](SessionLayerBuilder::secrets) |
+//! | `store`               | [`SessionLayerBuilder::store`]                           |
+//! | `unset`               | [`Unset`]                                                |
+//!
 //! ## What differs from express-session (and why it cannot be seen on the wire)
 //!
 //! - The store write finishes before the response is handed back, so a redirect never
@@ -42,18 +59,19 @@
 //!   deprecated and both `true`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unreachable_pub)]
 
 pub mod clock;
 mod config;
 pub mod cookie;
-pub mod error;
+mod error;
 #[cfg(feature = "axum")]
-pub mod extract;
+mod extract;
 pub mod id;
-pub mod layer;
-pub mod options;
-pub mod record;
-pub mod session;
+mod layer;
+mod options;
+mod record;
+mod session;
 mod session_cookie;
 pub mod signing;
 pub mod store;
@@ -62,7 +80,9 @@ mod sync;
 pub use error::{
     ConfigError, Corrupted, Corruption, Error, IdError, OpenError, Poison, PoisonCause, StoreError,
 };
-pub use layer::{SessionLayer, SessionLayerBuilder, SessionService};
+pub use layer::{
+    ErrorHandler, ResponseBody, ResponseFuture, SessionLayer, SessionLayerBuilder, SessionService,
+};
 pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset};
 pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
 pub use session::Session;
@@ -72,3 +92,9 @@ pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy, Reco
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
 pub use store::{Applied, SessionStore};
+
+/// Entry points for the fuzz targets (`fuzz/`), built only under `cfg(fuzzing)` (which
+/// `cargo fuzz` sets): not API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use store::embedded::fuzzing;

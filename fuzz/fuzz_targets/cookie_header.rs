@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 use libfuzzer_sys::fuzz_target;
-use sessile::record::CookieRecord;
+use sessile::CookieRecord;
 use sessile::{cookie, signing, Secrets};
 
 fn secrets() -> &'static Secrets {

@@ -14,8 +14,8 @@
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use sessile::record::{Data, Record};
-use sessile::store::embedded::fuzzing::{data_field, data_from_disk};
+use sessile::{Data, Record};
+use sessile::fuzzing::{data_field, data_from_disk};
 
 /// What the scan reads of `key` as a `T` agrees with the parsed map: when the scan gives a
 /// value it is the map's (`Session::get` falls back to the map when the scan fails).

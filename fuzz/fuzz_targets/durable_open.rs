@@ -27,7 +27,7 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
-use sessile::record::{Change, Changes, CookieRecord, Data, Record};
+use sessile::{Change, Changes, CookieRecord, Data, Record};
 use sessile::{EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy, SessionStore};
 
 /// A store's sessions, with the fields parsed (equal fields, whatever their text).

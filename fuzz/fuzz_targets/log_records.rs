@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sessile::store::embedded::fuzzing::{decode_log, decode_log_with_valid_crc, encode_set};
+use sessile::fuzzing::{decode_log, decode_log_with_valid_crc, encode_set};
 
 fuzz_target!(|bytes: &[u8]| {
     let _ = decode_log(bytes);

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sessile::store::embedded::fuzzing::{arbitrary_snapshot_chunk, frame_snapshot, load_snapshot};
+use sessile::fuzzing::{arbitrary_snapshot_chunk, frame_snapshot, load_snapshot};
 
 fuzz_target!(|bytes: &[u8]| {
     let _ = load_snapshot(bytes);

@@ -16,6 +16,8 @@ pub mod embedded;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(feature = "suite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "suite")))]
 pub mod suite;
 
 /// What [`SessionStore::apply`] found.

@@ -258,13 +258,20 @@ impl EmbeddedStoreBuilder {
     ///     .open("/var/lib/myapp/sessions")?;
     /// # Ok::<(), sessile::StoreError>(())
     /// ```
+    ///
+    /// Unix only: the durable store relies on file modes, `fallocate`, `statvfs` and the
+    /// directory's own lock. On other platforms [`build`](Self::build) gives the in-memory
+    /// store.
+    #[cfg(unix)]
+    #[cfg_attr(docsrs, doc(cfg(unix)))]
     pub fn open(self, dir: impl AsRef<std::path::Path>) -> Result<EmbeddedStore, StoreError> {
         self.open_with(Arc::new(durable::fs::DiskStorage), dir.as_ref(), true)
     }
 
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn open_with(
         self,
-        storage: Arc<dyn durable::fs::Storage>,
+        storage: Arc<dyn durable::storage::Storage>,
         dir: &std::path::Path,
         lock: bool,
     ) -> Result<EmbeddedStore, StoreError> {
@@ -357,6 +364,8 @@ impl EmbeddedStore {
     /// let store = sessile::EmbeddedStore::open("/var/lib/myapp/sessions")?;
     /// # Ok::<(), sessile::StoreError>(())
     /// ```
+    #[cfg(unix)]
+    #[cfg_attr(docsrs, doc(cfg(unix)))]
     pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
         Self::builder().open(dir)
     }

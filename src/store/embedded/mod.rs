@@ -35,6 +35,7 @@ mod builder;
 mod context;
 pub(crate) mod durable;
 mod expiry;
+#[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::fs::{DirHandle, FileBytes, NewFile, SegmentMap, Storage};
+use super::storage::{DirHandle, FileBytes, NewFile, SegmentMap, Storage};
 
 #[derive(Default)]
 struct FileData {

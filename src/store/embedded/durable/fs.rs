@@ -1,9 +1,7 @@
-//! The storage seam under the log and the snapshots.
-//!
-//! [`Storage`] is what the durable store does to files: create a preallocated, memory-mapped
-//! log segment; write a whole new file; read a file; rename, remove, list, and sync a
-//! directory. [`DiskStorage`] does it for real. The fault-injecting implementation used by the
-//! crash tests lives in `fault.rs`.
+//! The durable store's files on the real file system: [`DiskStorage`], the [`Storage`] of
+//! every store opened with `EmbeddedStoreBuilder::open`. Unix only (modes, `fallocate`,
+//! `statvfs`, the directory's own lock), so the durable store is too; the in-memory store
+//! and the layer build everywhere.
 
 #![allow(unsafe_code)]
 
@@ -12,91 +10,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::storage::{DirHandle, FileBytes, NewFile, SegmentMap, Storage};
 use crate::error::OpenError;
-
-/// A mapped log segment: writes go to the page cache through the map; `sync` makes a range
-/// durable.
-pub(crate) trait SegmentMap: Send + Sync {
-    /// The segment's length in bytes (fixed at creation).
-    fn len(&self) -> usize;
-    /// Copies `data` to `offset`. Writers are serialised by the log's lock.
-    fn write(&self, offset: usize, data: &[u8]) -> io::Result<()>;
-    /// Makes `[from, to)` durable (msync, which on Linux is fdatasync of the range).
-    fn sync(&self, from: usize, to: usize) -> io::Result<()>;
-    /// Faults every page in for writing, so later writes take no page fault. Called on a
-    /// fresh segment only (beyond its header it must still be all zeros), before any writer
-    /// can see it.
-    fn prefault(&self) {}
-    /// Shrinks the file to `len` bytes once the segment is sealed and synced: nothing is
-    /// written or read through the map past `len` afterwards.
-    fn truncate(&self, _len: usize) -> io::Result<()> {
-        Ok(())
-    }
-    /// For a sealed segment nobody else holds: unmaps it, then makes `[from, to)` durable
-    /// through the file. Every later `write` fails.
-    ///
-    /// Syncing a range that is still mapped write-protects each of its dirty pages again
-    /// (for the kernel's dirty tracking), and each of those page-table changes interrupts
-    /// every other CPU running the process, a writer among them: a second's worth of log,
-    /// tens of thousands of pages, costs tens of thousands of interrupts. Unmapped first, the
-    /// whole range is let go in one flush and the sync touches no page table.
-    fn unmap_and_sync(&mut self, from: usize, to: usize) -> io::Result<()> {
-        self.sync(from, to)
-    }
-}
-
-/// Bytes read from a file (a read-only map, or a copy).
-pub(crate) trait FileBytes: Send + Sync {
-    fn bytes(&self) -> &[u8];
-}
-
-/// A new file being written sequentially.
-pub(crate) trait NewFile: Send {
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
-    /// Flushes and fsyncs the file.
-    fn sync(&mut self) -> io::Result<()>;
-}
-
-/// A directory held open by the log for its life: syncing it needs no new file descriptor
-/// (so it cannot fail for want of one, nor for the directory's mode), and it tells whether its
-/// path still leads to it.
-pub(crate) trait DirHandle: Send + Sync {
-    /// Makes renames, creations and removals in the directory durable (fsync).
-    fn sync(&self) -> io::Result<()>;
-    /// Fails when the directory was deleted, or its path now leads to another directory.
-    /// A check that cannot tell (the path cannot be looked up for another reason) passes.
-    fn check(&self) -> io::Result<()>;
-}
-
-/// The file operations of the durable store.
-pub(crate) trait Storage: Send + Sync + 'static {
-    /// Creates the directory (mode 0700) if missing; an existing one owned by this process's
-    /// user is tightened to 0700 (one owned by another user is left as it is).
-    fn create_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Creates a segment of `len` bytes, allocated on disk before it is mapped (so a full disk
-    /// is an error here and never a SIGBUS later), mode 0600.
-    fn create_segment(&self, path: &Path, len: usize) -> io::Result<Box<dyn SegmentMap>>;
-    /// Maps an existing segment for appending.
-    fn open_segment(&self, path: &Path) -> io::Result<Box<dyn SegmentMap>>;
-    /// Reads a whole file.
-    fn read(&self, path: &Path) -> io::Result<Box<dyn FileBytes>>;
-    /// Creates a new file (mode 0600), failing if it exists.
-    fn create_file(&self, path: &Path) -> io::Result<Box<dyn NewFile>>;
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    fn remove(&self, path: &Path) -> io::Result<()>;
-    /// File names in `dir`.
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Makes renames, creations and removals in `dir` durable (opens it, then syncs it).
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Opens `dir` to be held (see [`DirHandle`]).
-    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>>;
-    /// Bytes free to this process on the volume that holds `dir`.
-    fn available(&self, dir: &Path) -> io::Result<u64>;
-    /// When the file was last modified, if the storage knows (the snapshot clock's start).
-    fn modified(&self, _path: &Path) -> Option<std::time::SystemTime> {
-        None
-    }
-}
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -321,6 +236,10 @@ impl Storage for DiskStorage {
         fs::metadata(path).and_then(|m| m.modified()).ok()
     }
 
+    fn lock(&self, dir: &Path) -> Result<Option<Box<dyn Send + Sync>>, OpenError> {
+        Ok(Some(Box::new(DirLock::acquire(dir)?)))
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
@@ -372,14 +291,14 @@ impl DirHandle for DiskDir {
 /// directory. It is an exclusive `flock` of the directory itself, which no `rm` can take
 /// away (a directory deleted and made anew is another directory, found by the log's
 /// checks). The `LOCK` file is locked too, for older versions that lock only it.
-pub(crate) struct DirLock {
+struct DirLock {
     _dir: File,
     _file: File,
 }
 
 impl DirLock {
     /// Locks `dir`; fails with [`OpenError::Locked`] naming what another holds.
-    pub(crate) fn acquire(dir: &Path) -> Result<DirLock, OpenError> {
+    fn acquire(dir: &Path) -> Result<DirLock, OpenError> {
         let held = File::open(dir).map_err(OpenError::io_at(dir))?;
         try_lock(&held, dir)?;
         let path = dir.join("LOCK");

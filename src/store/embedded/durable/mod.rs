@@ -25,17 +25,19 @@ use crate::sync::{thread, AtomicU64, Ordering};
 #[cfg(test)]
 pub(crate) mod fault;
 pub(crate) mod format;
+#[cfg(unix)]
 pub(crate) mod fs;
 #[cfg(all(test, sessile_loom))]
 mod loom_tests;
 pub(crate) mod recovery;
 pub(crate) mod snapshot;
+pub(crate) mod storage;
 #[cfg(test)]
 mod tests;
 pub(crate) mod wal;
 
 pub(crate) use format::{Op, OpRef};
-use fs::{DirLock, Storage};
+use storage::Storage;
 pub use wal::FsyncPolicy;
 use wal::Wal;
 
@@ -83,7 +85,7 @@ pub(crate) struct Durable {
     /// How old the newest snapshot was at open (or, with none, the log's oldest segment):
     /// where the snapshot clock starts.
     age_at_open: Option<Duration>,
-    _lock: Option<DirLock>,
+    _lock: Option<Box<dyn Send + Sync>>,
 }
 
 impl Durable {
@@ -97,11 +99,7 @@ impl Durable {
         target: &impl recovery::Replay,
     ) -> Result<(Durable, recovery::RecoveryReport), OpenError> {
         storage.create_dir(dir).map_err(OpenError::io_at(dir))?;
-        let lock = if lock {
-            Some(DirLock::acquire(dir)?)
-        } else {
-            None
-        };
+        let lock = if lock { storage.lock(dir)? } else { None };
         let (resume, report) = recovery::recover(&*storage, dir, opts.salvage, target)?;
         // The snapshot clock starts at the newest snapshot on disk, or without one at the
         // last change to the oldest segment (the log is at least that old).

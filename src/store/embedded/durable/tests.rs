@@ -796,7 +796,7 @@ fn leftover_temporary_files_are_removed() {
     drop(open(&fs, FsyncPolicy::Never, false).unwrap());
     let tmp = Path::new(DIR).join("snap-00000000000000000007.tmp");
     {
-        use super::fs::Storage;
+        use super::storage::Storage;
         let mut f = fs.create_file(&tmp).unwrap();
         f.write_all(b"half a snapshot").unwrap();
     }

@@ -297,6 +297,7 @@ pub(crate) fn walk(
 /// A chunk archive built from arbitrary bytes without regard to its validity (counts, shape
 /// indexes, lengths and shapes all come from the bytes), with the entry count to frame it
 /// with: so a fuzzer reaches the checks after rkyv's validation.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn arbitrary_chunk(bytes: &[u8]) -> (u32, Vec<u8>) {
     let mut rest = bytes;
     let mut next = || match rest.split_first() {

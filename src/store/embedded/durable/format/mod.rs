@@ -10,6 +10,6 @@ pub(crate) mod cookie;
 pub(crate) mod header;
 pub(crate) mod record;
 
-pub(crate) use record::{
-    decode, encode, record_crc, Decoded, Op, OpRef, Unsealed, HEADER, MAX_PAYLOAD,
-};
+pub(crate) use record::{decode, Decoded, Op, OpRef, Unsealed, HEADER, MAX_PAYLOAD};
+#[cfg(fuzzing)]
+pub(crate) use record::{encode, record_crc};

@@ -93,6 +93,7 @@ pub(crate) enum OpRef<'a> {
 
 impl Op {
     /// The op borrowed, for encoding.
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn as_ref(&self) -> OpRef<'_> {
         match self {
             Op::Set {
@@ -170,6 +171,7 @@ pub(crate) fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
 
 /// Appends one encoded record (header and payload) for `op` with sequence number `seq`,
 /// written when everything up to `synced` was durable.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn encode(op: OpRef<'_>, seq: u64, synced: u64, out: &mut Vec<u8>) {
     let mut rec = Vec::new();
     Unsealed::encode(op, &mut rec).seal(&mut rec, seq, synced);

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::fs::Storage;
+use super::storage::Storage;
 use super::wal::{self, Resume};
 use crate::error::OpenError;
 

@@ -9,8 +9,8 @@ use super::report::RecoveryReport;
 use crate::error::{Corrupted, Corruption, OpenError};
 use crate::store::embedded::durable::format::header::{self, FileKind, HeaderError};
 use crate::store::embedded::durable::format::{self, Decoded, Op};
-use crate::store::embedded::durable::fs::Storage;
 use crate::store::embedded::durable::snapshot;
+use crate::store::embedded::durable::storage::Storage;
 use crate::store::embedded::durable::wal::{self, SEGMENT_HEADER};
 
 /// Log records read before the number of sessions in the log is estimated from their mean

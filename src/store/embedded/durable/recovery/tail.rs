@@ -8,7 +8,7 @@ use std::path::Path;
 use super::report::RecoveryReport;
 use super::scan::{resync, used_end, vouches_for, Problem, Scan};
 use crate::error::{Corrupted, Corruption, OpenError};
-use crate::store::embedded::durable::fs::Storage;
+use crate::store::embedded::durable::storage::Storage;
 use crate::store::embedded::durable::wal::{self, SEGMENT_HEADER};
 
 /// Deals with `problem`, the first one [`scan`](super::scan::scan) met: is the missing

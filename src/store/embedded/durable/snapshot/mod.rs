@@ -14,11 +14,13 @@ use rkyv::util::AlignedVec;
 
 use super::format::columns::{self, ArchivedSnapChunk, Batch};
 use super::format::header::{self, FileKind, HeaderError};
-use super::fs::{NewFile, Storage};
+use super::storage::{NewFile, Storage};
 use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{CookieRecord, Data, Record};
 
-pub(crate) use columns::{arbitrary_chunk, CHUNK};
+#[cfg(any(test, fuzzing))]
+pub(crate) use columns::arbitrary_chunk;
+pub(crate) use columns::CHUNK;
 
 const CHUNK_TAG: &[u8; 4] = b"CHNK";
 const END_TAG: &[u8; 4] = b"SEND";
@@ -117,6 +119,7 @@ fn write_tmp(
 
 /// A snapshot file around the given chunk bodies, each with its entry count, with valid
 /// framing and checksums: for the fuzz target of the loader.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn frame(seq: u64, chunks: &[(u32, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&header::build(FileKind::Snapshot, seq));
@@ -149,6 +152,7 @@ pub(crate) fn verify(what: impl AsRef<Path>, bytes: &[u8]) -> Result<u64, StoreE
 
 /// Loads a snapshot's bytes: returns the cut sequence number, feeding every entry to `each`.
 /// Nothing is fed unless the whole file checks out.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn load(
     what: impl AsRef<Path>,
     bytes: &[u8],

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::store::embedded::durable::format::header::{self, FileKind};
-use crate::store::embedded::durable::fs::{DirHandle, SegmentMap, Storage};
+use crate::store::embedded::durable::storage::{DirHandle, SegmentMap, Storage};
 
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER: usize = header::LEN;

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::format::{self, OpRef};
-use super::fs::{SegmentMap, Storage};
+use super::storage::{SegmentMap, Storage};
 use crate::error::{OpenError, Poison, PoisonCause, StoreError};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 

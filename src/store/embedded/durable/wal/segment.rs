@@ -16,7 +16,7 @@ use super::files::{
 };
 use super::state::{Active, Next, Sealed, State, Wal};
 use crate::error::StoreError;
-use crate::store::embedded::durable::fs::SegmentMap;
+use crate::store::embedded::durable::storage::SegmentMap;
 
 impl Wal {
     /// Seals the active segment and starts one whose first record is `first_seq`: the

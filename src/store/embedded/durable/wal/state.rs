@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::policy::{Ack, FsyncPolicy};
 use crate::error::Poison;
-use crate::store::embedded::durable::fs::{DirHandle, SegmentMap, Storage};
+use crate::store::embedded::durable::storage::{DirHandle, SegmentMap, Storage};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex};
 
 pub(super) struct Active {

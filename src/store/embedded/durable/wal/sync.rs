@@ -4,7 +4,7 @@
 //! The sync thread makes the log durable after every batch of waiting writers (`Always`),
 //! about once a second (`EverySec`), or only at a clean shutdown (`Never`). A sealed segment
 //! is unmapped before its last sync (see
-//! [`SegmentMap::unmap_and_sync`](crate::store::embedded::durable::fs::SegmentMap::unmap_and_sync)):
+//! [`SegmentMap::unmap_and_sync`](crate::store::embedded::durable::storage::SegmentMap::unmap_and_sync)):
 //! a sync through the map would interrupt the writers' CPUs once per page.
 
 use std::sync::Arc;
