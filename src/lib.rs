@@ -65,6 +65,7 @@ pub mod clock;
 mod config;
 pub mod cookie;
 mod error;
+mod events;
 #[cfg(feature = "axum")]
 mod extract;
 pub mod id;
@@ -87,7 +88,10 @@ pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset}
 pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
 pub use session::Session;
 pub use signing::Secrets;
-pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy, RecoveryReport};
+pub use store::embedded::{
+    EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy, LogStats, RecoveryReport, SnapshotStats,
+    Stats,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisStore, RedisStoreBuilder};

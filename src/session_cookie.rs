@@ -24,7 +24,11 @@ impl SessionCookie {
     /// its signature verifies (express's `getcookie`); a bad cookie is no cookie.
     pub(crate) fn read(&self, headers: &HeaderMap) -> Option<String> {
         let raw = crate::cookie::find_in_headers(headers, &self.name)?;
-        signing::session_id(&raw, &self.secrets).map(str::to_owned)
+        let id = signing::session_id(&raw, &self.secrets).map(str::to_owned);
+        if id.is_none() {
+            crate::events::unknown_cookie(false, "");
+        }
+        id
     }
 
     /// The `Set-Cookie` value for session `id` with `cookie`'s attributes, as express's

@@ -553,3 +553,37 @@ fn an_anonymous_flood_does_not_evict_returning_users() {
     assert!(store.get_now("anon5900").is_some());
     assert!(store.get_now("anon1").is_none());
 }
+
+// ---------------------------------------------------------------------------------------
+// Stats.
+
+#[test]
+fn stats_count_sessions_caps_evictions_and_expiries() {
+    let store = EmbeddedStore::builder()
+        .max_sessions(2)
+        .sweep_interval(None)
+        .build();
+    let later = Some(now_ms() + 3_600_000);
+    for id in ["a", "b", "c"] {
+        store
+            .set_now(id, &record(later, json!({ "user": id })))
+            .unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.sessions, 2);
+    assert_eq!(stats.max_sessions, Some(2));
+    assert_eq!(stats.max_bytes, None);
+    assert_eq!(stats.evicted, 1, "{stats:?}");
+    assert_eq!(stats.expired, 0, "{stats:?}");
+    assert!(stats.log.is_none());
+
+    // A session that expires is counted once freed.
+    let soon = now_ms() + 50;
+    store.set_now("d", &record(Some(soon), json!({}))).unwrap();
+    sleep_until(soon + 1);
+    store.purge_expired();
+    let stats = store.stats();
+    assert_eq!(stats.expired, 1, "{stats:?}");
+    let json = serde_json::to_value(&stats).unwrap();
+    assert_eq!(json["evicted"], json!(stats.evicted));
+}

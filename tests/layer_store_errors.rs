@@ -204,3 +204,45 @@ async fn many_failing_requests_neither_panic_nor_hang() {
         StatusCode::OK
     );
 }
+
+/// A store error the layer turns into a response is an `error` event (feature `tracing`)
+/// with the error's text, while the client gets only the generic body.
+#[cfg(feature = "tracing")]
+#[tokio::test]
+async fn a_store_error_turned_into_a_response_is_an_error_event() {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    // This test's runtime is one thread: the server's tasks run under this subscriber too.
+    let _events = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let (addr, store) = server(|b| b).await;
+    store.fail("set");
+    let r = get_with(addr, "/set/user", None).await;
+    assert_default_error(&r, "set");
+    assert!(
+        !r.body.contains("is down"),
+        "the store's text reached the client"
+    );
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("session error was turned"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0].contains("set is down"), "{text}");
+}

@@ -57,7 +57,15 @@ where
         // The clone is not ready yet; the instance polled ready is the one that serves.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(handle(inner, self.config.clone(), req))
+        let handled = handle(inner, self.config.clone(), req);
+        // A span per request, `session`, that the application's own spans nest under;
+        // `loaded` is recorded once the session is loaded or made.
+        #[cfg(feature = "tracing")]
+        let handled = tracing::Instrument::instrument(
+            handled,
+            tracing::debug_span!(target: "sessile", "session", loaded = tracing::field::Empty),
+        );
+        Box::pin(handled)
     }
 }
 
@@ -119,15 +127,17 @@ async fn load(
     if let Some(id) = &cookie_id {
         match config.store.get(id).await {
             Ok(Some(record)) => {
+                #[cfg(feature = "tracing")]
+                tracing::Span::current().record("loaded", true);
                 return Ok(Session::inflate(
                     config.clone(),
                     id.clone(),
                     record,
                     secure,
                     head,
-                ))
+                ));
             }
-            Ok(None) => {}
+            Ok(None) => crate::events::unknown_cookie(true, id),
             // A record the store cannot read must not lock its user out: the session can
             // still be destroyed (logout) or regenerated (login).
             Err(StoreError::Corrupt(reason)) => {
@@ -143,10 +153,18 @@ async fn load(
             Err(e) => return Err(e.into()),
         }
     }
+    #[cfg(feature = "tracing")]
+    tracing::Span::current().record("loaded", false);
     Session::generate(config.clone(), cookie_id, options, secure, head)
 }
 
 fn error_response<B>(config: &Config, e: &Error) -> Response<ResponseBody<B>> {
+    crate::events::event!(
+        error,
+        error = %e,
+        kind = ?e,
+        "a session error was turned into the error handler's response"
+    );
     (config.on_error)(e).map(Either::Right)
 }
 

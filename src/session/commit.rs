@@ -68,6 +68,22 @@ impl Session {
                 }
             }
         };
+        #[cfg(feature = "tracing")]
+        {
+            let (what, id) = match &step {
+                Step::Destroy(id) => ("destroy", id.as_str()),
+                Step::Nothing => ("nothing", ""),
+                Step::Write(WriteOp::Set { id, .. }) => ("set", id.as_str()),
+                Step::Write(WriteOp::Apply { id, .. }) => ("apply", id.as_str()),
+                Step::Touch(id, _) => ("touch", id.as_str()),
+            };
+            crate::events::event!(
+                trace,
+                commit = what,
+                id = crate::events::short_id(id),
+                "session committed"
+            );
+        }
         match step {
             Step::Destroy(id) => {
                 config.store.destroy(&id).await?;

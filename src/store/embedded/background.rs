@@ -56,7 +56,10 @@ impl Background {
         self.spawn("sessile-sweeper", core, move |stop, weak| {
             while !stop.sleep(every) {
                 let Some(core) = weak.upgrade() else { return };
-                core.purge_expired(clock::now_ms());
+                let freed = core.purge_expired(clock::now_ms());
+                if freed > 0 {
+                    crate::events::event!(debug, freed, "expired sessions freed");
+                }
             }
         });
     }

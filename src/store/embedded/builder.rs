@@ -290,6 +290,7 @@ impl EmbeddedStoreBuilder {
         report.sessions = shards.iter().map(|s| s.count_live(now)).sum();
         let salvaged = !report.salvaged.is_empty();
         report.duration = started.elapsed();
+        crate::events::recovered(dir, &report);
         // Recovered entries were routed with `hasher`: the store must keep routing with it.
         let store = self.start(shards, hasher, Some((durable, report)));
         if salvaged {

@@ -75,6 +75,11 @@ pub(crate) struct Map {
     /// Snapshot copies in progress (taken under the read lock); the slab is not compacted
     /// while there is one.
     pub(crate) copying: AtomicU64,
+    /// Live sessions evicted to make room, since the store opened (statistics).
+    pub(crate) evicted: u64,
+    /// Expired sessions freed (by sweeps, and evictions of expired ones) since the store
+    /// opened (statistics).
+    pub(crate) expired: u64,
 }
 
 impl Default for Map {
@@ -86,6 +91,8 @@ impl Default for Map {
             bytes: 0,
             recorded: (0, 0),
             copying: AtomicU64::new(0),
+            evicted: 0,
+            expired: 0,
         }
     }
 }

@@ -46,9 +46,11 @@ mod room;
 mod shape;
 mod shard;
 mod slab;
+mod stats;
 mod store;
 
 pub use builder::EmbeddedStoreBuilder;
 pub use durable::recovery::RecoveryReport;
 pub use durable::FsyncPolicy;
+pub use stats::{LogStats, SnapshotStats, Stats};
 pub use store::EmbeddedStore;

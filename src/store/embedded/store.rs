@@ -93,16 +93,48 @@ impl Core {
         }
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(super) fn snapshot(&self) -> Result<Option<u64>, StoreError> {
         let Some(d) = &self.durable else {
             return Ok(None);
         };
-        let cut = d.snapshot(|| {
+        let started = std::time::Instant::now();
+        crate::events::event!(debug, dir = %d.dir.display(), "snapshot started");
+        let sessions = std::cell::Cell::new(0u64);
+        let taken = d.snapshot(|| {
             let now = clock::now_ms();
             // Each shard is copied a slice at a time, so no lock is held for long.
-            self.shards.iter().flat_map(move |s| s.live_copy(now))
-        })?;
-        Ok(Some(cut))
+            self.shards
+                .iter()
+                .flat_map(move |s| s.live_copy(now))
+                .inspect(|_| sessions.set(sessions.get() + 1))
+        });
+        if let Ok(cut) = &taken {
+            *d.last_snapshot.lock() = Some(crate::SnapshotStats {
+                cut: *cut,
+                at_ms: clock::now_ms(),
+                sessions: sessions.get(),
+                bytes: d.snapshot_size(*cut),
+                took_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        match &taken {
+            Ok(cut) => crate::events::event!(
+                info,
+                dir = %d.dir.display(),
+                cut,
+                sessions = sessions.get(),
+                ms = started.elapsed().as_millis() as u64,
+                "snapshot taken"
+            ),
+            Err(e) => crate::events::event!(
+                error,
+                dir = %d.dir.display(),
+                error = %e,
+                "snapshot failed: the previous snapshot and the log are kept"
+            ),
+        }
+        Ok(Some(taken?))
     }
 
     /// The sweeper's pass: due buckets only (loom models have no sweeper).
@@ -232,6 +264,51 @@ impl EmbeddedStore {
     /// Frees every expired session now; returns how many were freed.
     pub fn purge_expired(&self) -> usize {
         purge_shards(&self.core.shards, clock::now_ms())
+    }
+
+    /// The store's figures now: sessions and bytes held against the caps, evictions and
+    /// expiries since it opened, and for a durable store its log (segments, bytes since the
+    /// snapshot, the last snapshot, syncs and their latency, writes waiting, poisoning). See
+    /// README's "Operating it" for wiring them to a metrics system.
+    ///
+    /// ```
+    /// use sessile::{EmbeddedStore, Record};
+    ///
+    /// let store = EmbeddedStore::builder().max_bytes(1 << 20).build();
+    /// store.set_now("sid", &Record::default())?;
+    /// let stats = store.stats();
+    /// assert_eq!(stats.sessions, 1);
+    /// assert!(stats.bytes > 0);
+    /// assert_eq!(stats.max_bytes, Some(1 << 20));
+    /// println!("{}", serde_json::to_string(&stats).unwrap());
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
+    pub fn stats(&self) -> crate::Stats {
+        let (sessions, bytes) = self.usage();
+        let (evicted, expired) = self
+            .core
+            .shards
+            .iter()
+            .map(Shard::freed)
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+        let (max_sessions, max_bytes) = self.core.shards[0]
+            .caps()
+            .map_or((None, None), |c| c.limits());
+        let log = self.core.durable.as_ref().map(|d| {
+            let mut log = d.wal.stats();
+            log.bytes_since_snapshot = d.bytes_since_snapshot();
+            log.last_snapshot = d.last_snapshot.lock().clone();
+            log
+        });
+        crate::Stats {
+            sessions,
+            bytes,
+            max_sessions,
+            max_bytes,
+            evicted,
+            expired,
+            log,
+        }
     }
 
     /// Entries held (including expired ones not yet freed) and bytes charged against

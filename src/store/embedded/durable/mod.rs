@@ -74,7 +74,7 @@ pub(crate) struct Durable {
     #[cfg_attr(sessile_loom, allow(dead_code))]
     pub(crate) opts: DurableOptions,
     storage: Arc<dyn Storage>,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     syncer: Mutex<Option<thread::Handle>>,
     preparer: Mutex<Option<thread::Handle>>,
     snapshotting: Mutex<()>,
@@ -86,6 +86,8 @@ pub(crate) struct Durable {
     /// where the snapshot clock starts.
     age_at_open: Option<Duration>,
     _lock: Option<Box<dyn Send + Sync>>,
+    /// The last snapshot this process took (statistics).
+    pub(crate) last_snapshot: Mutex<Option<crate::SnapshotStats>>,
 }
 
 impl Durable {
@@ -130,6 +132,7 @@ impl Durable {
                 syncer: Mutex::new(Some(syncer)),
                 preparer: Mutex::new(Some(preparer)),
                 snapshotting: Mutex::new(()),
+                last_snapshot: Mutex::new(None),
                 carried: AtomicU64::new(report.replayed_bytes),
                 age_at_open,
                 _lock: lock,
@@ -199,6 +202,13 @@ impl Durable {
             self.wal.remove_segments_through(previous)?;
         }
         Ok(cut)
+    }
+
+    /// The size on disk of the snapshot of `cut` (0 if it cannot be read).
+    pub(crate) fn snapshot_size(&self, cut: u64) -> u64 {
+        self.storage
+            .read(&self.dir.join(snapshot::snapshot_name(cut)))
+            .map_or(0, |b| b.bytes().len() as u64)
     }
 
     /// Reads the snapshot just written for `cut` back and checks it whole; one that does not

@@ -1809,3 +1809,120 @@ fn a_torn_tail_is_not_cut_when_it_cannot_be_kept() {
     assert_eq!(r.torn_files.len(), 1);
     assert!(fs.contents(&r.torn_files[0]).is_some());
 }
+
+#[test]
+fn stats_report_the_log_its_syncs_and_the_last_snapshot() {
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    let log = store.stats().log.expect("a durable store has a log");
+    assert_eq!(log.segments, 1);
+    assert_eq!(log.last_snapshot, None);
+    assert!(!log.poisoned);
+    for i in 0..40 {
+        store
+            .set_now(&format!("s{i}"), &record(json!({ "pad": "p".repeat(200) })))
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let log = store.stats().log.unwrap();
+    assert!(log.segments > 1, "4 KiB segments: {log:?}");
+    assert!(log.bytes_since_snapshot > 8000, "{log:?}");
+    assert!(log.syncs >= 1, "{log:?}");
+    assert!(
+        log.sync_p50_us >= 1 && log.sync_p50_us <= log.sync_max_us,
+        "{log:?}"
+    );
+    let cut = store.snapshot().unwrap().unwrap();
+    let log = store.stats().log.unwrap();
+    let snap = log.last_snapshot.clone().expect("the snapshot just taken");
+    assert_eq!((snap.cut, snap.sessions), (cut, 40), "{log:?}");
+    assert!(snap.bytes > 40 * 200, "{log:?}");
+    assert_eq!(log.bytes_since_snapshot, 0, "{log:?}");
+    fs.faults.lock().fail_sync_from = Some(fs.syncs() + 1);
+    store.set_now("x", &record(json!({}))).unwrap();
+    assert!(store.flush().is_err());
+    assert!(store.stats().log.unwrap().poisoned);
+}
+
+/// What the store says (feature `tracing`): a poisoned log is an `error` event naming its
+/// cause, once; a failed snapshot an `error`; a clean open one `info` line and a damaged one
+/// one `warn` line with what was cut.
+#[cfg(feature = "tracing")]
+mod events {
+    use super::*;
+    use crate::events::captured;
+
+    fn lines<'a>(text: &'a str, level: &str, message: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(level) && l.contains(message))
+            .collect()
+    }
+
+    #[test]
+    fn a_poisoned_log_says_why_once_at_error() {
+        let fs = FaultStorage::new();
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        store.set_now("a", &record(json!({"v": 1}))).unwrap();
+        let wal = &store.core.durable.as_ref().unwrap().wal;
+        while matches!(wal.next_state(), "wanted" | "preparing") {
+            if !wal.prepare_pending() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        fs.faults.lock().fail_sync_from = Some(fs.syncs() + 1);
+        let ((), text) = captured(|| {
+            assert!(store.flush().is_err());
+            assert!(store.flush().is_err());
+        });
+        let poisoned = lines(&text, "ERROR", "the session log is poisoned");
+        assert_eq!(poisoned.len(), 1, "{text}");
+        assert!(poisoned[0].contains("SyncFailed"), "{text}");
+        assert!(poisoned[0].contains("injected EIO"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_snapshot_is_an_error_event() {
+        let fs = FaultStorage::new();
+        let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+        store.set_now("a", &record(json!({"v": 1}))).unwrap();
+        fs.faults.lock().garble_files = true;
+        let (taken, text) = captured(|| store.snapshot());
+        assert!(taken.is_err());
+        assert_eq!(lines(&text, "ERROR", "snapshot failed").len(), 1, "{text}");
+        fs.faults.lock().garble_files = false;
+        let (taken, text) = captured(|| store.snapshot());
+        assert!(taken.is_ok());
+        let done = lines(&text, "INFO", "snapshot taken");
+        assert_eq!(done.len(), 1, "{text}");
+        assert!(done[0].contains("sessions=1"), "{text}");
+    }
+
+    #[test]
+    fn an_open_says_what_recovery_found() {
+        let fs = FaultStorage::new();
+        let acked = killed_after(&fs, 21, 300, None);
+        assert!(!acked.is_empty());
+        let (store, text) = captured(|| open(&fs, FsyncPolicy::Never, false).unwrap());
+        let opened = lines(&text, "INFO", "session store opened");
+        assert_eq!(opened.len(), 1, "{text}");
+        assert!(opened[0].contains("torn_bytes=0"), "{text}");
+        assert!(lines(&text, "WARN", "").is_empty(), "{text}");
+        drop(store);
+
+        let last = segments(&fs).pop().unwrap();
+        let bytes = fs.contents(&last).unwrap();
+        let recs = record_offsets(&bytes);
+        let (at, len) = recs[recs.len() - 2];
+        fs.patch(&last, at + len / 2, &[bytes[at + len / 2] ^ 0x04]);
+        let (store, text) = captured(|| open(&fs, FsyncPolicy::Never, false).unwrap());
+        let damaged = lines(&text, "WARN", "recovered a damaged directory");
+        assert_eq!(damaged.len(), 1, "{text}");
+        assert!(!damaged[0].contains("torn_bytes=0"), "{text}");
+        assert!(damaged[0].contains(".torn-"), "{text}");
+        assert!(
+            lines(&text, "INFO", "session store opened").is_empty(),
+            "{text}"
+        );
+        drop(store);
+    }
+}

@@ -77,6 +77,12 @@ impl Caps {
             && total(&self.bytes, recorded.1, holds.1, need.bytes) <= self.max_bytes
     }
 
+    /// The caps as set: (max_sessions, max_bytes).
+    pub(crate) fn limits(&self) -> (Option<usize>, Option<usize>) {
+        let set = |m: i64| (m != i64::MAX).then(|| usize::try_from(m).unwrap_or(usize::MAX));
+        (set(self.max_entries), set(self.max_bytes))
+    }
+
     /// The (sessions, bytes) the store holds, as recorded.
     #[cfg(all(test, not(sessile_loom)))]
     pub(crate) fn counts(&self) -> (usize, usize) {

@@ -75,6 +75,9 @@ impl Map {
                 ctx.append(OpRef::Destroy {
                     sid: self.slab.key(pos),
                 })?;
+                self.evicted += 1;
+            } else {
+                self.expired += 1;
             }
             // An expired entry is only freed early: recovery drops it too.
             self.remove_at(pos);

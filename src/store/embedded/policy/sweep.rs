@@ -35,6 +35,7 @@ impl Map {
             }
         }
         if freed > 0 {
+            self.expired += freed as u64;
             self.compact_if_sparse();
         }
         freed
@@ -55,6 +56,7 @@ impl Map {
             self.remove_at(pos);
         }
         if !expired.is_empty() {
+            self.expired += expired.len() as u64;
             self.compact_if_sparse();
         }
         expired.len()

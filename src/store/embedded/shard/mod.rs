@@ -118,6 +118,12 @@ impl Shard {
         self.write().evict_one(None, ctx)
     }
 
+    /// Sessions (evicted, expired) freed by this shard since the store opened.
+    pub(crate) fn freed(&self) -> (u64, u64) {
+        let g = self.inner.read();
+        (g.evicted, g.expired)
+    }
+
     pub(crate) fn get(&self, key: &str, now_ms: i64) -> Option<Record> {
         let g = self.inner.read();
         let e = g.slab.get(g.slab.find(key)?)?;

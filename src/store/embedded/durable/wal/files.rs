@@ -122,6 +122,7 @@ pub(super) fn create_sized(
 }
 
 /// Why preparing a segment failed.
+#[derive(Debug)]
 pub(super) enum Prep {
     /// Creating, allocating or writing it (a full disk): the rotation will try itself.
     Alloc,

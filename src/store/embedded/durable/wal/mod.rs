@@ -111,6 +111,7 @@ impl Wal {
             }),
             wake: Condvar::new(),
             prep_wake: Condvar::new(),
+            sync_latency: Default::default(),
         }))
     }
 
@@ -212,9 +213,36 @@ impl Wal {
     fn halt(&self, why: Poison) {
         let mut p = self.poisoned.lock();
         if p.is_none() {
+            crate::events::event!(
+                error,
+                cause = ?why.cause,
+                dir = %why.dir.display(),
+                reason = %why.reason,
+                "the session log is poisoned: every write fails until the store is reopened"
+            );
             *p = Some(why);
         }
         self.is_poisoned.store(true, Ordering::Release);
+    }
+
+    /// The log's figures for [`Stats`](crate::Stats) (all but the snapshot's).
+    pub(crate) fn stats(&self) -> crate::LogStats {
+        let (syncs, p50, p99, max) = self.sync_latency.summary();
+        let (segments, bytes_since_cut) = {
+            let st = self.state.lock();
+            (st.segments.len(), st.bytes_since_cut)
+        };
+        crate::LogStats {
+            segments,
+            bytes_since_snapshot: bytes_since_cut,
+            last_snapshot: None,
+            syncs,
+            sync_p50_us: p50,
+            sync_p99_us: p99,
+            sync_max_us: max,
+            writes_waiting: self.waiters.lock().list.len(),
+            poisoned: self.is_poisoned.load(Ordering::Acquire),
+        }
     }
 
     /// At a clean shutdown, once the log's threads have stopped: drops the prepared segment

@@ -78,6 +78,13 @@ impl Wal {
         });
         st.segments.push(first_seq);
         st.dir_dirty = true;
+        crate::events::event!(
+            debug,
+            dir = %self.dir.display(),
+            first_seq,
+            size = st.active.map.len(),
+            "log segment rotated"
+        );
         Ok(())
     }
 
@@ -133,6 +140,7 @@ impl Wal {
 
     /// Prepares the next segment if one is wanted (outside the log's mutex); returns whether
     /// it did. Called by the preparing thread, and by a snapshot's cut.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn prepare_pending(&self) -> bool {
         {
             let mut st = self.state.lock();
@@ -155,7 +163,15 @@ impl Wal {
         let mut st = self.state.lock();
         st.next = match made {
             Ok(map) => Next::Ready(map),
-            Err(_) => Next::Failed,
+            Err(e) => {
+                crate::events::event!(
+                    warn,
+                    dir = %self.dir.display(),
+                    error = ?e,
+                    "the next log segment could not be prepared: the next rotation creates one itself"
+                );
+                Next::Failed
+            }
         };
         true
     }

@@ -77,6 +77,8 @@ pub(crate) struct Wal {
     pub(super) wake: Condvar,
     /// Wakes the preparing thread.
     pub(super) prep_wake: Condvar,
+    /// How long each sync took (statistics).
+    pub(super) sync_latency: crate::store::embedded::stats::Latencies,
 }
 
 /// Where the log continues after recovery.

@@ -16,6 +16,9 @@ use super::state::{Sealed, Wal};
 use crate::error::{Poison, StoreError};
 use crate::sync::Ordering;
 
+/// A sync of the log that takes this long or longer is reported (`warn`).
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Wal {
     /// Waits until the record `seq` is durable under `Always`; returns at once otherwise.
     pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
@@ -70,8 +73,25 @@ impl Wal {
 
     /// Syncs everything appended so far. Returns the durable sequence number.
     /// Sealed segments are truncated to their used length once synced.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn sync_now(&self) -> Result<u64, Poison> {
         let _one_at_a_time = self.syncing.lock();
+        let started = std::time::Instant::now();
+        let synced = self.sync_all();
+        let took = started.elapsed();
+        self.sync_latency.record(took);
+        if took >= SLOW_SYNC {
+            crate::events::event!(
+                warn,
+                dir = %self.dir.display(),
+                ms = took.as_millis() as u64,
+                "a sync of the session log was slow"
+            );
+        }
+        synced
+    }
+
+    fn sync_all(&self) -> Result<u64, Poison> {
         if let Some(why) = self.poisoned.lock().clone() {
             return Err(why);
         }
