@@ -150,6 +150,11 @@ async fn redis_store(_url: &str) -> Result<Arc<dyn SessionStore>, Box<dyn std::e
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // What sessile says (the recovery report at open, snapshots, errors) on standard error.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .init();
     run(Args::parse(), shutdown::signal()).await
 }
 
@@ -163,10 +168,12 @@ async fn run(
         eprintln!("warning: SESSION_SECRET is not set; using a development secret");
         "thisismysecrctekeyfhrgfgrfrty84fwir767".to_owned()
     });
+    // The embedded store, kept for `/stats`.
+    let mut embedded = None;
     let store: Arc<dyn SessionStore> = if let Some(url) = &args.redis {
         redis_store(url).await?
     } else if args.memory {
-        Arc::new(EmbeddedStore::new())
+        Arc::new(embedded.insert(EmbeddedStore::new()).clone())
     } else {
         let store = EmbeddedStore::open(&args.dir)?;
         println!(
@@ -174,7 +181,7 @@ async fn run(
             args.dir.display(),
             store.len().await?
         );
-        Arc::new(store)
+        Arc::new(embedded.insert(store).clone())
     };
     let sessions = SessionLayer::builder()
         .secret(secret)
@@ -191,7 +198,19 @@ async fn run(
         .route("/login", post(login))
         .route("/profile", get(profile))
         .route("/logout", get(logout))
-        .layer(sessions);
+        .layer(sessions)
+        // The store's figures as JSON (`EmbeddedStore::stats`), outside the session layer.
+        .route(
+            "/stats",
+            get(move || {
+                let stats = embedded.as_ref().map(EmbeddedStore::stats);
+                async move {
+                    stats
+                        .map(axum::Json)
+                        .ok_or(axum::http::StatusCode::NOT_FOUND)
+                }
+            }),
+        );
 
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);

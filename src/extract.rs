@@ -44,9 +44,23 @@ use crate::session::Session;
 pub struct NoSession;
 
 impl IntoResponse for NoSession {
+    /// `500 Internal Server Error` with a generic body; what to check goes to `tracing`
+    /// (`error`): the route is not under `SessionLayer`, or its path is outside
+    /// `cookie.path`.
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, "no session").into_response()
+        crate::events::event!(
+            error,
+            "a handler asked for a Session the request does not have: is SessionLayer applied \
+             to this route (`.layer(...)` after `.route(...)`), and is the path inside \
+             cookie.path? Ask for Option<Session> where a session is optional"
+        );
+        internal_server_error()
     }
+}
+
+/// The body every session error answers with: nothing of the error reaches the client.
+fn internal_server_error() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
@@ -65,14 +79,24 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
     }
 }
 
-/// Session errors answer `500 Internal Server Error` (`NoSession` answers "no session"), so
-/// handlers can use `?` on session calls.
+/// Session errors answer `500 Internal Server Error` with that generic body, so handlers can
+/// use `?` on session calls without sending an internal message (a store's text, a value
+/// that did not decode) to the client; the error itself goes to `tracing` (`error`).
+///
+/// ```
+/// use axum::response::IntoResponse;
+///
+/// let res = sessile::Error::Unreadable("not JSON at line 1".into()).into_response();
+/// assert_eq!(res.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+/// ```
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let msg = match &self {
-            Error::NoSession => "no session".to_owned(),
-            other => other.to_string(),
-        };
-        (StatusCode::INTERNAL_SERVER_ERROR, msg).into_response()
+        crate::events::event!(
+            error,
+            error = %self,
+            kind = ?self,
+            "a handler returned a session error"
+        );
+        internal_server_error()
     }
 }

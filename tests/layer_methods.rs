@@ -496,10 +496,11 @@ async fn typed_values_round_trip_through_the_store() {
         r.body,
         r#"Some(User { name: "alice", roles: ["admin"], age: 42 })"#
     );
-    // The wrong type is an error the handler can answer with `?`: 500.
+    // The wrong type is an error the handler can answer with `?`: 500, and nothing of the
+    // error in the body.
     let r = get_with(addr, "/typed/get/number", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(r.body.starts_with("session value: "), "{}", r.body);
+    assert_eq!(r.body, "Internal Server Error");
     // A missing field is `None`.
     let (addr, _) = server(
         |b| b,
@@ -635,4 +636,36 @@ async fn set_expires_fixes_the_expiry_and_none_makes_a_browser_session_cookie() 
     assert_eq!(r.set_cookies, Vec::<String>::new());
     let stored = store.record(&id).await.unwrap().cookie;
     assert_eq!((stored.original_max_age, stored.expires), (None, None));
+}
+
+/// A handler's `?` on a session error answers `500 Internal Server Error` and nothing of the
+/// error: not a value that did not decode, not the layer's own words.
+#[tokio::test]
+async fn no_session_error_text_reaches_the_client() {
+    async fn seven(s: sessile::Session) -> Result<&'static str, sessile::Error> {
+        s.insert("views", "seven")?;
+        Ok("set")
+    }
+    async fn views(s: sessile::Session) -> Result<String, sessile::Error> {
+        let n: Option<u64> = s.get("views")?;
+        Ok(format!("{n:?}"))
+    }
+    let layer = builder().build().unwrap();
+    let app = Router::new()
+        .route("/seven", get(seven))
+        .route("/views", get(views))
+        .layer(layer)
+        .route("/outside", get(views));
+    let addr = serve(app).await;
+    let r = get_with(addr, "/seven", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookie = r.cookie_pair();
+    for (path, cookie) in [("/views", Some(cookie.as_str())), ("/outside", None)] {
+        let r = get_with(addr, path, cookie).await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+            "{path}"
+        );
+    }
 }
