@@ -7,6 +7,8 @@
 
 use std::io::Write as _;
 
+pub mod server;
+
 use redis::aio::MultiplexedConnection;
 
 /// Whether this run is CI (`CI` set and not empty), where skipping is not allowed.
@@ -36,6 +38,45 @@ pub fn redis_url(test: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// The shared suite of `sessile::store::suite` on a Redis store, every check but two: the
+/// failures, one line each.
+///
+/// `check_touch` and `check_expiry` expect `touch` to store the whole new cookie to the
+/// millisecond. The Redis store's `touch` is connect-redis's `EXPIRE` (whole seconds, value
+/// not rewritten), as the format shared with Node requires; `redis_store.rs` checks its
+/// behaviour instead. `check_clear` is destructive, but the store's prefix is the test's own.
+pub async fn suite_failures(store: &sessile::RedisStore) -> Vec<String> {
+    use sessile::store::suite;
+    let checks: Vec<(&str, Result<(), suite::SuiteFailure>)> = vec![
+        ("get_missing", suite::check_get_missing(store).await),
+        ("set_get", suite::check_set_get(store).await),
+        ("set_replaces", suite::check_set_replaces(store).await),
+        ("destroy", suite::check_destroy(store).await),
+        ("apply", suite::check_apply(store).await),
+        ("apply_missing", suite::check_apply_missing(store).await),
+        (
+            "expired_on_arrival",
+            suite::check_expired_on_arrival(store).await,
+        ),
+        ("all_and_len", suite::check_all_and_len(store).await),
+        (
+            "concurrent_apply",
+            suite::check_concurrent_apply(store).await,
+        ),
+        ("large_values", suite::check_large_values(store).await),
+        ("odd_ids", suite::check_odd_ids(store).await),
+        (
+            "undecodable_fields",
+            suite::check_undecodable_fields(store).await,
+        ),
+        ("clear", suite::check_clear(store).await),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(name, r)| r.err().map(|e| format!("{name}: {e}")))
+        .collect()
 }
 
 /// A key prefix no other test run uses.

@@ -62,7 +62,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use async_trait::async_trait;
 
@@ -71,19 +70,21 @@ use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{Changes, CookieRecord, Record};
 use crate::store::{Applied, SessionStore};
 
+#[cfg(feature = "redis-cluster")]
+mod cluster;
+mod conn;
 mod locks;
 pub mod script;
+#[cfg(feature = "redis-tls")]
+mod tls;
 
+use conn::{Conn, Node, Target};
 use locks::KeyLocks;
 use script::{Cas, CasOutcome};
 
 /// How long past its stored `cookie.expires` a key may live only because its TTL was rounded
 /// up to whole seconds. A key living longer than that was extended by a `touch`.
 const ROUNDING_MS: i64 = 1_000;
-
-/// Reconnection attempts per failed connection, before the calls waiting on it fail (the
-/// next call starts a new series).
-const RECONNECT_RETRIES: usize = 2;
 
 /// Sessions in Redis, in connect-redis's format. See the [module documentation](self).
 ///
@@ -103,7 +104,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     /// `SCAN MATCH` pattern: the prefix with glob characters escaped, then `*`.
     pattern: String,
@@ -129,7 +130,9 @@ impl fmt::Debug for RedisStore {
 #[must_use]
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    target: Target,
+    #[cfg(feature = "redis-tls")]
+    tls: tls::TlsOptions,
     prefix: String,
     default_ttl: Duration,
     timeout: Duration,
@@ -228,23 +231,8 @@ impl RedisStoreBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn build(self) -> Result<RedisStore, StoreError> {
-        let client = ::redis::Client::open(self.url.as_str())
-            .map_err(|e| StoreError::backend(format!("invalid Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        let conn = conn::connect(&self).await?;
         let timeout = self.timeout;
-        let conn =
-            match tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
-                .await
-            {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => return Err(store_error(e, timeout)),
-                Err(_) => return Err(StoreError::Timeout(timeout)),
-            };
         let ms = self
             .default_ttl
             .as_millis()
@@ -262,6 +250,14 @@ impl RedisStoreBuilder {
             }),
         })
     }
+}
+
+/// Where a walk of every key under the prefix is: the nodes to scan, the one being scanned
+/// and its `SCAN` cursor.
+struct KeyWalk {
+    nodes: Vec<Node>,
+    node: usize,
+    cursor: u64,
 }
 
 /// Whether a stored record is live, and the expiry to report.
@@ -361,7 +357,8 @@ fn parse(key: &str, text: &str) -> Result<Record, StoreError> {
 
 impl RedisStore {
     /// Options for a store on the Redis server at `url` (`redis://[user:password@]host[:port][/db]`,
-    /// or `rediss://` for TLS if redis-rs was built with a TLS feature).
+    /// or `rediss://` for TLS with the `redis-tls` feature: see [`tls`](RedisStoreBuilder::tls_root_certificates)).
+    /// For a Redis Cluster, see `RedisStore::cluster` (feature `redis-cluster`).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessile::StoreError> {
@@ -370,7 +367,9 @@ impl RedisStore {
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            target: Target::Single(url.into()),
+            #[cfg(feature = "redis-tls")]
+            tls: tls::TlsOptions::default(),
             prefix: "sess:".into(),
             default_ttl: Duration::from_secs(86_400),
             timeout: Duration::from_secs(2),
@@ -413,7 +412,7 @@ impl RedisStore {
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.inner.conn.clone()
     }
 
@@ -519,18 +518,47 @@ impl RedisStore {
         Err(script::too_many_conflicts(key))
     }
 
-    /// One `SCAN` page: the next cursor and the keys under the prefix, as session ids with
-    /// their keys.
-    async fn scan_page(&self, cursor: u64) -> Result<(u64, Vec<(String, String)>), StoreError> {
-        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
-            .arg(cursor)
+    /// Starts a walk of every key under the prefix: the nodes to scan, each from cursor 0.
+    async fn start_walk(&self) -> Result<KeyWalk, StoreError> {
+        let nodes = self
+            .within(async { self.conn().scan_nodes().await.map_err(|e| self.err(e)) })
+            .await?;
+        Ok(KeyWalk {
+            nodes,
+            node: 0,
+            cursor: 0,
+        })
+    }
+
+    /// The next `SCAN` page of a walk (within the timeout): the keys under the prefix, as
+    /// session ids with their keys; `None` once every node was walked.
+    async fn next_page(
+        &self,
+        walk: &mut KeyWalk,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let Some(node) = walk.nodes.get(walk.node) else {
+            return Ok(None);
+        };
+        let mut scan = ::redis::cmd("SCAN");
+        scan.arg(walk.cursor)
             .arg("MATCH")
             .arg(&self.inner.pattern)
             .arg("COUNT")
-            .arg(self.inner.scan_count)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(|e| self.err(e))?;
+            .arg(self.inner.scan_count);
+        let (next, keys): (u64, Vec<Vec<u8>>) = self
+            .within(async {
+                let reply = self
+                    .conn()
+                    .query_node(node, scan)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                ::redis::from_redis_value(reply).map_err(|e| self.err(e.into()))
+            })
+            .await?;
+        if next == 0 {
+            walk.node += 1;
+        }
+        walk.cursor = next;
         let prefix = &self.inner.prefix;
         let keys = keys
             .into_iter()
@@ -541,15 +569,14 @@ impl RedisStore {
                 Some((sid, k))
             })
             .collect();
-        Ok((next, keys))
+        Ok(Some(keys))
     }
 
     /// Walks every key under the prefix, one `SCAN` page at a time, handing each page's live
     /// records to `each`; values that are not sessions are skipped.
     async fn walk(&self, mut each: impl FnMut(String, Record)) -> Result<(), StoreError> {
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.within(self.scan_page(cursor)).await?;
+        let mut walk = self.start_walk().await?;
+        while let Some(keys) = self.next_page(&mut walk).await? {
             if !keys.is_empty() {
                 let values: Vec<Value> = self
                     .within(async {
@@ -579,11 +606,8 @@ impl RedisStore {
                     }
                 }
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 }
 
@@ -651,9 +675,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.within(self.scan_page(cursor)).await?;
+        let mut walk = self.start_walk().await?;
+        while let Some(keys) = self.next_page(&mut walk).await? {
             if !keys.is_empty() {
                 self.within(async {
                     let mut del = ::redis::cmd("DEL");
@@ -668,11 +691,8 @@ impl SessionStore for RedisStore {
                 })
                 .await?;
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 
     async fn len(&self) -> Result<usize, StoreError> {
