@@ -20,6 +20,17 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// A loopback port below 55536 that is free, with its cluster bus port (port + 10000) free
+/// too, for a cluster node.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Whether `redis-server` can be started; when it cannot, `test` is skipped (printed), or
 /// fails under CI.
 pub fn have_redis_server(test: &str) -> bool {
@@ -145,4 +156,191 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A Redis Cluster of the test's own: 3 primaries and 3 replicas (one each) on free
+/// loopback ports, made by `redis-cli --cluster create`, stopped on drop.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    _dir: TempDir,
+}
+
+/// One slot range of `CLUSTER SLOTS`: the primary's port and its replicas' ports.
+#[derive(Debug, Clone)]
+pub struct SlotRange {
+    pub start: u16,
+    pub end: u16,
+    pub primary: u16,
+    pub replicas: Vec<u16>,
+}
+
+impl Cluster {
+    /// Starts the cluster with `node_timeout` (`cluster-node-timeout`, how long a primary
+    /// must be unreachable before its replica is promoted) and waits until every node sees
+    /// every slot served; `None` (skipped, or a failure under CI) without `redis-server`.
+    pub async fn start(test: &str, node_timeout: Duration) -> Option<Cluster> {
+        if !have_redis_server(test) {
+            return None;
+        }
+        let dir = TempDir::new("cluster");
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let port = free_cluster_port();
+            let args: Vec<String> = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &format!("nodes-{port}.conf"),
+                "--cluster-node-timeout",
+                &node_timeout.as_millis().to_string(),
+                "--dir",
+                &dir.0.display().to_string(),
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect();
+            nodes.push(Server::start_with(port, &args, Some(&dir.0)).expect("redis-server"));
+        }
+        for node in &nodes {
+            node.wait_ready().await;
+        }
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run redis-cli --cluster create");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.wait_healthy().await;
+        Some(cluster)
+    }
+
+    /// The seed URLs (every node).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Server::url).collect()
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` and the same slot map
+    /// with three primaries, each with a replica.
+    pub async fn wait_healthy(&self) {
+        wait_cluster_healthy(&self.urls()).await;
+    }
+
+    /// Removes the node on `port` (killed) from the cluster's processes.
+    pub fn kill(&mut self, port: u16) {
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| n.port == port)
+            .expect("a node of the cluster");
+        self.nodes.remove(i).kill();
+    }
+}
+
+/// Waits (up to a generous deadline) until every node of `urls` that answers says
+/// `cluster_state:ok` and serves a slot map of three primaries with one replica each.
+pub async fn wait_cluster_healthy(urls: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut healthy = true;
+        for url in urls {
+            let Ok(mut conn) = node_conn(url).await else {
+                continue;
+            };
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            let ranges = slot_ranges(&mut conn).await;
+            let full: u32 = ranges.iter().map(|r| u32::from(r.end - r.start) + 1).sum();
+            let paired = ranges.iter().all(|r| !r.replicas.is_empty());
+            let mut primaries: Vec<u16> = ranges.iter().map(|r| r.primary).collect();
+            primaries.sort_unstable();
+            primaries.dedup();
+            if !info.contains("cluster_state:ok")
+                || full != 16384
+                || !paired
+                || primaries.len() != 3
+            {
+                healthy = false;
+            }
+        }
+        if healthy {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A plain connection to one node.
+pub async fn node_conn(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+/// `CLUSTER SLOTS` as seen by the node of `conn` (empty if it cannot answer).
+pub async fn slot_ranges(conn: &mut redis::aio::MultiplexedConnection) -> Vec<SlotRange> {
+    let Ok(reply) = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async::<redis::Value>(conn)
+        .await
+    else {
+        return Vec::new();
+    };
+    let redis::Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let port = |node: &redis::Value| -> Option<u16> {
+        let redis::Value::Array(fields) = node else {
+            return None;
+        };
+        match fields.get(1) {
+            Some(redis::Value::Int(p)) => u16::try_from(*p).ok(),
+            _ => None,
+        }
+    };
+    ranges
+        .into_iter()
+        .filter_map(|r| {
+            let redis::Value::Array(mut fields) = r else {
+                return None;
+            };
+            let nodes = fields.split_off(2);
+            let start = redis::from_redis_value(fields.first()?.clone()).ok()?;
+            let end = redis::from_redis_value(fields.get(1)?.clone()).ok()?;
+            Some(SlotRange {
+                start,
+                end,
+                primary: port(nodes.first()?)?,
+                replicas: nodes[1..].iter().filter_map(port).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The slot of `key` and the port of the primary serving it, as the node at `url` sees it.
+pub async fn primary_of(url: &str, key: &str) -> (u16, u16) {
+    let mut conn = node_conn(url).await.expect("connect to a cluster node");
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("CLUSTER KEYSLOT");
+    let ranges = slot_ranges(&mut conn).await;
+    let range = ranges
+        .iter()
+        .find(|r| (r.start..=r.end).contains(&slot))
+        .expect("every slot is served");
+    (slot, range.primary)
 }

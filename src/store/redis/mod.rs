@@ -50,7 +50,11 @@
 //! # Failures
 //!
 //! One multiplexed connection (redis-rs's `ConnectionManager`) serves every call; it
-//! reconnects by itself after Redis restarts. Every call is bounded by
+//! reconnects by itself after Redis restarts. On a Redis Cluster (`RedisStore::cluster`,
+//! feature `redis-cluster`) redis-rs's cluster client keeps one such connection per node,
+//! routes each call by its key's slot, follows `MOVED`/`ASK`, and finds a promoted replica
+//! after a failover by itself; `all`, `len` and `clear` walk every primary. `rediss://` URLs
+//! (feature `redis-tls`) connect with rustls. Every call is bounded by
 //! [`RedisStoreBuilder::timeout`]: Redis down gives [`StoreError::Unavailable`], Redis too slow
 //! [`StoreError::Timeout`], a value that is not a session [`StoreError::Corrupt`]. The layer
 //! turns any of these into its error response (500 by default), and requests succeed again
