@@ -204,6 +204,29 @@ impl ConnectionLike for RawConn {
     }
 }
 
+/// After a Redis failure under the layer at `addr` (whose routes are `common::routes`):
+/// requests `/get/user` with `cookie` until one succeeds, which must show the login
+/// (`true`), every one before it answered by the layer's error response (500); returns how
+/// many failed. Panics after 60 s without a success.
+pub async fn failures_until_recovered(addr: std::net::SocketAddr, cookie: &str) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut failed = 0;
+    loop {
+        let r = crate::common::get_with(addr, "/get/user", Some(cookie)).await;
+        if r.status == 200 {
+            assert_eq!(r.body, "true", "the session survived the failover");
+            return failed;
+        }
+        assert_eq!(r.status, 500, "{r:?}");
+        failed += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no success within 60 s of the failure ({failed} requests answered 500)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// A key prefix no other test run uses.
 pub fn unique_prefix(what: &str) -> String {
     format!(

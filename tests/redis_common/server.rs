@@ -31,10 +31,10 @@ pub fn free_cluster_port() -> u16 {
     }
 }
 
-/// Whether `redis-server` can be started; when it cannot, `test` is skipped (printed), or
+/// Whether `program --version` runs; when it does not, `test` is skipped (printed), or
 /// fails under CI.
-pub fn have_redis_server(test: &str) -> bool {
-    let found = Command::new("redis-server")
+pub fn have_program(test: &str, program: &str) -> bool {
+    let found = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -43,11 +43,17 @@ pub fn have_redis_server(test: &str) -> bool {
     if !found {
         assert!(
             !in_ci(),
-            "{test}: redis-server is not installed, and CI is set"
+            "{test}: {program} is not installed, and CI is set"
         );
-        skip(test, "redis-server is not installed");
+        skip(test, &format!("{program} is not installed"));
     }
     found
+}
+
+/// Whether `redis-server` can be started; when it cannot, `test` is skipped (printed), or
+/// fails under CI.
+pub fn have_redis_server(test: &str) -> bool {
+    have_program(test, "redis-server")
 }
 
 /// A plain `redis-server` of the test's own on a free port, ready; `None` (the test is
@@ -88,6 +94,37 @@ impl Server {
             cmd.current_dir(dir);
         }
         let child = cmd.spawn().ok()?;
+        Some(Server { child, port })
+    }
+
+    /// Starts `redis-sentinel` on `port` monitoring the primary on `primary` as `service`
+    /// (quorum 2, down after `down_after`), its config file in `dir`; `None` if the binary
+    /// is missing.
+    pub fn start_sentinel(
+        port: u16,
+        primary: u16,
+        service: &str,
+        down_after: Duration,
+        dir: &Path,
+    ) -> Option<Server> {
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+             sentinel monitor {service} 127.0.0.1 {primary} 2\n\
+             sentinel down-after-milliseconds {service} {down}\n\
+             sentinel failover-timeout {service} 10000\n\
+             sentinel parallel-syncs {service} 1\n",
+            dir = dir.display(),
+            down = down_after.as_millis(),
+        );
+        std::fs::write(&conf, text).expect("write the sentinel's config");
+        let child = Command::new("redis-sentinel")
+            .arg(&conf)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
         Some(Server { child, port })
     }
 

@@ -2,7 +2,8 @@
 //! `ConnectionManager`, one multiplexed connection that reconnects by itself) or, with the
 //! `redis-cluster` feature, a Redis Cluster (redis-rs's async cluster client: one
 //! connection per node, commands routed by key slot, MOVED/ASK followed, the slot map
-//! refreshed after a failover).
+//! refreshed after a failover); or, with `redis-sentinel`, the primary the sentinels name
+//! (see [`sentinel`](super::sentinel)).
 //!
 //! Every store call is one command (or one single-key transaction, or the single-key
 //! compare-and-set script) and goes through [`Conn`] as a `ConnectionLike`, so it routes by
@@ -30,6 +31,12 @@ pub(super) enum Target {
     /// The seed nodes of a Redis Cluster, by URL.
     #[cfg(feature = "redis-cluster")]
     Cluster(Vec<String>),
+    /// The sentinels, by URL, and the name of the service they monitor.
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel {
+        sentinels: Vec<String>,
+        service: String,
+    },
 }
 
 /// A connection to one server or to a cluster. Cloning is cheap: clones share the
@@ -39,6 +46,8 @@ pub(super) enum Conn {
     Single(ConnectionManager),
     #[cfg(feature = "redis-cluster")]
     Cluster(::redis::cluster_async::ClusterConnection),
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel(super::sentinel::SentinelConn),
 }
 
 /// One node whose keys a `SCAN` walks.
@@ -57,6 +66,8 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.req_packed_command(cmd),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "redis-sentinel")]
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -70,6 +81,8 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            #[cfg(feature = "redis-sentinel")]
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -78,6 +91,8 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(c) => c.get_db(),
+            #[cfg(feature = "redis-sentinel")]
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -88,6 +103,8 @@ impl Conn {
     /// replica).
     pub(super) async fn scan_nodes(&mut self) -> RedisResult<Vec<Node>> {
         match self {
+            #[cfg(feature = "redis-sentinel")]
+            Conn::Sentinel(_) => Ok(vec![Node::Only]),
             Conn::Single(_) => Ok(vec![Node::Only]),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(c) => super::cluster::primaries(c).await,
@@ -98,6 +115,8 @@ impl Conn {
     pub(super) async fn query_node(&mut self, node: &Node, cmd: Cmd) -> RedisResult<Value> {
         match (self, node) {
             (Conn::Single(c), _) => cmd.query_async(c).await,
+            #[cfg(feature = "redis-sentinel")]
+            (Conn::Sentinel(c), _) => cmd.query_async(c).await,
             #[cfg(feature = "redis-cluster")]
             (Conn::Cluster(c), Node::Only) => cmd.query_async(c).await,
             #[cfg(feature = "redis-cluster")]
@@ -133,6 +152,10 @@ pub(super) async fn connect(builder: &RedisStoreBuilder) -> Result<Conn, StoreEr
             }
             #[cfg(feature = "redis-cluster")]
             Target::Cluster(seeds) => super::cluster::connect(builder, seeds).await,
+            #[cfg(feature = "redis-sentinel")]
+            Target::Sentinel { sentinels, service } => {
+                super::sentinel::connect(builder, sentinels, service).await
+            }
         }
     };
     match tokio::time::timeout(timeout, connecting).await {

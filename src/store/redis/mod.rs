@@ -79,6 +79,8 @@ mod cluster;
 mod conn;
 mod locks;
 pub mod script;
+#[cfg(feature = "redis-sentinel")]
+mod sentinel;
 #[cfg(feature = "redis-tls")]
 mod tls;
 
