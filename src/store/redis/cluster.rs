@@ -49,11 +49,11 @@ pub(super) async fn connect(
     builder: &RedisStoreBuilder,
     seeds: &[String],
 ) -> Result<Conn, StoreError> {
-    let timeout = builder.timeout;
+    let timeout = builder.timeouts.connect;
     #[allow(unused_mut)] // Changed only with `redis-tls`.
     let mut client = ClusterClient::builder(seeds.iter().map(String::as_str))
         .connection_timeout(timeout)
-        .response_timeout(timeout)
+        .response_timeout(builder.timeouts.longest())
         .retries(RECONNECT_RETRIES as u32)
         .min_retry_wait(50)
         .max_retry_wait(500);

@@ -132,16 +132,31 @@ impl Conn {
     }
 }
 
-/// Connects to the builder's target within its timeout.
-pub(super) async fn connect(builder: &RedisStoreBuilder) -> Result<Conn, StoreError> {
-    let timeout = builder.timeout;
+/// The builder's connections: `connections` of them to a single server, else one.
+pub(super) async fn connect_all(builder: &RedisStoreBuilder) -> Result<Vec<Conn>, StoreError> {
+    let n = match builder.target {
+        Target::Single(_) => builder.connections,
+        #[cfg(any(feature = "redis-cluster", feature = "redis-sentinel"))]
+        _ => 1,
+    };
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(connect(builder).await?);
+    }
+    Ok(conns)
+}
+
+/// Connects to the builder's target within its connect timeout.
+async fn connect(builder: &RedisStoreBuilder) -> Result<Conn, StoreError> {
+    let timeout = builder.timeouts.connect;
+    let response = builder.timeouts.longest();
     let connecting = async {
         match &builder.target {
             Target::Single(url) => {
                 let client = single_client(builder, url)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
+                    .set_response_timeout(Some(response))
                     .set_number_of_retries(RECONNECT_RETRIES)
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_millis(500));
@@ -171,7 +186,7 @@ pub(super) fn connect_error(builder: &RedisStoreBuilder, e: ::redis::RedisError)
     if let Some(tls) = super::tls::certificate_error(&e, &builder.tls) {
         return tls;
     }
-    store_error(e, builder.timeout)
+    store_error(e, builder.timeouts.connect)
 }
 
 /// The client of one server, with the builder's TLS certificates if it has any.

@@ -97,8 +97,8 @@ pub(super) async fn connect(
             conn: Mutex::new(None),
             generations: AtomicU64::new(0),
             config: AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(builder.timeout))
-                .set_response_timeout(Some(builder.timeout)),
+                .set_connection_timeout(Some(builder.timeouts.connect))
+                .set_response_timeout(Some(builder.timeouts.longest())),
         }),
     };
     conn.current()
