@@ -40,6 +40,9 @@ pub(crate) struct Config {
     pub(crate) trust_proxy: bool,
     pub(crate) resave: bool,
     pub(crate) rolling: bool,
+    /// `touch_after`: skip the store touch of an unmodified session whose stored expiry
+    /// would move by less than this (`None`: always touch, as express).
+    pub(crate) touch_after: Option<std::time::Duration>,
     pub(crate) save_uninitialized: bool,
     pub(crate) unset: Unset,
     pub(crate) on_error: ErrorHandler,

@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use common::*;
 use redis_common::*;
 use serde_json::{json, Map, Value};
-use sessile::{CookieOptions, RedisStore, SameSiteOption, Session, SessionLayer};
+use sessile::{CookieOptions, SameSiteOption, Session, SessionLayer};
 
 const SHARED_SECRET: &str = "shared by node and rust";
 
@@ -47,13 +47,16 @@ fn interop_dir() -> PathBuf {
 }
 
 /// Starts `node tests/interop/app.js` on a free port and waits for its "listening on" line.
-fn start_node(redis_url: &str, prefix: &str) -> NodeApp {
+fn start_node(redis: &Deployment, prefix: &str) -> NodeApp {
+    let (var, value) = redis.node_env();
     let mut child = Command::new("node")
         .arg("app.js")
         .current_dir(interop_dir())
         .env("PORT", "0")
         .env("HOST", "127.0.0.1")
-        .env("REDIS_URL", redis_url)
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env(var, value)
         .env("SECRET", SHARED_SECRET)
         .env("PREFIX", prefix)
         .stdout(Stdio::piped())
@@ -86,8 +89,9 @@ fn start_node(redis_url: &str, prefix: &str) -> NodeApp {
 /// The sessile server: the same options as the Express app (cookie name `connect.sid`,
 /// a day's `maxAge`, `sameSite: 'lax'`, `resave: false`, `saveUninitialized: false`) and the
 /// same routes.
-async fn start_rust(redis_url: &str, prefix: &str) -> SocketAddr {
-    let store = RedisStore::builder(redis_url)
+async fn start_rust(redis: &Deployment, prefix: &str) -> SocketAddr {
+    let store = redis
+        .builder()
         .prefix(prefix)
         .build()
         .await
@@ -136,8 +140,8 @@ async fn start_rust(redis_url: &str, prefix: &str) -> SocketAddr {
 }
 
 /// Whether everything the test needs is there; prints why not (or fails under CI).
-fn prerequisites(test: &str) -> Option<String> {
-    let url = redis_url(test)?;
+fn prerequisites(test: &str, redis: Option<Deployment>) -> Option<Deployment> {
+    let redis = redis?;
     let node_ok = Command::new("node")
         .arg("--version")
         .stdout(Stdio::null())
@@ -159,7 +163,7 @@ fn prerequisites(test: &str) -> Option<String> {
         skip(test, &why);
         return None;
     }
-    Some(url)
+    Some(redis)
 }
 
 /// The attributes of a `Set-Cookie` header, with the date of `Expires` left out.
@@ -180,14 +184,30 @@ fn attributes(header: &str) -> Vec<String> {
 #[tokio::test]
 async fn express_and_sessile_share_sessions_through_connect_redis() {
     let test = "express_and_sessile_share_sessions_through_connect_redis";
-    let Some(url) = prerequisites(test) else {
-        return;
-    };
+    let redis = redis_url(test).map(Deployment::Single);
+    if let Some(redis) = prerequisites(test, redis) {
+        share_sessions(&redis).await;
+    }
+}
+
+/// The same through a Redis Cluster: the Express app on node-redis's cluster client
+/// (`createCluster`), sessile on `RedisStore::cluster`.
+#[cfg(feature = "redis-cluster")]
+#[tokio::test]
+async fn express_and_sessile_share_sessions_through_a_cluster() {
+    let test = "express_and_sessile_share_sessions_through_a_cluster";
+    let redis = redis_cluster_urls(test).map(Deployment::Cluster);
+    if let Some(redis) = prerequisites(test, redis) {
+        share_sessions(&redis).await;
+    }
+}
+
+async fn share_sessions(redis: &Deployment) {
     let prefix = unique_prefix("interop");
-    let node = start_node(&url, &prefix);
-    let rust = start_rust(&url, &prefix).await;
+    let node = start_node(redis, &prefix);
+    let rust = start_rust(redis, &prefix).await;
     let node = node.addr;
-    let mut conn = raw(&url).await;
+    let mut conn = redis.raw().await;
 
     // 1. A session created by Node is read and changed by Rust, and Node sees the change.
     let created = get_with(node, "/set/user/alice", None).await;
@@ -351,7 +371,7 @@ async fn express_and_sessile_share_sessions_through_connect_redis() {
     let fresh_sid = fresh.sid_signed_by(SHARED_SECRET);
     assert_ne!(fresh_sid, node_sid);
 
-    raw_clear(&mut conn, &prefix).await;
+    redis.clear(&prefix).await;
 }
 
 /// The whole `Set-Cookie` header of a new session made by `path`.
@@ -370,14 +390,14 @@ async fn created_header(addr: SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn a_session_node_wrote_with_undecodable_fields_is_served_and_kept() {
     let test = "a_session_node_wrote_with_undecodable_fields_is_served_and_kept";
-    let Some(url) = prerequisites(test) else {
+    let Some(redis) = prerequisites(test, redis_url(test).map(Deployment::Single)) else {
         return;
     };
     let prefix = unique_prefix("interop-odd");
-    let node = start_node(&url, &prefix);
-    let rust = start_rust(&url, &prefix).await;
+    let node = start_node(&redis, &prefix);
+    let rust = start_rust(&redis, &prefix).await;
     let node = node.addr;
-    let mut conn = raw(&url).await;
+    let mut conn = redis.raw().await;
 
     let created = get_with(node, "/views", None).await;
     assert_eq!(created.status, 200, "{created:?}");
@@ -399,5 +419,5 @@ async fn a_session_node_wrote_with_undecodable_fields_is_served_and_kept() {
 
     assert_eq!(get_with(rust, "/logout", Some(&cookie)).await.status, 200);
     assert!(!raw_exists(&mut conn, &format!("{prefix}{sid}")).await);
-    raw_clear(&mut conn, &prefix).await;
+    redis.clear(&prefix).await;
 }

@@ -8,7 +8,6 @@
 mod common;
 mod redis_common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,9 +17,9 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
+use redis_common::server::{free_port, own_server, Server};
 use redis_common::*;
 use serde_json::{json, Value};
-use sessile::store::suite;
 use sessile::{
     clock, Applied, Change, Changes, CookieOptions, CookieRecord, Data, Record, RedisStore,
     Session, SessionLayer, SessionStore, StoreError,
@@ -62,35 +61,7 @@ async fn shared_suite() {
     };
     let prefix = unique_prefix("suite");
     let store = store(&url, &prefix).await;
-    let checks: Vec<(&str, Result<(), suite::SuiteFailure>)> = vec![
-        ("get_missing", suite::check_get_missing(&store).await),
-        ("set_get", suite::check_set_get(&store).await),
-        ("set_replaces", suite::check_set_replaces(&store).await),
-        ("destroy", suite::check_destroy(&store).await),
-        ("apply", suite::check_apply(&store).await),
-        ("apply_missing", suite::check_apply_missing(&store).await),
-        (
-            "expired_on_arrival",
-            suite::check_expired_on_arrival(&store).await,
-        ),
-        ("all_and_len", suite::check_all_and_len(&store).await),
-        (
-            "concurrent_apply",
-            suite::check_concurrent_apply(&store).await,
-        ),
-        ("large_values", suite::check_large_values(&store).await),
-        ("odd_ids", suite::check_odd_ids(&store).await),
-        (
-            "undecodable_fields",
-            suite::check_undecodable_fields(&store).await,
-        ),
-        // Destructive, but the prefix is this test's own.
-        ("clear", suite::check_clear(&store).await),
-    ];
-    let failures: Vec<String> = checks
-        .into_iter()
-        .filter_map(|(name, r)| r.err().map(|e| format!("{name}: {e}")))
-        .collect();
+    let failures = suite_failures(&store).await;
     let mut conn = raw(&url).await;
     raw_clear(&mut conn, &prefix).await;
     assert!(
@@ -697,93 +668,6 @@ async fn unreachable_redis_is_unavailable() {
 
 // ---------------------------------------------------------------------------------------
 // Fault: a Redis server of the test's own, frozen, killed and restarted.
-
-/// A `redis-server` child process with no persistence, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-/// A loopback port nothing listens on (as far as a bind can tell).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A `redis-server` of the test's own on a free port, ready; `None` (the test is skipped)
-/// when the binary is missing, which fails the test under CI.
-async fn own_server(test: &str) -> Option<Server> {
-    let Some(server) = Server::start(free_port()) else {
-        assert!(
-            !in_ci(),
-            "{test}: redis-server is not installed, and CI is set"
-        );
-        skip(test, "redis-server is not installed");
-        return None;
-    };
-    server.wait_ready().await;
-    Some(server)
-}
-
-impl Server {
-    /// Starts `redis-server` on `port`; `None` if the binary is missing.
-    fn start(port: u16) -> Option<Server> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        Some(Server { child, port })
-    }
-
-    async fn wait_ready(&self) {
-        let url = format!("redis://127.0.0.1:{}/", self.port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = redis::Client::open(url.as_str()) {
-                if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-                    let pong: Result<String, _> = redis::cmd("PING").query_async(&mut c).await;
-                    if pong.is_ok() {
-                        return;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill {sig} redis-server");
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Redis frozen (`SIGSTOP`: slow), then killed, then restarted on the same port, under a
 /// real `SessionLayer` with a 500 ms store timeout: while Redis is gone every request gets

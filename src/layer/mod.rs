@@ -113,6 +113,7 @@ pub struct SessionLayerBuilder {
     trust_proxy: bool,
     resave: bool,
     rolling: bool,
+    touch_after: Option<std::time::Duration>,
     save_uninitialized: bool,
     unset: Unset,
     on_error: Option<ErrorHandler>,
@@ -130,6 +131,7 @@ impl Default for SessionLayerBuilder {
             trust_proxy: false,
             resave: false,
             rolling: false,
+            touch_after: None,
             save_uninitialized: false,
             unset: Unset::Keep,
             on_error: None,
@@ -291,6 +293,34 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Fewer store writes (off by default, so the store sees what express sends it): an
+    /// unmodified session is touched in the store only when its stored expiry would move
+    /// forward by `d` or more, i.e. at most once per `d` of activity, instead of on every
+    /// request (one `EXPIRE` per request with Redis, one paid write per request with
+    /// DynamoDB-like stores). connect-mongo calls this `touchAfter`.
+    ///
+    /// When the touch is due, the layer stores the session's new cookie with
+    /// [`SessionStore::apply`] and no field changes (fields untouched, parallel changes kept),
+    /// not with [`SessionStore::touch`]: a Redis touch moves the key's TTL only, and the next
+    /// request must see the new expiry in the record to decide again.
+    ///
+    /// The price: a session idle past its stored expiry ends, though the browser's cookie
+    /// (sent with `rolling`) may promise up to `d` more; choose `d` small against `maxAge`
+    /// (a minute against a day). Browser-session cookies (no `maxAge`) are touched on every
+    /// request, as without this option; a cookie changed otherwise than in its expiry is
+    /// stored at once.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .touch_after(std::time::Duration::from_secs(60))
+    ///     .build();
+    /// ```
+    pub fn touch_after(mut self, d: std::time::Duration) -> Self {
+        self.touch_after = Some(d);
+        self
+    }
+
     /// `saveUninitialized`: store new sessions even when the handler put nothing in them
     /// (off by default: no cookie and no store write until there is something to keep).
     ///
@@ -372,6 +402,7 @@ impl SessionLayerBuilder {
                 trust_proxy: self.trust_proxy,
                 resave: self.resave,
                 rolling: self.rolling,
+                touch_after: self.touch_after,
                 save_uninitialized: self.save_uninitialized,
                 unset: self.unset,
                 on_error: self

@@ -6,7 +6,7 @@ use super::state::WriteOp;
 use super::Session;
 use crate::error::Error;
 use crate::options::Unset;
-use crate::record::CookieRecord;
+use crate::record::{Changes, CookieRecord};
 use crate::store::Applied;
 
 /// What the layer must do with the response after the commit.
@@ -42,6 +42,8 @@ impl Session {
             Nothing,
             Write(WriteOp),
             Touch(String, CookieRecord),
+            /// `touch_after`: the stored cookie replaced, fields untouched.
+            Refresh(String, Changes),
         }
         let step = {
             let mut st = self.inner.state.lock();
@@ -62,7 +64,21 @@ impl Session {
                 if st.should_save(config)? {
                     Step::Write(st.write_op(config)?)
                 } else if st.cookie_id.as_deref() == Some(st.id.as_str()) {
-                    Step::Touch(st.id.clone(), st.cookie.clone())
+                    if config.touch_after.is_none() || st.cookie.expires.is_none() {
+                        // A browser-session cookie has no expiry to compare: the store's
+                        // TTL is all that keeps it, so it is touched as express does.
+                        Step::Touch(st.id.clone(), st.cookie.clone())
+                    } else if st.touch_skippable(config) {
+                        Step::Nothing
+                    } else {
+                        // The whole cookie is stored, not only the expiry a store's touch
+                        // may keep (Redis's `EXPIRE`): the next request compares against it.
+                        let changes = Changes {
+                            cookie: st.cookie.clone(),
+                            fields: Vec::new(),
+                        };
+                        Step::Refresh(st.id.clone(), changes)
+                    }
                 } else {
                     Step::Nothing
                 }
@@ -106,6 +122,14 @@ impl Session {
                 }
             }
             Step::Touch(id, cookie) => config.store.touch(&id, &cookie).await?,
+            Step::Refresh(id, changes) => {
+                if config.store.apply(&id, &changes).await? == Applied::Missing {
+                    // Ended in the store meanwhile (a logout elsewhere, or expired).
+                    self.inner.state.lock().present = false;
+                    return Ok(Commit { set_cookie: None });
+                }
+                self.inner.state.lock().stored_cookie = Some(changes.cookie);
+            }
         }
         let mut st = self.inner.state.lock();
         // An Invalid Date `expires` (see `has_invalid_expires`) makes express's

@@ -18,6 +18,9 @@ pub(super) struct State {
     pub(super) cookie: CookieRecord,
     pub(super) fields: Fields,
     pub(super) touched: bool,
+    /// The cookie the store holds for `id`, as loaded (for `touch_after`); `None` for a
+    /// session not loaded from the store.
+    pub(super) stored_cookie: Option<CookieRecord>,
     /// The id the request's cookie carried, verified.
     pub(super) cookie_id: Option<String>,
     /// The id and fields as first loaded or generated (express's `originalId`/`originalHash`).
@@ -70,6 +73,7 @@ impl State {
             original: Snap::Text(raw.clone()),
             fields: Fields::new(raw),
             touched: false,
+            stored_cookie: None,
             cookie_id,
             saved: None,
             persisted: None,
@@ -95,6 +99,7 @@ impl State {
             id,
             present: true,
             unset: false,
+            stored_cookie: Some(record.cookie.clone()),
             cookie: record.cookie,
             fields: Fields::new(record.data),
             touched: false,
@@ -105,6 +110,23 @@ impl State {
             head,
             unreadable: None,
         }
+    }
+
+    /// Whether `touch_after` lets the store touch of this request be skipped: the cookie is
+    /// the stored one but for an expiry moved forward by less than `touch_after`.
+    pub(super) fn touch_skippable(&self, config: &Config) -> bool {
+        let (Some(after), Some(stored)) = (config.touch_after, self.stored_cookie.as_ref()) else {
+            return false;
+        };
+        let (Some(old), Some(new)) = (stored.expires, self.cookie.expires) else {
+            return false;
+        };
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        let same_otherwise = CookieRecord {
+            expires: stored.expires,
+            ..self.cookie.clone()
+        } == *stored;
+        same_otherwise && new.saturating_sub(old) < after_ms
     }
 
     pub(super) fn is_modified(&mut self) -> Result<bool, Error> {

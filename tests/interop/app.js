@@ -4,7 +4,8 @@
 //   npm ci --prefix tests/interop
 //   PORT=3002 REDIS_URL=redis://127.0.0.1:6379 SECRET='keyboard cat' node tests/interop/app.js
 //
-// Environment: PORT (0 picks a free port), REDIS_URL, SECRET (or SESSION_SECRET), PREFIX
+// Environment: PORT (0 picks a free port), REDIS_URL or REDIS_CLUSTER_URLS (a cluster's seed
+// nodes, comma-separated: node-redis's createCluster, which connect-redis supports), SECRET (or SESSION_SECRET), PREFIX
 // (default "sess:"), HOST (default 127.0.0.1). Prints "listening on http://HOST:PORT" once
 // it accepts requests. Routes (GET, JSON bodies) mirror the conformance server's:
 //   /views          counts views in req.session.views
@@ -24,11 +25,13 @@
 const express = require("express");
 const session = require("express-session");
 const { RedisStore } = require("connect-redis");
-const { createClient } = require("redis");
+const { createClient, createCluster } = require("redis");
 
 const port = Number(process.env.PORT || 3002);
 const host = process.env.HOST || "127.0.0.1";
 const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+// A Redis Cluster instead: its seed nodes' URLs, comma-separated.
+const clusterUrls = (process.env.REDIS_CLUSTER_URLS || "").split(",").filter(Boolean);
 const secret = process.env.SECRET || process.env.SESSION_SECRET;
 const prefix = process.env.PREFIX || "sess:";
 if (!secret) {
@@ -37,7 +40,9 @@ if (!secret) {
 }
 
 async function main() {
-  const client = createClient({ url: redisUrl });
+  const client = clusterUrls.length
+    ? createCluster({ rootNodes: clusterUrls.map((url) => ({ url })) })
+    : createClient({ url: redisUrl });
   client.on("error", (err) => console.error("redis:", err.message));
   await client.connect();
 

@@ -49,10 +49,15 @@
 //!
 //! # Failures
 //!
-//! One multiplexed connection (redis-rs's `ConnectionManager`) serves every call; it
-//! reconnects by itself after Redis restarts. Every call is bounded by
-//! [`RedisStoreBuilder::timeout`]: Redis down gives [`StoreError::Unavailable`], Redis too slow
-//! [`StoreError::Timeout`], a value that is not a session [`StoreError::Corrupt`]. The layer
+//! One multiplexed connection (redis-rs's `ConnectionManager`) serves every call (or
+//! several, see [`limits`](RedisStoreBuilder::connections)); it reconnects by itself after
+//! Redis restarts. On a Redis Cluster (`RedisStore::cluster`,
+//! feature `redis-cluster`) redis-rs's cluster client keeps one such connection per node,
+//! routes each call by its key's slot, follows `MOVED`/`ASK`, and finds a promoted replica
+//! after a failover by itself; `all`, `len` and `clear` walk every primary. `rediss://` URLs
+//! (feature `redis-tls`) connect with rustls. Every call is bounded by
+//! [`RedisStoreBuilder::timeout`] (or the timeout of its kind of call): Redis down gives
+//! [`StoreError::Unavailable`], Redis too slow [`StoreError::Timeout`], a value that is not a session [`StoreError::Corrupt`]. The layer
 //! turns any of these into its error response (500 by default), and requests succeed again
 //! as soon as Redis answers again. Nothing Redis returns can make the store panic.
 
@@ -62,7 +67,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use async_trait::async_trait;
 
@@ -71,19 +75,25 @@ use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{Changes, CookieRecord, Record};
 use crate::store::{Applied, SessionStore};
 
+#[cfg(feature = "redis-cluster")]
+mod cluster;
+mod conn;
+mod limits;
 mod locks;
 pub mod script;
+#[cfg(feature = "redis-sentinel")]
+mod sentinel;
+#[cfg(feature = "redis-tls")]
+mod tls;
 
+use conn::{Conn, Node, Target};
+use limits::{Call, Timeouts};
 use locks::KeyLocks;
 use script::{Cas, CasOutcome};
 
 /// How long past its stored `cookie.expires` a key may live only because its TTL was rounded
 /// up to whole seconds. A key living longer than that was extended by a `touch`.
 const ROUNDING_MS: i64 = 1_000;
-
-/// Reconnection attempts per failed connection, before the calls waiting on it fail (the
-/// next call starts a new series).
-const RECONNECT_RETRIES: usize = 2;
 
 /// Sessions in Redis, in connect-redis's format. See the [module documentation](self).
 ///
@@ -103,12 +113,16 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    /// One connection, or several to one server taken in turn.
+    conns: Vec<Conn>,
+    next_conn: std::sync::atomic::AtomicUsize,
+    /// Turns of `max_in_flight`, if bounded.
+    in_flight: Option<tokio::sync::Semaphore>,
     prefix: String,
     /// `SCAN MATCH` pattern: the prefix with glob characters escaped, then `*`.
     pattern: String,
     default_ttl_secs: i64,
-    timeout: Duration,
+    timeouts: Timeouts,
     scan_count: usize,
     cas: Cas,
     /// Queues this process's `apply` calls per session (see [`locks`]).
@@ -120,7 +134,8 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.inner.prefix)
             .field("default_ttl_secs", &self.inner.default_ttl_secs)
-            .field("timeout", &self.inner.timeout)
+            .field("timeouts", &self.inner.timeouts)
+            .field("connections", &self.inner.conns.len())
             .finish_non_exhaustive()
     }
 }
@@ -129,11 +144,15 @@ impl fmt::Debug for RedisStore {
 #[must_use]
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    target: Target,
+    #[cfg(feature = "redis-tls")]
+    tls: tls::TlsOptions,
     prefix: String,
     default_ttl: Duration,
-    timeout: Duration,
+    timeouts: Timeouts,
     scan_count: usize,
+    connections: usize,
+    max_in_flight: Option<usize>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -142,7 +161,9 @@ impl fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
             .field("default_ttl", &self.default_ttl)
-            .field("timeout", &self.timeout)
+            .field("timeouts", &self.timeouts)
+            .field("connections", &self.connections)
+            .field("max_in_flight", &self.max_in_flight)
             .field("scan_count", &self.scan_count)
             .finish_non_exhaustive()
     }
@@ -184,7 +205,10 @@ impl RedisStoreBuilder {
 
     /// The longest any store call may take (default 2 s): connecting, and each of `get`,
     /// `set`, `apply`, `touch` and `destroy` as a whole; for `all`, `len` and `clear`, each
-    /// page of the key walk. Past it the call fails with [`StoreError::Timeout`].
+    /// page of the key walk. Past it the call fails with [`StoreError::Timeout`]. Sets every
+    /// kind at once; [`connect_timeout`](Self::connect_timeout),
+    /// [`read_timeout`](Self::read_timeout), [`write_timeout`](Self::write_timeout) and
+    /// [`walk_timeout`](Self::walk_timeout) set one (call them after this).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessile::StoreError> {
@@ -195,7 +219,7 @@ impl RedisStoreBuilder {
     /// # Ok(()) }
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeouts = Timeouts::all(timeout);
         self
     }
 
@@ -228,40 +252,34 @@ impl RedisStoreBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn build(self) -> Result<RedisStore, StoreError> {
-        let client = ::redis::Client::open(self.url.as_str())
-            .map_err(|e| StoreError::backend(format!("invalid Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let timeout = self.timeout;
-        let conn =
-            match tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
-                .await
-            {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => return Err(store_error(e, timeout)),
-                Err(_) => return Err(StoreError::Timeout(timeout)),
-            };
+        let conns = conn::connect_all(&self).await?;
         let ms = self
             .default_ttl
             .as_millis()
             .min(u128::from(u32::MAX) * 1000) as i64;
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                conn,
+                conns,
+                next_conn: std::sync::atomic::AtomicUsize::new(0),
+                in_flight: self.max_in_flight.map(tokio::sync::Semaphore::new),
                 pattern: format!("{}*", glob_escape(&self.prefix)),
                 prefix: self.prefix,
                 default_ttl_secs: ceil_secs(ms).max(1),
-                timeout,
+                timeouts: self.timeouts,
                 scan_count: self.scan_count,
                 cas: Cas::new(),
                 locks: KeyLocks::default(),
             }),
         })
     }
+}
+
+/// Where a walk of every key under the prefix is: the nodes to scan, the one being scanned
+/// and its `SCAN` cursor.
+struct KeyWalk {
+    nodes: Vec<Node>,
+    node: usize,
+    cursor: u64,
 }
 
 /// Whether a stored record is live, and the expiry to report.
@@ -361,7 +379,8 @@ fn parse(key: &str, text: &str) -> Result<Record, StoreError> {
 
 impl RedisStore {
     /// Options for a store on the Redis server at `url` (`redis://[user:password@]host[:port][/db]`,
-    /// or `rediss://` for TLS if redis-rs was built with a TLS feature).
+    /// or `rediss://` for TLS with the `redis-tls` feature: see [`tls`](RedisStoreBuilder::tls_root_certificates)).
+    /// For a Redis Cluster, see `RedisStore::cluster` (feature `redis-cluster`).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), sessile::StoreError> {
@@ -370,11 +389,15 @@ impl RedisStore {
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            target: Target::Single(url.into()),
+            #[cfg(feature = "redis-tls")]
+            tls: tls::TlsOptions::default(),
             prefix: "sess:".into(),
             default_ttl: Duration::from_secs(86_400),
-            timeout: Duration::from_secs(2),
+            timeouts: Timeouts::all(Duration::from_secs(2)),
             scan_count: 100,
+            connections: 1,
+            max_in_flight: None,
         }
     }
 
@@ -413,22 +436,44 @@ impl RedisStore {
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
-        self.inner.conn.clone()
+    /// The next connection (in turn, when there are several).
+    fn conn(&self) -> Conn {
+        let conns = &self.inner.conns;
+        let i = match conns.len() {
+            1 => 0,
+            n => {
+                self.inner
+                    .next_conn
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    % n
+            }
+        };
+        conns[i].clone()
     }
 
     fn err(&self, e: RedisError) -> StoreError {
-        store_error(e, self.inner.timeout)
+        store_error(e, self.inner.timeouts.longest())
     }
 
-    /// Runs `fut` within the timeout.
+    /// Runs `fut` within the timeout of its kind of call, after waiting for a turn when
+    /// the calls in flight are bounded (the wait counts against the timeout).
     async fn within<T>(
         &self,
+        call: Call,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.inner.timeout, fut).await {
+        let limit = self.inner.timeouts.of(call);
+        let run = async {
+            let _turn = match &self.inner.in_flight {
+                // The semaphore is never closed.
+                Some(turns) => Some(turns.acquire().await.map_err(StoreError::backend)?),
+                None => None,
+            };
+            fut.await
+        };
+        match tokio::time::timeout(limit, run).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Timeout(self.inner.timeout)),
+            Err(_) => Err(StoreError::Timeout(limit)),
         }
     }
 
@@ -519,18 +564,49 @@ impl RedisStore {
         Err(script::too_many_conflicts(key))
     }
 
-    /// One `SCAN` page: the next cursor and the keys under the prefix, as session ids with
-    /// their keys.
-    async fn scan_page(&self, cursor: u64) -> Result<(u64, Vec<(String, String)>), StoreError> {
-        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
-            .arg(cursor)
+    /// Starts a walk of every key under the prefix: the nodes to scan, each from cursor 0.
+    async fn start_walk(&self) -> Result<KeyWalk, StoreError> {
+        let nodes = self
+            .within(Call::Walk, async {
+                self.conn().scan_nodes().await.map_err(|e| self.err(e))
+            })
+            .await?;
+        Ok(KeyWalk {
+            nodes,
+            node: 0,
+            cursor: 0,
+        })
+    }
+
+    /// The next `SCAN` page of a walk (within the timeout): the keys under the prefix, as
+    /// session ids with their keys; `None` once every node was walked.
+    async fn next_page(
+        &self,
+        walk: &mut KeyWalk,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let Some(node) = walk.nodes.get(walk.node) else {
+            return Ok(None);
+        };
+        let mut scan = ::redis::cmd("SCAN");
+        scan.arg(walk.cursor)
             .arg("MATCH")
             .arg(&self.inner.pattern)
             .arg("COUNT")
-            .arg(self.inner.scan_count)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(|e| self.err(e))?;
+            .arg(self.inner.scan_count);
+        let (next, keys): (u64, Vec<Vec<u8>>) = self
+            .within(Call::Walk, async {
+                let reply = self
+                    .conn()
+                    .query_node(node, scan)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                ::redis::from_redis_value(reply).map_err(|e| self.err(e.into()))
+            })
+            .await?;
+        if next == 0 {
+            walk.node += 1;
+        }
+        walk.cursor = next;
         let prefix = &self.inner.prefix;
         let keys = keys
             .into_iter()
@@ -541,18 +617,17 @@ impl RedisStore {
                 Some((sid, k))
             })
             .collect();
-        Ok((next, keys))
+        Ok(Some(keys))
     }
 
     /// Walks every key under the prefix, one `SCAN` page at a time, handing each page's live
     /// records to `each`; values that are not sessions are skipped.
     async fn walk(&self, mut each: impl FnMut(String, Record)) -> Result<(), StoreError> {
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.within(self.scan_page(cursor)).await?;
+        let mut walk = self.start_walk().await?;
+        while let Some(keys) = self.next_page(&mut walk).await? {
             if !keys.is_empty() {
                 let values: Vec<Value> = self
-                    .within(async {
+                    .within(Call::Walk, async {
                         let mut mget = ::redis::cmd("MGET");
                         for (_, key) in &keys {
                             mget.arg(key);
@@ -572,18 +647,15 @@ impl RedisStore {
                     let Ok(text) = utf8(&key, bytes) else {
                         continue;
                     };
-                    match self.within(self.live(&key, text)).await {
+                    match self.within(Call::Walk, self.live(&key, text)).await {
                         Ok(Some((record, _))) => each(sid, record),
                         Ok(None) | Err(StoreError::Corrupt(_)) => {}
                         Err(e) => return Err(e),
                     }
                 }
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 }
 
@@ -591,7 +663,7 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     async fn get(&self, sid: &str) -> Result<Option<Record>, StoreError> {
         let key = self.key(sid);
-        self.within(async {
+        self.within(Call::Read, async {
             let Some(text) = self.get_text(&key).await? else {
                 return Ok(None);
             };
@@ -602,17 +674,18 @@ impl SessionStore for RedisStore {
 
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
         let key = self.key(sid);
-        self.within(self.write(&key, record)).await
+        self.within(Call::Write, self.write(&key, record)).await
     }
 
     async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
         let key = self.key(sid);
-        self.within(self.apply_inner(&key, changes)).await
+        self.within(Call::Write, self.apply_inner(&key, changes))
+            .await
     }
 
     async fn destroy(&self, sid: &str) -> Result<(), StoreError> {
         let key = self.key(sid);
-        self.within(async {
+        self.within(Call::Write, async {
             let _: Value = ::redis::cmd("DEL")
                 .arg(&key)
                 .query_async(&mut self.conn())
@@ -626,7 +699,7 @@ impl SessionStore for RedisStore {
     async fn touch(&self, sid: &str, cookie: &CookieRecord) -> Result<(), StoreError> {
         let key = self.key(sid);
         let ttl = self.ttl_secs(cookie, clock::now_ms());
-        self.within(async {
+        self.within(Call::Write, async {
             let mut cmd = ::redis::cmd(if ttl > 0 { "EXPIRE" } else { "DEL" });
             cmd.arg(&key);
             if ttl > 0 {
@@ -651,11 +724,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = self.within(self.scan_page(cursor)).await?;
+        let mut walk = self.start_walk().await?;
+        while let Some(keys) = self.next_page(&mut walk).await? {
             if !keys.is_empty() {
-                self.within(async {
+                self.within(Call::Walk, async {
                     let mut del = ::redis::cmd("DEL");
                     for (_, key) in &keys {
                         del.arg(key);
@@ -668,11 +740,8 @@ impl SessionStore for RedisStore {
                 })
                 .await?;
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 
     async fn len(&self) -> Result<usize, StoreError> {

@@ -23,7 +23,6 @@
 //! other call uses (and that reconnects by itself), costs one round trip per attempt, and
 //! turns a conflict into the new value directly.
 
-use ::redis::aio::ConnectionManager;
 use ::redis::{Script, Value};
 
 use crate::error::StoreError;
@@ -80,7 +79,7 @@ impl Cas {
     /// sent the script again by [`Script::invoke_async`].
     pub(super) async fn run(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut super::Conn,
         key: &str,
         expected: &str,
         new: &str,
