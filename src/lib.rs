@@ -71,4 +71,4 @@ pub use store::embedded::{EmbeddedStore, EmbeddedStoreBuilder, FsyncPolicy, Reco
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
-pub use store::{Applied, SessionStore};
+pub use store::{Applied, Created, SessionStore};

@@ -50,8 +50,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use sessile::{
-    Applied, Changes, CookieRecord, Data, EmbeddedStore, FsyncPolicy, Record, SessionStore,
-    StoreError,
+    Applied, Changes, CookieRecord, Created, Data, EmbeddedStore, FsyncPolicy, Record,
+    SessionStore, StoreError,
 };
 use support::{fmt_ns, fmt_rate, mem_of, quantile, short_count, Id, Rng};
 
@@ -459,6 +459,10 @@ macro_rules! ts_adapter {
                 self.save_as(sid, None, cookie_expiry(cookie)).await
             }
 
+            async fn create(&self, _sid: &str, _record: &Record) -> Result<Created, StoreError> {
+                Err(StoreError::Unavailable("not part of the comparison".into()))
+            }
+
             async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
                 Err(StoreError::Unavailable("not part of the comparison".into()))
             }
@@ -531,6 +535,10 @@ impl SessionStore for MokaAdapter {
     async fn touch(&self, sid: &str, _cookie: &CookieRecord) -> Result<(), StoreError> {
         drop(std::hint::black_box(self.cache.get(sid).await));
         Ok(())
+    }
+
+    async fn create(&self, _sid: &str, _record: &Record) -> Result<Created, StoreError> {
+        Err(StoreError::Unavailable("not part of the comparison".into()))
     }
 
     async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
