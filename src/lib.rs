@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+pub mod compat;
 mod config;
 pub mod cookie;
 pub mod error;

@@ -1,0 +1,16 @@
+//! Sessile's stores behind the session crates Rust apps already use.
+//!
+//! - [`tower_sessions`] (features `tower-sessions` and `tower-sessions-014`): the stores as
+//!   a `tower_sessions::SessionStore`, for tower-sessions' `SessionManagerLayer` and
+//!   axum-login.
+//!
+//! The peer's layer keeps its own cookie (name, format, signing): only where the sessions
+//! are kept changes. Sharing sessions with Node's express-session needs sessile's own
+//! [`SessionLayer`](crate::SessionLayer).
+
+#[cfg(any(feature = "tower-sessions", feature = "tower-sessions-014"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "tower-sessions", feature = "tower-sessions-014")))
+)]
+pub mod tower_sessions;
