@@ -226,56 +226,10 @@ mod tests {
         dir,
     });
 
-    /// Over HTTP: the protected route refuses a visitor; a wrong password is refused; login
-    /// gives the session a new id and keeps its data; the protected route then answers, and
-    /// still does after the server is killed with SIGKILL and started again; the id from
-    /// before the login is no longer a login; logout ends it.
+    /// Login, the protected route and logout over HTTP, and the login survives kill -9
+    /// (see [`child::login_survives_kill_9`]); tower-sessions's cookie is `id`.
     #[test]
     fn login_protected_logout_and_the_login_survives_kill_9() {
-        let dir = child::temp_dir("kill");
-        let mut browser = child::Jar::default();
-        let server = child::Server::start("tests::server_child", &dir);
-        let addr = server.addr.clone();
-
-        let r = browser.get_page(&addr, "/");
-        assert_eq!(r.body, "not logged in, visit 1");
-        let before = browser.get("id").expect("a session").to_owned();
-        assert_eq!(browser.get_page(&addr, "/protected").status, 401);
-        let r = browser.post_form(&addr, "/login", "username=ferris&password=wrong");
-        assert_eq!(r.status, 401);
-
-        let r = browser.post_form(&addr, "/login", "username=ferris&password=hunter42");
-        assert_eq!((r.status, r.location.as_deref()), (303, Some("/protected")));
-        let after = browser.get("id").expect("a session").to_owned();
-        assert_ne!(after, before, "login cycles the session id");
-        let r = browser.get_page(&addr, "/protected");
-        assert_eq!(
-            (r.status, r.body.as_str()),
-            (200, "protected page of ferris")
-        );
-        let r = browser.get_page(&addr, "/");
-        assert_eq!(r.body, "hello ferris, visit 2", "the session kept its data");
-
-        // The id from before the login is gone: no login, and no visits.
-        let r = child::Jar::with("id", &before).get_page(&addr, "/protected");
-        assert_eq!(r.status, 401);
-
-        server.kill9();
-        let server = child::Server::start("tests::server_child", &dir);
-        let addr = server.addr.clone();
-        let r = browser.get_page(&addr, "/protected");
-        assert_eq!(
-            (r.status, r.body.as_str()),
-            (200, "protected page of ferris"),
-            "the login survives kill -9"
-        );
-
-        let r = browser.get_page(&addr, "/logout");
-        assert_eq!(r.body, "logged out");
-        assert_eq!(browser.get_page(&addr, "/protected").status, 401);
-        let r = child::Jar::with("id", &after).get_page(&addr, "/protected");
-        assert_eq!(r.status, 401, "the logged-out id is no login");
-        drop(server);
-        let _ = std::fs::remove_dir_all(&dir);
+        child::login_survives_kill_9("id");
     }
 }

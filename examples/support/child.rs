@@ -184,3 +184,60 @@ impl Jar {
         resp
     }
 }
+
+/// The login examples' scenario, over HTTP against the example's `tests::server_child` on a
+/// fresh directory, for an app whose session cookie is `cookie` and whose routes are `/`
+/// (counts visits), `/login` (form, user `ferris`, password `hunter42`), `/protected` and
+/// `/logout`: the protected route refuses a visitor and a wrong password; login gives the
+/// session a new id and keeps its data; the protected route then answers, and still does
+/// after the server is killed with SIGKILL and started again on the same directory; the
+/// cookie from before the login is no login; logout ends the login, and its cookie is no
+/// login either.
+pub fn login_survives_kill_9(cookie: &str) {
+    let dir = temp_dir("kill");
+    let mut browser = Jar::default();
+    let server = Server::start("tests::server_child", &dir);
+    let addr = server.addr.clone();
+
+    let r = browser.get_page(&addr, "/");
+    assert_eq!(r.body, "not logged in, visit 1");
+    let before = browser.get(cookie).expect("a session").to_owned();
+    assert_eq!(browser.get_page(&addr, "/protected").status, 401);
+    let r = browser.post_form(&addr, "/login", "username=ferris&password=wrong");
+    assert_eq!(r.status, 401);
+
+    let r = browser.post_form(&addr, "/login", "username=ferris&password=hunter42");
+    assert_eq!((r.status, r.location.as_deref()), (303, Some("/protected")));
+    let after = browser.get(cookie).expect("a session").to_owned();
+    assert_ne!(after, before, "login gives the session a new id");
+    let r = browser.get_page(&addr, "/protected");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "protected page of ferris")
+    );
+    let r = browser.get_page(&addr, "/");
+    assert_eq!(r.body, "hello ferris, visit 2", "the session kept its data");
+    let r = Jar::with(cookie, &before).get_page(&addr, "/protected");
+    assert_eq!(
+        r.status, 401,
+        "the session from before the login is no login"
+    );
+
+    server.kill9();
+    let server = Server::start("tests::server_child", &dir);
+    let addr = server.addr.clone();
+    let r = browser.get_page(&addr, "/protected");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "protected page of ferris"),
+        "the login survives kill -9"
+    );
+
+    let r = browser.get_page(&addr, "/logout");
+    assert_eq!(r.body, "logged out");
+    assert_eq!(browser.get_page(&addr, "/protected").status, 401);
+    let r = Jar::with(cookie, &after).get_page(&addr, "/protected");
+    assert_eq!(r.status, 401, "the logged-out session is no login");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
