@@ -11,6 +11,8 @@
 //! - [`EmbeddedStore`]: the default store, sharded in memory with idle expiry and caps.
 //! - `RedisStore` (feature `redis`): sessions in Redis for many nodes, in the format of Node's
 //!   connect-redis, so an Express app can share them.
+//! - `compat` (features `tower-sessions`, `tower-sessions-014`, `actix`): the stores behind
+//!   tower-sessions (and so axum-login) and actix-session, for apps that keep their layer.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -44,6 +46,19 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+#[cfg(any(
+    feature = "tower-sessions",
+    feature = "tower-sessions-014",
+    feature = "actix"
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "tower-sessions",
+        feature = "tower-sessions-014",
+        feature = "actix"
+    )))
+)]
 pub mod compat;
 mod config;
 pub mod cookie;

@@ -1,7 +1,7 @@
 //! Sessile's stores as tower-sessions stores (features `tower-sessions`, tower-sessions-core
 //! 0.15, and `tower-sessions-014`, 0.14): the store contract tower-sessions relies on, for
 //! the memory, durable and Redis stores and both versions; then tower-sessions' own
-//! `SessionManagerLayer` driven over HTTP on the durable store. (axum-login, which takes
+//! `SessionManagerLayer` driven over HTTP on each store. (axum-login, which takes
 //! tower-sessions 0.14, is driven end to end by `examples/axum_login.rs` and its test.)
 #![cfg(all(feature = "tower-sessions", feature = "tower-sessions-014"))]
 
@@ -12,7 +12,7 @@ mod redis_common;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use sessile::{EmbeddedStore, Record, SessionStore as _};
+use sessile::{EmbeddedStore, Record, SessionStore};
 use time::{Duration, OffsetDateTime};
 
 fn temp_dir(what: &str) -> std::path::PathBuf {
@@ -217,12 +217,14 @@ macro_rules! contract {
 contract!(core_015, tower_sessions_core);
 contract!(core_014, tower_sessions_core_014);
 
-/// tower-sessions 0.15's own `SessionManagerLayer` over the durable store, over HTTP: the
-/// counter counts, the session is stored under the cookie's id with the counter in its
+/// tower-sessions 0.15's own `SessionManagerLayer` over `store`, over HTTP: the counter
+/// counts, the session is stored under the cookie's id with the counter in its
 /// fields and the session's expiry as its cookie's, `cycle_id` moves it to a new id (created
 /// atomically) with the counter, and `flush` deletes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tower_sessions_layer_runs_on_the_durable_store() {
+async fn drive_the_layer<S>(store: S)
+where
+    S: tower_sessions::SessionStore + SessionStore + Clone,
+{
     use axum::routing::get;
     use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
@@ -240,8 +242,6 @@ async fn tower_sessions_layer_runs_on_the_durable_store() {
         "flushed"
     }
 
-    let dir = temp_dir("layer");
-    let store = EmbeddedStore::open(&dir).unwrap();
     let layer = SessionManagerLayer::new(store.clone())
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(Duration::hours(1)));
@@ -284,5 +284,33 @@ async fn tower_sessions_layer_runs_on_the_durable_store() {
     assert_eq!(r.body, "flushed");
     assert!(store.get(&cycled).await.unwrap().is_none(), "flush deletes");
     assert_eq!(store.len().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_sessions_layer_runs_on_the_memory_store() {
+    drive_the_layer(EmbeddedStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_sessions_layer_runs_on_the_durable_store() {
+    let dir = temp_dir("layer");
+    drive_the_layer(EmbeddedStore::open(&dir).unwrap()).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_sessions_layer_runs_on_the_redis_store() {
+    let Some(url) = redis_common::redis_url("tower_sessions_layer_runs_on_the_redis_store") else {
+        return;
+    };
+    let prefix = redis_common::unique_prefix("ts-layer");
+    let store = sessile::RedisStore::builder(url.as_str())
+        .prefix(prefix.as_str())
+        .build()
+        .await
+        .unwrap();
+    drive_the_layer(store).await;
+    let mut conn = redis_common::raw(&url).await;
+    redis_common::raw_clear(&mut conn, &prefix).await;
 }

@@ -30,6 +30,17 @@ pub enum Applied {
 }
 
 /// What [`SessionStore::create`] found.
+///
+/// ```
+/// use sessile::{Created, EmbeddedStore, Record};
+///
+/// let store = EmbeddedStore::new();
+/// let outcome = store.create_now("sid", &Record::default())?;
+/// assert_eq!(outcome, Created::Created);
+/// // The id is taken: a caller minting ids draws another one.
+/// assert_eq!(store.create_now("sid", &Record::default())?, Created::Exists);
+/// # Ok::<(), sessile::StoreError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
     /// No live record was under that id: the record was stored.
