@@ -181,6 +181,21 @@ macro_rules! contract {
                 let _ = std::fs::remove_dir_all(&dir);
             }
 
+            /// `delete_expired` frees expired sessions at once (here with no sweeper).
+            #[tokio::test]
+            async fn delete_expired_frees_expired_sessions() {
+                let store = EmbeddedStore::builder().sweep_interval(None).build();
+                let soon = OffsetDateTime::now_utc() + Duration::milliseconds(100);
+                store.save(&ts_record(json!({"x": 1}), soon)).await.unwrap();
+                // Wait for the wall clock to pass the expiry (a condition, not an order).
+                while OffsetDateTime::now_utc() <= soon + Duration::milliseconds(5) {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                assert_eq!(store.usage().0, 1, "held until freed");
+                store.delete_expired().await.unwrap();
+                assert_eq!(store.usage().0, 0, "freed by delete_expired");
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn refused_writes_are_backend_errors() {
                 // A store full at one byte refuses every session.
