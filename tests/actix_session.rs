@@ -1,7 +1,7 @@
 //! Sessile's stores as actix-session 0.11 stores (feature `actix`): the store contract
 //! actix-session's middleware relies on, for the memory, durable and Redis stores.
 //! (actix-session's own `SessionMiddleware` is driven end to end over HTTP by
-//! `examples/actix_login_durable.rs` and its test.)
+//! `compat-examples/examples/actix_login_durable.rs` and its test.)
 #![cfg(feature = "actix")]
 
 #[cfg(feature = "redis")]

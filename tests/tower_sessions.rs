@@ -1,18 +1,17 @@
 //! Sessile's stores as tower-sessions stores (features `tower-sessions`, tower-sessions-core
 //! 0.15, and `tower-sessions-014`, 0.14): the store contract tower-sessions relies on, for
-//! the memory, durable and Redis stores and both versions; then tower-sessions' own
-//! `SessionManagerLayer` driven over HTTP on each store. (axum-login, which takes
-//! tower-sessions 0.14, is driven end to end by `examples/axum_login.rs` and its test.)
+//! the memory, durable and Redis stores and both versions. (tower-sessions' own
+//! `SessionManagerLayer` and axum-login are driven over HTTP by the workspace member
+//! `compat-examples/`: its `tests/tower_sessions_layer.rs` and its examples' tests.)
 #![cfg(all(feature = "tower-sessions", feature = "tower-sessions-014"))]
 
-mod common;
 #[cfg(feature = "redis")]
 mod redis_common;
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use sessile::{EmbeddedStore, Record, SessionStore};
+use sessile::{EmbeddedStore, Record};
 use time::{Duration, OffsetDateTime};
 
 fn temp_dir(what: &str) -> std::path::PathBuf {
@@ -231,101 +230,3 @@ macro_rules! contract {
 
 contract!(core_015, tower_sessions_core);
 contract!(core_014, tower_sessions_core_014);
-
-/// tower-sessions 0.15's own `SessionManagerLayer` over `store`, over HTTP: the counter
-/// counts, the session is stored under the cookie's id with the counter in its
-/// fields and the session's expiry as its cookie's, `cycle_id` moves it to a new id (created
-/// atomically) with the counter, and `flush` deletes it.
-async fn drive_the_layer<S>(store: S)
-where
-    S: tower_sessions::SessionStore + SessionStore + Clone,
-{
-    use axum::routing::get;
-    use tower_sessions::{Expiry, Session, SessionManagerLayer};
-
-    async fn views(session: Session) -> String {
-        let n: u64 = session.get("views").await.unwrap().unwrap_or(0) + 1;
-        session.insert("views", n).await.unwrap();
-        n.to_string()
-    }
-    async fn cycle(session: Session) -> &'static str {
-        session.cycle_id().await.unwrap();
-        "cycled"
-    }
-    async fn flush(session: Session) -> &'static str {
-        session.flush().await.unwrap();
-        "flushed"
-    }
-
-    let layer = SessionManagerLayer::new(store.clone())
-        .with_secure(false)
-        .with_expiry(Expiry::OnInactivity(Duration::hours(1)));
-    let app = axum::Router::new()
-        .route("/", get(views))
-        .route("/cycle", get(cycle))
-        .route("/flush", get(flush))
-        .layer(layer);
-    let addr = common::serve(app).await;
-
-    let mut jar = common::Jar::default();
-    for n in 1..=3 {
-        let r = common::get_with(addr, "/", jar.header().as_deref()).await;
-        assert_eq!(r.body, n.to_string());
-        jar.update(&r);
-    }
-    let id = jar.get("id").expect("tower-sessions' cookie").to_owned();
-    let stored = store
-        .get(&id)
-        .await
-        .unwrap()
-        .expect("under the cookie's id");
-    assert_eq!(stored.data.as_str(), r#"{"views":3}"#);
-    let expires = stored.cookie.expires.expect("the session's expiry");
-    let in_an_hour = common::now_ms() + 3_600_000;
-    assert!((in_an_hour - 60_000..=in_an_hour).contains(&expires));
-
-    let r = common::get_with(addr, "/cycle", jar.header().as_deref()).await;
-    jar.update(&r);
-    let cycled = jar.get("id").unwrap().to_owned();
-    assert_ne!(cycled, id);
-    assert!(
-        store.get(&id).await.unwrap().is_none(),
-        "the old id is gone"
-    );
-    let r = common::get_with(addr, "/", jar.header().as_deref()).await;
-    assert_eq!(r.body, "4", "the counter moved with the id");
-
-    let r = common::get_with(addr, "/flush", jar.header().as_deref()).await;
-    assert_eq!(r.body, "flushed");
-    assert!(store.get(&cycled).await.unwrap().is_none(), "flush deletes");
-    assert_eq!(store.len().await.unwrap(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tower_sessions_layer_runs_on_the_memory_store() {
-    drive_the_layer(EmbeddedStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tower_sessions_layer_runs_on_the_durable_store() {
-    let dir = temp_dir("layer");
-    drive_the_layer(EmbeddedStore::open(&dir).unwrap()).await;
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[cfg(feature = "redis")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tower_sessions_layer_runs_on_the_redis_store() {
-    let Some(url) = redis_common::redis_url("tower_sessions_layer_runs_on_the_redis_store") else {
-        return;
-    };
-    let prefix = redis_common::unique_prefix("ts-layer");
-    let store = sessile::RedisStore::builder(url.as_str())
-        .prefix(prefix.as_str())
-        .build()
-        .await
-        .unwrap();
-    drive_the_layer(store).await;
-    let mut conn = redis_common::raw(&url).await;
-    redis_common::raw_clear(&mut conn, &prefix).await;
-}

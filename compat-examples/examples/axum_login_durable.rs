@@ -2,7 +2,7 @@
 //! see a protected page, log out; a login survives a crash of the server.
 //!
 //! ```text
-//! cargo run --example axum_login_durable --features tower-sessions-014
+//! cargo run -p sessile-compat-examples --example axum_login_durable
 //! ```
 //!
 //! Open <http://127.0.0.1:3000/login>, log in as `ferris` / `hunter42`, and visit
@@ -28,7 +28,7 @@ use serde::Deserialize;
 use sessile::{EmbeddedStore, SessionStore as _};
 use time::Duration;
 
-#[path = "support/shutdown.rs"]
+#[path = "../../examples/support/shutdown.rs"]
 #[macro_use]
 mod shutdown;
 

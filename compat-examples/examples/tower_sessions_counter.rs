@@ -1,7 +1,7 @@
 //! tower-sessions' counter app, with its sessions in sessile's durable embedded store.
 //!
 //! ```text
-//! cargo run --example tower_sessions_counter --features tower-sessions
+//! cargo run -p sessile-compat-examples --example tower_sessions_counter
 //! ```
 //!
 //! Open <http://127.0.0.1:3000/> and reload: the count goes up. Stop the server (Ctrl-C, or
@@ -21,7 +21,7 @@ use sessile::{EmbeddedStore, SessionStore as _};
 use time::Duration;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
-#[path = "support/shutdown.rs"]
+#[path = "../../examples/support/shutdown.rs"]
 #[macro_use]
 mod shutdown;
 

@@ -3,7 +3,7 @@
 //! server.
 //!
 //! ```text
-//! cargo run --example actix_login_durable --features actix
+//! cargo run -p sessile-compat-examples --example actix_login_durable
 //! ```
 //!
 //! Open <http://127.0.0.1:3000/login>, log in as `ferris` / `hunter42`, and visit
@@ -27,7 +27,7 @@ use serde::Deserialize;
 use sessile::{EmbeddedStore, SessionStore as _};
 use time::Duration;
 
-#[path = "support/shutdown.rs"]
+#[path = "../../examples/support/shutdown.rs"]
 #[macro_use]
 mod shutdown;
 
