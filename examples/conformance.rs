@@ -494,7 +494,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn shutdown_child() {
-        let Some(dir) = std::env::var_os(shutdown::check::CHILD_DIR) else {
+        let Some(dir) = std::env::var_os(shutdown::child::CHILD_DIR) else {
             return; // only as the child of the test below
         };
         let dir = PathBuf::from(dir);

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use sessile::{CookieOptions, EmbeddedStore, SameSiteOption, Session, SessionLayer, SessionStore};
 
 #[path = "support/shutdown.rs"]
+#[macro_use]
 mod shutdown;
 
 #[derive(Parser)]
@@ -212,11 +213,7 @@ async fn run(
             }),
         );
 
-    let listener = tokio::net::TcpListener::bind(&args.addr).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await?;
+    shutdown::serve(&args.addr, app, stop).await?;
     // `serve` has dropped the app, and with it the layer's store: the log is synced.
     Ok(())
 }
@@ -225,33 +222,10 @@ async fn run(
 mod tests {
     use super::*;
 
-    /// The server of `stops_cleanly_on_sigterm`, run in a child process.
-    #[test]
-    fn shutdown_child() {
-        let Some(dir) = std::env::var_os(shutdown::check::CHILD_DIR) else {
-            return; // only as the child of the test below
-        };
-        let args = Args {
-            addr: "127.0.0.1:0".into(),
-            dir: dir.into(),
-            memory: false,
-            redis: None,
-        };
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(run(args, shutdown::signal())).unwrap();
-    }
-
-    /// SIGTERM stops the demo gracefully and shuts its durable store down cleanly (issue 10,
-    /// item 16).
-    #[test]
-    fn stops_cleanly_on_sigterm() {
-        let dir = std::env::temp_dir().join(format!("sessile-demo-term-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        shutdown::check::stops_cleanly_on_sigterm(
-            "tests::shutdown_child",
-            &dir,
-            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    server_tests!(|dir| Args {
+        addr: "127.0.0.1:0".into(),
+        dir,
+        memory: false,
+        redis: None,
+    });
 }

@@ -11,6 +11,8 @@
 //! - [`EmbeddedStore`]: the default store, sharded in memory with idle expiry and caps.
 //! - `RedisStore` (feature `redis`): sessions in Redis for many nodes, in the format of Node's
 //!   connect-redis, so an Express app can share them.
+//! - `compat` (features `tower-sessions`, `tower-sessions-014`, `actix`): the stores behind
+//!   tower-sessions (and so axum-login) and actix-session, for apps that keep their layer.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -62,6 +64,20 @@
 #![deny(unreachable_pub)]
 
 pub mod clock;
+#[cfg(any(
+    feature = "tower-sessions",
+    feature = "tower-sessions-014",
+    feature = "actix"
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "tower-sessions",
+        feature = "tower-sessions-014",
+        feature = "actix"
+    )))
+)]
+pub mod compat;
 mod config;
 pub mod cookie;
 mod error;
@@ -95,7 +111,7 @@ pub use store::embedded::{
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
-pub use store::{Applied, SessionStore};
+pub use store::{Applied, Created, SessionStore};
 
 /// Entry points for the fuzz targets (`fuzz/`), built only under `cfg(fuzzing)` (which
 /// `cargo fuzz` sets): not API.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use axum::routing::get;
 use common::*;
 use http::StatusCode;
-use sessile::{Applied, Changes, CookieRecord, Record, Session, SessionStore, StoreError};
+use sessile::{Applied, Changes, CookieRecord, Created, Record, Session, SessionStore, StoreError};
 
 /// A store that keeps each record as express's JSON text and parses it on every read, as
 /// the Redis store (and connect-redis) do.
@@ -42,6 +42,15 @@ impl SessionStore for TextStore {
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
         self.put_text(sid, &record.to_json());
         Ok(())
+    }
+
+    async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        if map.contains_key(sid) {
+            return Ok(Created::Exists);
+        }
+        map.insert(sid.to_owned(), record.to_json());
+        Ok(Created::Created)
     }
 
     async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {

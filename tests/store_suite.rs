@@ -134,7 +134,9 @@ async fn the_suite_runs_concurrently_through_a_trait_object() {
 mod faulty {
     use async_trait::async_trait;
     use sessile::StoreError;
-    use sessile::{Applied, Changes, CookieRecord, Data, EmbeddedStore, Record, SessionStore};
+    use sessile::{
+        Applied, Changes, CookieRecord, Created, Data, EmbeddedStore, Record, SessionStore,
+    };
     use std::collections::BTreeMap;
 
     pub enum Fault {
@@ -144,6 +146,8 @@ mod faulty {
         RacyApply,
         /// `touch` creates a missing record.
         TouchCreates,
+        /// `create` is a `get`, a yield, then a `set`: racing creates all win.
+        RacyCreate,
     }
 
     pub struct Faulty(pub EmbeddedStore, pub Fault);
@@ -167,6 +171,17 @@ mod faulty {
                 data: Data::from_map(&merged),
             };
             self.0.set(sid, &merged).await
+        }
+        async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
+            let Fault::RacyCreate = self.1 else {
+                return self.0.create(sid, record).await;
+            };
+            if self.0.get(sid).await?.is_some() {
+                return Ok(Created::Exists);
+            }
+            tokio::task::yield_now().await;
+            self.0.set(sid, record).await?;
+            Ok(Created::Created)
         }
         async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
             let Fault::RacyApply = self.1 else {
@@ -218,6 +233,7 @@ async fn the_suite_catches_broken_stores() {
         (Fault::MergeOnSet, "set_replaces"),
         (Fault::TouchCreates, "touch"),
         (Fault::RacyApply, "concurrent_apply"),
+        (Fault::RacyCreate, "create"),
     ] {
         let failure = suite::run(&Faulty(EmbeddedStore::new(), fault))
             .await
@@ -231,7 +247,7 @@ async fn the_suite_catches_broken_stores() {
 /// is not tailored to the embedded store. With expiry ignored it must fail.
 mod reference {
     use async_trait::async_trait;
-    use sessile::{Applied, Changes, CookieRecord, Record, SessionStore, StoreError};
+    use sessile::{Applied, Changes, CookieRecord, Created, Record, SessionStore, StoreError};
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
@@ -265,6 +281,18 @@ mod reference {
                 .unwrap()
                 .insert(sid.to_owned(), record.clone());
             Ok(())
+        }
+        async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
+            let mut map = self.map.lock().unwrap();
+            if map.get(sid).is_some_and(|r| self.live(r)) {
+                return Ok(Created::Exists);
+            }
+            if record.cookie.is_expired_at(sessile::clock::now_ms()) {
+                map.remove(sid);
+            } else {
+                map.insert(sid.to_owned(), record.clone());
+            }
+            Ok(Created::Created)
         }
         async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
             let mut map = self.map.lock().unwrap();
@@ -322,4 +350,63 @@ async fn a_reference_map_store_passes_and_fails_without_expiry() {
         .await
         .expect_err("a store that ignores expires must fail the suite");
     assert_eq!(failure.check(), "expiry", "{failure}");
+}
+
+/// `create` from many threads at once, on one id at a time: exactly one wins each id, and
+/// the record stored (in memory, then in the durable store after a reopen) is the winner's.
+/// The suite's own race runs on one task, where the embedded store's calls do not interleave.
+#[test]
+fn racing_creates_from_threads_have_exactly_one_winner() {
+    use std::sync::Barrier;
+    const THREADS: usize = 8;
+    const IDS: usize = 200;
+    let dir = std::env::temp_dir().join(format!(
+        "sessile-create-race-{}",
+        sessile::id::generate().unwrap()
+    ));
+    let open = || EmbeddedStore::builder().open(&dir).unwrap();
+    for store in [EmbeddedStore::new(), open()] {
+        let barrier = Barrier::new(THREADS);
+        let wins: Vec<Vec<usize>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (store, barrier) = (&store, &barrier);
+                    s.spawn(move || {
+                        let mut won = Vec::new();
+                        for i in 0..IDS {
+                            let record = Record::from_json(&format!(
+                                r#"{{"cookie":{{"originalMaxAge":60000,"expires":"2100-01-01T00:00:00.000Z"}},"thread":{t}}}"#
+                            ))
+                            .unwrap();
+                            barrier.wait();
+                            if store.create_now(&format!("id{i}"), &record).unwrap()
+                                == sessile::Created::Created
+                            {
+                                won.push(i);
+                            }
+                        }
+                        won
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let durable = store.is_durable();
+        drop(store);
+        let store = if durable {
+            open()
+        } else {
+            EmbeddedStore::new()
+        };
+        for i in 0..IDS {
+            let winners: Vec<usize> = (0..THREADS).filter(|t| wins[*t].contains(&i)).collect();
+            assert_eq!(winners.len(), 1, "id{i}: winners {winners:?}");
+            if durable {
+                let stored = store.get_now(&format!("id{i}")).expect("kept");
+                let want = format!(r#"{{"thread":{}}}"#, winners[0]);
+                assert_eq!(stored.data.as_str(), want, "id{i}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -28,7 +28,9 @@
 //! (criterion's measurement time per benchmark, default 1), `COMPARE_MEMORY`
 //! (`0` skips the memory processes), `COMPARE_MEMORY_SESSIONS` (`1M`), `COMPARE_LIFECYCLE`
 //! (`0` skips the turnover and expiry check), `COMPARE_HTTP` (`1`: also the HTTP comparison;
-//! `only`: just it), `COMPARE_HTTP_SECS` (5), `COMPARE_HTTP_FLOOD_SECS` (12),
+//! `only`: just it), `COMPARE_HTTP_LIBS` (`sessile,tower-sessions,ts-moka,ts-sessile`: sessile's
+//! layer, and tower-sessions' layer over MemoryStore, MokaStore and sessile's store),
+//! `COMPARE_HTTP_SECS` (5), `COMPARE_HTTP_FLOOD_SECS` (12),
 //! `COMPARE_HTTP_CONNS` (32), `COMPARE_HTTP_REPS` (1; the best run is kept),
 //! `COMPARE_HTTP_LOAD=rust` (the bench's own hyper load generator even when `wrk` is
 //! installed), `COMPARE_SNAPSHOTS` (`between`: a durable store's snapshot is forced between
@@ -50,8 +52,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use sessile::{
-    Applied, Changes, CookieRecord, Data, EmbeddedStore, FsyncPolicy, Record, SessionStore,
-    StoreError,
+    Applied, Changes, CookieRecord, Created, Data, EmbeddedStore, FsyncPolicy, Record,
+    SessionStore, StoreError,
 };
 use support::{fmt_ns, fmt_rate, mem_of, quantile, short_count, Id, Rng};
 
@@ -459,6 +461,10 @@ macro_rules! ts_adapter {
                 self.save_as(sid, None, cookie_expiry(cookie)).await
             }
 
+            async fn create(&self, _sid: &str, _record: &Record) -> Result<Created, StoreError> {
+                Err(StoreError::Unavailable("not part of the comparison".into()))
+            }
+
             async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
                 Err(StoreError::Unavailable("not part of the comparison".into()))
             }
@@ -531,6 +537,10 @@ impl SessionStore for MokaAdapter {
     async fn touch(&self, sid: &str, _cookie: &CookieRecord) -> Result<(), StoreError> {
         drop(std::hint::black_box(self.cache.get(sid).await));
         Ok(())
+    }
+
+    async fn create(&self, _sid: &str, _record: &Record) -> Result<Created, StoreError> {
+        Err(StoreError::Unavailable("not part of the comparison".into()))
     }
 
     async fn all(&self) -> Result<BTreeMap<String, Record>, StoreError> {
@@ -1181,7 +1191,9 @@ fn lifecycle_report() -> String {
 // ----------------------------------------------------------------------------------------
 
 mod http_cmp {
-    //! The same axum routes with sessile and with tower-sessions 0.15 + `MemoryStore`, both
+    //! The same axum routes with sessile's layer and with tower-sessions' layer over its
+    //! `MemoryStore`, over `MokaStore` (tower-sessions 0.14's layer: that store implements
+    //! the 0.14 trait) and over sessile's `EmbeddedStore` (the `tower-sessions` feature), all
     //! with signed cookies. The server runs in a child process pinned to CPU 0 (`taskset`),
     //! the load generator (hyper, one thread, keep-alive connections) in another pinned to
     //! CPU 1.
@@ -1195,6 +1207,41 @@ mod http_cmp {
     /// A ~170-byte field stored by `/views` in a new session, so sessions are about the
     /// payload size of the store comparison.
     const PROFILE: &str = "name=Ada Lovelace;email=ada@example.org;roles=admin,editor;tz=Europe/London;locale=en-GB;plan=pro;theme=dark;last=2026-01-01T00:00:00Z;flags=a,b,c,d;xxxxxxxxxxxxxx";
+
+    /// The routes behind tower-sessions' `SessionManagerLayer` (of crate `$ts`) over `$store`,
+    /// with a signed cookie, and `Expiry::OnInactivity` of `$max_age_s` (when not 0).
+    macro_rules! ts_routes {
+        ($ts:ident, $store:expr, $max_age_s:expr) => {{
+            use $ts::{cookie::Key, Expiry, Session, SessionManagerLayer};
+            let mut layer = SessionManagerLayer::new($store).with_secure(false);
+            if $max_age_s > 0 {
+                layer = layer.with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+                    $max_age_s as i64,
+                )));
+            }
+            let layer = layer.with_signed(Key::from(&[7u8; 64]));
+            Router::new()
+                .route(
+                    "/read",
+                    get(|s: Session| async move {
+                        let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0);
+                        n.to_string()
+                    }),
+                )
+                .route(
+                    "/views",
+                    get(|s: Session| async move {
+                        let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
+                        if n == 1 {
+                            let _ = s.insert("profile", PROFILE).await;
+                        }
+                        let _ = s.insert("views", n).await;
+                        n.to_string()
+                    }),
+                )
+                .layer(layer)
+        }};
+    }
 
     pub fn app(lib: &str, max_age_s: u64) -> Router {
         let plain = Router::new().route("/plain", get(|| async { "ok" }));
@@ -1229,37 +1276,24 @@ mod http_cmp {
                     .layer(layer)
                     .merge(plain)
             }
-            _ => {
-                use tower_sessions::{cookie::Key, Expiry, MemoryStore, SessionManagerLayer};
-                let mut layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
-                if max_age_s > 0 {
-                    layer = layer.with_expiry(Expiry::OnInactivity(time::Duration::seconds(
-                        max_age_s as i64,
-                    )));
-                }
-                let layer = layer.with_signed(Key::from(&[7u8; 64]));
-                Router::new()
-                    .route(
-                        "/read",
-                        get(|s: tower_sessions::Session| async move {
-                            let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0);
-                            n.to_string()
-                        }),
-                    )
-                    .route(
-                        "/views",
-                        get(|s: tower_sessions::Session| async move {
-                            let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
-                            if n == 1 {
-                                let _ = s.insert("profile", PROFILE).await;
-                            }
-                            let _ = s.insert("views", n).await;
-                            n.to_string()
-                        }),
-                    )
-                    .layer(layer)
-                    .merge(plain)
+            // tower-sessions' layer over sessile's store (the `tower-sessions` feature), and
+            // over MokaStore, whose trait is tower-sessions-core 0.14: tower-sessions 0.14's
+            // layer (the one axum-login 0.18 runs) serves it.
+            "ts-sessile" => {
+                ts_routes!(tower_sessions, sessile::EmbeddedStore::new(), max_age_s).merge(plain)
             }
+            "ts-moka" => ts_routes!(
+                tower_sessions_014,
+                tower_sessions_moka_store::MokaStore::new(None),
+                max_age_s
+            )
+            .merge(plain),
+            _ => ts_routes!(
+                tower_sessions,
+                tower_sessions::MemoryStore::default(),
+                max_age_s
+            )
+            .merge(plain),
         }
     }
 
@@ -1637,6 +1671,10 @@ mod http_cmp {
         })
     }
 
+    /// The libraries compared over HTTP (`COMPARE_HTTP_LIBS` picks some): sessile's layer;
+    /// tower-sessions' layer over its MemoryStore, over MokaStore and over sessile's store.
+    const LIBS: [&str; 4] = ["sessile", "tower-sessions", "ts-moka", "ts-sessile"];
+
     pub fn report() -> String {
         let secs = support::env_num("COMPARE_HTTP_SECS", 5);
         let conns = support::env_num("COMPARE_HTTP_CONNS", 32);
@@ -1646,9 +1684,14 @@ mod http_cmp {
         // The two libraries alternate route by route, so a change in the machine's load
         // between runs touches both; with `COMPARE_HTTP_REPS` > 1 the best run is kept.
         let mut rows: Vec<Row> = Vec::new();
+        let picked = support::env_list("COMPARE_HTTP_LIBS", &LIBS);
+        let libs: Vec<&'static str> = LIBS
+            .into_iter()
+            .filter(|l| picked.iter().any(|p| p == l))
+            .collect();
         for mode in ["plain", "read", "views", "new"] {
             for rep in 0..reps {
-                for lib in ["sessile", "tower-sessions"] {
+                for &lib in &libs {
                     let (s, age) = if mode == "new" {
                         (flood_secs, 3)
                     } else {
@@ -1666,7 +1709,7 @@ mod http_cmp {
         }
         rows.sort_by_key(|r| {
             (
-                r.lib != "sessile",
+                LIBS.iter().position(|l| *l == r.lib),
                 ["plain", "read", "views", "new"]
                     .iter()
                     .position(|m| *m == r.mode),
@@ -1691,6 +1734,12 @@ mod http_cmp {
         );
         let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
         for r in &rows {
+            let library = match r.lib {
+                "tower-sessions" => "tower-sessions + MemoryStore",
+                "ts-moka" => "tower-sessions 0.14 + MokaStore",
+                "ts-sessile" => "tower-sessions + sessile EmbeddedStore",
+                other => other,
+            };
             let route = match r.mode {
                 "plain" => "/plain (no session)",
                 "read" => "/read (reused session)",
@@ -1707,7 +1756,7 @@ mod http_cmp {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.0} | {} | {} | {} | {:.0} % | {:.2} | {:.2} | {} |",
-                r.lib,
+                library,
                 route,
                 r.rps,
                 fmt_ns(r.p50 as f64),

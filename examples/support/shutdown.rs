@@ -28,41 +28,45 @@ pub async fn signal() {
     println!("shutting down");
 }
 
+/// Serves `app` on `addr` (printing `listening on http://ADDR`, which the tests wait for)
+/// until `stop` completes, then lets in-flight requests finish. When it returns, `app` and
+/// with it the session store are dropped: a durable store syncs its log.
+#[allow(dead_code)] // not every example uses it
+pub async fn serve(
+    addr: &str,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+}
+
+/// Running the example's server in a child process and talking to it over HTTP.
+#[cfg(all(test, unix))]
+#[path = "child.rs"]
+#[allow(dead_code)] // each example's tests use part of it
+pub mod child;
+
 /// Tests of an example's shutdown: the example's test binary runs its server in a child
-/// process (itself, with `SHUTDOWN_CHILD_DIR` set), which the parent stops with SIGTERM.
+/// process (itself, with [`child::CHILD_DIR`] set), which the parent stops with SIGTERM.
 #[cfg(all(test, unix))]
 pub mod check {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::path::Path;
-    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    /// The variable naming the data directory of the child's server.
-    pub const CHILD_DIR: &str = "SHUTDOWN_CHILD_DIR";
+    use super::child::Server;
 
     /// Runs test `child_test` of this binary as a server on `dir`, sends it `request` once it
     /// prints `listening on ADDR`, then SIGTERM, and asserts that it exited by itself, with
     /// success, and that the store's clean shutdown removed the prepared log segment.
     pub fn stops_cleanly_on_sigterm(child_test: &str, dir: &Path, request: &str) {
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the server");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let addr = loop {
-            let mut line = String::new();
-            if out.read_line(&mut line).expect("child stdout") == 0 {
-                panic!("the server exited before listening: {:?}", child.wait());
-            }
-            // The child's harness may have printed `test NAME ... ` on the same line.
-            if let Some((_, rest)) = line.trim().split_once("listening on ") {
-                break rest.trim_start_matches("http://").to_owned();
-            }
-        };
+        let server = Server::start(child_test, dir);
+        let addr = server.addr.clone();
         // One write, so the log prepares its next segment.
         let mut conn = TcpStream::connect(&addr).expect("connect");
         conn.write_all(request.as_bytes()).expect("send");
@@ -77,10 +81,7 @@ pub mod check {
             std::thread::sleep(Duration::from_millis(20));
         }
 
-        let pid = child.id().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(kill.expect("kill").success());
-        let status = child.wait().expect("wait");
+        let status = server.terminate();
         assert!(
             status.success(),
             "the server did not shut down by itself on SIGTERM: {status}"
@@ -91,4 +92,41 @@ pub mod check {
             prepared.display()
         );
     }
+}
+
+/// The tests every example server has, in the example's `tests` module: `server_child`, the
+/// server that the other tests run in a child process (on the directory they give it), and
+/// `stops_cleanly_on_sigterm`. `$args` makes the example's `Args` from that directory; the
+/// example's `run(args, stop)` serves. `$block_on` runs it (default: a tokio runtime).
+#[cfg(all(test, unix))]
+#[allow(unused_macros)] // not every example uses it
+macro_rules! server_tests {
+    ($args:expr) => {
+        server_tests!($args, |fut| tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(fut));
+    };
+    ($args:expr, $block_on:expr) => {
+        /// The server of this example's tests, run in a child process.
+        #[test]
+        fn server_child() {
+            let Some(dir) = std::env::var_os(shutdown::child::CHILD_DIR) else {
+                return; // only as the child of the other tests
+            };
+            let args = ($args)(std::path::PathBuf::from(dir));
+            ($block_on)(run(args, shutdown::signal())).unwrap();
+        }
+
+        /// SIGTERM stops the server gracefully and shuts its durable store down cleanly.
+        #[test]
+        fn stops_cleanly_on_sigterm() {
+            let dir = shutdown::child::temp_dir("term");
+            shutdown::check::stops_cleanly_on_sigterm(
+                "tests::server_child",
+                &dir,
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    };
 }

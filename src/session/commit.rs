@@ -92,6 +92,7 @@ impl Session {
                 Step::Write(WriteOp::Set { id, .. }) => ("set", id.as_str()),
                 Step::Write(WriteOp::Apply { id, .. }) => ("apply", id.as_str()),
                 Step::Touch(id, _) => ("touch", id.as_str()),
+                Step::Refresh(id, _) => ("refresh", id.as_str()),
             };
             crate::events::event!(
                 trace,

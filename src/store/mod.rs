@@ -3,7 +3,8 @@
 //! A store keeps [`Record`]s by session id. The calls are express-session's store interface
 //! (`get`, `set`, `destroy`, `touch`, `all`, `clear`, `length`) plus [`SessionStore::apply`],
 //! the atomic field-level update the layer uses so that parallel requests of one session do
-//! not overwrite each other's changes.
+//! not overwrite each other's changes, and [`SessionStore::create`], an atomic insert if
+//! absent, for callers that mint ids (the tower-sessions and actix-session adapters).
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,26 @@ pub enum Applied {
     /// There was no live record under that id (destroyed or expired meanwhile); nothing was
     /// written.
     Missing,
+}
+
+/// What [`SessionStore::create`] found.
+///
+/// ```
+/// use sessile::{Created, EmbeddedStore, Record};
+///
+/// let store = EmbeddedStore::new();
+/// let outcome = store.create_now("sid", &Record::default())?;
+/// assert_eq!(outcome, Created::Created);
+/// // The id is taken: a caller minting ids draws another one.
+/// assert_eq!(store.create_now("sid", &Record::default())?, Created::Exists);
+/// # Ok::<(), sessile::StoreError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// No live record was under that id: the record was stored.
+    Created,
+    /// A live record was already under that id: it was left as it was, nothing was written.
+    Exists,
 }
 
 /// A session store, with express-session's store calls.
@@ -71,6 +92,31 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Ok(()) }
     /// ```
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError>;
+
+    /// Stores `record` under `sid` only if no live record is there, atomically with respect
+    /// to every other call on that id: of many creates of one id racing each other, exactly
+    /// one returns [`Created::Created`]. A live record already there is left untouched and
+    /// [`Created::Exists`] is returned; an expired one counts as absent. This is what a
+    /// caller minting a fresh id uses, so that an id collision is never an overwrite of
+    /// another user's session.
+    ///
+    /// There is no default implementation: a `get` followed by a `set` is not atomic.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{Created, EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// let first = Record::from_json(r#"{"cookie":{},"user":"alice"}"#)?;
+    /// let second = Record::from_json(r#"{"cookie":{},"user":"mallory"}"#)?;
+    /// assert_eq!(store.create("sid", &first).await?, Created::Created);
+    /// assert_eq!(store.create("sid", &second).await?, Created::Exists);
+    /// let record = store.get("sid").await?.expect("stored");
+    /// assert_eq!(record.data.as_str(), r#"{"user":"alice"}"#);
+    /// # Ok(()) }
+    /// ```
+    async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError>;
 
     /// Applies field changes and the new cookie to the live record under `sid`, atomically
     /// with respect to every other call on that id. Returns [`Applied::Missing`] without

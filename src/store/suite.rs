@@ -9,6 +9,7 @@
 //! | [`check_set_replaces`] | a second `set` replaces the record as a whole (no merge of fields) |
 //! | [`check_destroy`] | `destroy` removes one record and no other; destroying a missing id is `Ok` |
 //! | [`check_touch`] | `touch` stores the new cookie (and expiry) and keeps the data; a missing id stays missing |
+//! | [`check_create`] | `create` stores only where no live record is (an expired one counts as absent) and never overwrites; of 50 racing creates of one id exactly one wins |
 //! | [`check_apply`] | `apply` applies `Set`/`Remove` changes in order and stores the new cookie |
 //! | [`check_apply_missing`] | `apply` on a missing or destroyed id is [`Applied::Missing`] and writes nothing |
 //! | [`check_expiry`] | a record whose `cookie.expires` passes (set that way, or shortened by `touch` or `apply`) disappears from `get`, `all` and `len` |
@@ -33,7 +34,8 @@
 //! hold on a store full of other sessions as long as those do not change in between; run
 //! the suite against a quiet store (or retry a `len` failure) if others write to it.
 //!
-//! The suite takes about half a second: [`check_expiry`] waits for records to expire. It
+//! The suite takes about a second: [`check_expiry`] and [`check_create`] wait for records
+//! to expire. It
 //! does not need a particular async runtime (its one timer runs on a helper thread), and
 //! its futures are `Send`, so it can run inside `tokio::spawn`.
 //!
@@ -72,7 +74,7 @@ use serde_json::{json, Map, Value};
 use crate::clock;
 use crate::error::StoreError;
 use crate::record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
-use crate::store::{Applied, SessionStore};
+use crate::store::{Applied, Created, SessionStore};
 
 /// A check of the suite that did not hold: which check, and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +128,7 @@ pub async fn run<S: SessionStore + ?Sized>(store: &S) -> Result<(), SuiteFailure
     check_apply_missing(store).await?;
     check_expiry(store).await?;
     check_expired_on_arrival(store).await?;
+    check_create(store).await?;
     check_all_and_len(store).await?;
     check_concurrent_apply(store).await?;
     check_large_values(store).await?;
@@ -179,6 +182,19 @@ pub async fn check_destroy<S: SessionStore + ?Sized>(store: &S) -> Result<(), Su
 pub async fn check_touch<S: SessionStore + ?Sized>(store: &S) -> Result<(), SuiteFailure> {
     let t = Scope::new(store, "touch")?;
     let result = touch(&t).await;
+    t.finish(result).await
+}
+
+/// `create` (insert if absent) of an id never written stores the record; a second `create`
+/// with another record returns [`Created::Exists`] and leaves the first one as it was;
+/// after `destroy`, and once a record's `expires` has passed, the id is free again
+/// (waits about 300 ms for that); a record already expired on arrival is not stored and
+/// does not displace a live one. Then 50 creates of one fresh id, each with its own
+/// record, all in flight together: exactly one returns [`Created::Created`] and its
+/// record is the one stored.
+pub async fn check_create<S: SessionStore + ?Sized>(store: &S) -> Result<(), SuiteFailure> {
+    let t = Scope::new(store, "create")?;
+    let result = create(&t).await;
     t.finish(result).await
 }
 
@@ -470,6 +486,101 @@ async fn touch<S: SessionStore + ?Sized>(t: &Scope<'_, S>) -> Result<(), SuiteFa
     t.destroy(&id).await?;
     t.touch(&id, &full_cookie(Some(now + 60_000))).await?;
     t.expect_missing(&id, "after touching a destroyed id").await
+}
+
+async fn create<S: SessionStore + ?Sized>(t: &Scope<'_, S>) -> Result<(), SuiteFailure> {
+    let now = clock::now_ms();
+    let record = |who: &str, expires: i64| Record {
+        cookie: full_cookie(Some(expires)),
+        data: data(json!({ "user": who })),
+    };
+    let alice = record("alice", now + 600_000);
+    let mallory = record("mallory", now + 600_000);
+    let id = t.id("created");
+    t.create_expect(&id, &alice, Created::Created, "an id never written")
+        .await?;
+    t.expect_record(&id, &alice, "after create").await?;
+    t.create_expect(
+        &id,
+        &mallory,
+        Created::Exists,
+        "an id holding a live record",
+    )
+    .await?;
+    t.expect_record(&id, &alice, "after a create that found a live record")
+        .await?;
+
+    // Already expired on arrival: over the live record it changes nothing; on a free id it
+    // stores nothing.
+    let past = record("past", now - 1_000);
+    t.create_expect(
+        &id,
+        &past,
+        Created::Exists,
+        "a live id, with an expired record",
+    )
+    .await?;
+    t.expect_record(
+        &id,
+        &alice,
+        "after creating an expired record over a live one",
+    )
+    .await?;
+    t.destroy(&id).await?;
+    t.create_expect(
+        &id,
+        &past,
+        Created::Created,
+        "a destroyed id, with an expired record",
+    )
+    .await?;
+    t.expect_missing(&id, "after creating an already expired record")
+        .await?;
+    t.create_expect(&id, &mallory, Created::Created, "a destroyed id")
+        .await?;
+    t.expect_record(&id, &mallory, "after create on a destroyed id")
+        .await?;
+
+    // An expired record counts as absent, whether or not the store has freed it yet.
+    let soon = clock::now_ms() + 200;
+    let expiring = t.id("expired");
+    t.set(&expiring, &record("old", soon)).await?;
+    sleep_until_ms(soon + 100).await;
+    let fresh = record("new", clock::now_ms() + 600_000);
+    t.create_expect(
+        &expiring,
+        &fresh,
+        Created::Created,
+        "an id whose record expired",
+    )
+    .await?;
+    t.expect_record(&expiring, &fresh, "after create over an expired record")
+        .await?;
+
+    // The race: exactly one winner, and its record is the one stored.
+    const TASKS: usize = 50;
+    let raced = t.id("raced");
+    let records: Vec<Record> = (0..TASKS)
+        .map(|i| record(&format!("racer{i}"), now + 600_000))
+        .collect();
+    let calls = records.iter().map(|r| t.store.create(&raced, r)).collect();
+    let results = JoinAll::new(calls).await;
+    let mut winners = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(Created::Created) => winners.push(i),
+            Ok(Created::Exists) => {}
+            Err(e) => return Err(t.fail(format!("racing create #{i} failed: {e}"))),
+        }
+    }
+    let [winner] = winners[..] else {
+        return Err(t.fail(format!(
+            "{} of {TASKS} racing creates of one id returned Created (#{winners:?}), expected one",
+            winners.len()
+        )));
+    };
+    t.expect_record(&raced, &records[winner], "after racing creates")
+        .await
 }
 
 async fn apply<S: SessionStore + ?Sized>(t: &Scope<'_, S>) -> Result<(), SuiteFailure> {
@@ -1227,6 +1338,18 @@ impl<'s, S: SessionStore + ?Sized> Scope<'s, S> {
         self.call("len", "", self.store.len()).await
     }
 
+    async fn create_expect(
+        &self,
+        id: &str,
+        record: &Record,
+        expected: Created,
+        what: &str,
+    ) -> Result<(), SuiteFailure> {
+        let call = self.store.create(id, record);
+        self.expect_outcome("create", id, call, expected, what)
+            .await
+    }
+
     async fn apply_expect(
         &self,
         id: &str,
@@ -1234,12 +1357,23 @@ impl<'s, S: SessionStore + ?Sized> Scope<'s, S> {
         expected: Applied,
         what: &str,
     ) -> Result<(), SuiteFailure> {
-        let got = self
-            .call("apply", id, self.store.apply(id, changes))
-            .await?;
+        let call = self.store.apply(id, changes);
+        self.expect_outcome("apply", id, call, expected, what).await
+    }
+
+    /// Runs `call` (`name` on `id`) and fails unless it returns `expected`.
+    async fn expect_outcome<T: PartialEq + fmt::Debug>(
+        &self,
+        name: &str,
+        id: &str,
+        call: impl Future<Output = Result<T, StoreError>>,
+        expected: T,
+        what: &str,
+    ) -> Result<(), SuiteFailure> {
+        let got = self.call(name, id, call).await?;
         if got != expected {
             return Err(self.fail(format!(
-                "{what}: apply({id:?}) returned {got:?}, expected {expected:?}"
+                "{what}: {name}({id:?}) returned {got:?}, expected {expected:?}"
             )));
         }
         Ok(())

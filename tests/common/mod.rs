@@ -21,7 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Map, Value};
 use sessile::{
-    Applied, Changes, CookieRecord, EmbeddedStore, Record, Secrets, Session, SessionLayer,
+    Applied, Changes, CookieRecord, Created, EmbeddedStore, Record, Secrets, Session, SessionLayer,
     SessionLayerBuilder, SessionStore, StoreError,
 };
 
@@ -484,6 +484,11 @@ impl SessionStore for SpyStore {
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
         self.enter("set", sid).await?;
         self.inner.set(sid, record).await
+    }
+
+    async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
+        self.enter("create", sid).await?;
+        self.inner.create(sid, record).await
     }
 
     async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {

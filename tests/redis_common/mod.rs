@@ -54,6 +54,7 @@ pub async fn suite_failures(store: &sessile::RedisStore) -> Vec<String> {
         ("set_get", suite::check_set_get(store).await),
         ("set_replaces", suite::check_set_replaces(store).await),
         ("destroy", suite::check_destroy(store).await),
+        ("create", suite::check_create(store).await),
         ("apply", suite::check_apply(store).await),
         ("apply_missing", suite::check_apply_missing(store).await),
         (

@@ -16,7 +16,7 @@ use super::shard::Shard;
 use crate::clock;
 use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
-use crate::store::{Applied, SessionStore};
+use crate::store::{Applied, Created, SessionStore};
 
 /// How many keys one sweep of one shard may look at while holding its write lock.
 const SWEEP_BUDGET: usize = 256;
@@ -176,6 +176,25 @@ impl EmbeddedStore {
         self.set_inner(sid, record).map(|_| ())
     }
 
+    /// Insert if no live record is under `sid` (synchronous form of
+    /// [`SessionStore::create`]); on a durable store the record is in the log when this
+    /// returns, as with [`set_now`](Self::set_now).
+    ///
+    /// ```
+    /// use sessile::{Created, EmbeddedStore, Record};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// assert_eq!(store.create_now("sid", &Record::default())?, Created::Created);
+    /// assert_eq!(store.create_now("sid", &Record::default())?, Created::Exists);
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`set_now`](Self::set_now).
+    pub fn create_now(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
+        self.create_inner(sid, record).map(|(c, _)| c)
+    }
+
     /// Apply field changes (synchronous form of [`SessionStore::apply`]).
     pub fn apply_now(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
         self.apply_inner(sid, changes).map(|(a, _)| a)
@@ -198,6 +217,17 @@ impl EmbeddedStore {
         let (shard, ctx) = (self.core.shard(sid), self.core.ctx());
         with_room(&self.core.shards, shard, &ctx, |room| {
             shard.set(sid, record, &ctx, room)
+        })
+    }
+
+    fn create_inner(
+        &self,
+        sid: &str,
+        record: &Record,
+    ) -> Result<(Created, Option<u64>), StoreError> {
+        let (shard, ctx) = (self.core.shard(sid), self.core.ctx());
+        with_room(&self.core.shards, shard, &ctx, |room| {
+            shard.create(sid, record, &ctx, room)
         })
     }
 
@@ -331,6 +361,12 @@ impl SessionStore for EmbeddedStore {
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
         let seq = self.set_inner(sid, record)?;
         self.core.durable(seq).await
+    }
+
+    async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
+        let (created, seq) = self.create_inner(sid, record)?;
+        self.core.durable(seq).await?;
+        Ok(created)
     }
 
     async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {

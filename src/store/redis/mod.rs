@@ -10,6 +10,7 @@
 //! | `set` | `SET prefix+sid json EX ttl`, or `DEL` when `ttl <= 0` | yes |
 //! | `touch` | `EXPIRE prefix+sid ttl` (the value is not rewritten), or `DEL` when `ttl <= 0` | yes |
 //! | `destroy` | `DEL prefix+sid` | yes |
+//! | `create` | `SET prefix+sid json NX EX ttl` (insert if absent) | sessile only |
 //! | `all`, `len`, `clear` | `SCAN MATCH prefix*` (never `KEYS`), then `MGET` / `DEL` per page; `all` and `len` skip values that are not sessions | yes |
 //! | `apply` | `GET`, then a compare-and-set Lua script (see below) | sessile only |
 //!
@@ -73,7 +74,7 @@ use async_trait::async_trait;
 use crate::clock;
 use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{Changes, CookieRecord, Record};
-use crate::store::{Applied, SessionStore};
+use crate::store::{Applied, Created, SessionStore};
 
 #[cfg(feature = "redis-cluster")]
 mod cluster;
@@ -564,6 +565,57 @@ impl RedisStore {
         Err(script::too_many_conflicts(key))
     }
 
+    /// `SET NX` with the record's TTL. A key already there is read: a live record makes
+    /// the create fail; an expired one still in its last rounded-up second is replaced only
+    /// if unchanged (the compare-and-set script), and one gone meanwhile is tried again.
+    async fn create_inner(&self, key: &str, record: &Record) -> Result<Created, StoreError> {
+        let ttl = self.ttl_secs(&record.cookie, clock::now_ms());
+        let json = record.to_json();
+        let mut conn = self.conn();
+        for _ in 0..script::MAX_ATTEMPTS {
+            if ttl > 0 {
+                let set: Value = ::redis::cmd("SET")
+                    .arg(key)
+                    .arg(&json)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                if set != Value::Nil {
+                    return Ok(Created::Created);
+                }
+            }
+            let text = self.get_text(key).await?;
+            let live = match text.clone() {
+                Some(text) => self.live(key, text).await?.is_some(),
+                None => false,
+            };
+            match (live, text) {
+                (true, _) => return Ok(Created::Exists),
+                // Already expired on arrival: nothing to store, as `set` would store nothing.
+                _ if ttl <= 0 => return Ok(Created::Created),
+                (false, None) => continue,
+                (false, Some(stale)) => {
+                    let outcome = self
+                        .inner
+                        .cas
+                        .run(&mut conn, key, &stale, &json, ttl)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    if outcome == CasOutcome::Written {
+                        return Ok(Created::Created);
+                    }
+                }
+            }
+        }
+        Err(StoreError::backend(format!(
+            "create on {key:?}: the key changed under each of {} attempts",
+            script::MAX_ATTEMPTS
+        )))
+    }
+
     /// Starts a walk of every key under the prefix: the nodes to scan, each from cursor 0.
     async fn start_walk(&self) -> Result<KeyWalk, StoreError> {
         let nodes = self
@@ -675,6 +727,12 @@ impl SessionStore for RedisStore {
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
         let key = self.key(sid);
         self.within(Call::Write, self.write(&key, record)).await
+    }
+
+    async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
+        let key = self.key(sid);
+        self.within(Call::Write, self.create_inner(&key, record))
+            .await
     }
 
     async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {

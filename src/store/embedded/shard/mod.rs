@@ -27,7 +27,7 @@ use super::policy::{Caps, Elsewhere, Evicted, Need, Written, NO_VICTIM};
 use super::slab::KeyCopy;
 use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
-use crate::store::Applied;
+use crate::store::{Applied, Created};
 use crate::sync::{AtomicU64, Ordering, RwLock, WriteGuard};
 
 #[cfg(all(test, not(sessile_loom)))]
@@ -147,6 +147,34 @@ impl Shard {
         ctx: &Ctx<'_>,
         others: &dyn Elsewhere,
     ) -> Result<Written<Option<u64>>, StoreError> {
+        Ok(match self.write_whole(key, record, ctx, others, false)? {
+            Written::Done((_, seq)) => Written::Done(seq),
+            Written::Short(need) => Written::Short(need),
+        })
+    }
+
+    /// Stores a whole record only if no live record is under `key` (the check and the write
+    /// under one hold of the write lock, so of racing creates of one id exactly one wins);
+    /// logged as a [`set`](Self::set). An expired entry not yet swept counts as absent.
+    pub(crate) fn create(
+        &self,
+        key: &str,
+        record: &Record,
+        ctx: &Ctx<'_>,
+        others: &dyn Elsewhere,
+    ) -> Result<Written<(Created, Option<u64>)>, StoreError> {
+        self.write_whole(key, record, ctx, others, true)
+    }
+
+    /// [`set`](Self::set), or with `if_absent` [`create`](Self::create).
+    fn write_whole(
+        &self,
+        key: &str,
+        record: &Record,
+        ctx: &Ctx<'_>,
+        others: &dyn Elsewhere,
+        if_absent: bool,
+    ) -> Result<Written<(Created, Option<u64>)>, StoreError> {
         let (now_ms, deadline) = (ctx.now_ms, ctx.deadline(&record.cookie));
         let mut g = self.write();
         if ctx.log.is_some() {
@@ -154,6 +182,16 @@ impl Shard {
             g.slab.prefetch(key);
         }
         g.sweep(now_ms, 8);
+        if if_absent {
+            let live = g
+                .slab
+                .find(key)
+                .and_then(|p| g.slab.get(p))
+                .is_some_and(|e| e.live_at(now_ms));
+            if live {
+                return Ok(Written::Done((Created::Exists, None)));
+            }
+        }
         if let (Some(caps), true) = (self.caps(), deadline > now_ms) {
             let bytes = charge(key.len(), &record.data);
             caps.admit(bytes)?;
@@ -177,7 +215,7 @@ impl Shard {
             // Already expired: storing it would only keep garbage.
             g.remove(key);
         }
-        Ok(Written::Done(seq))
+        Ok(Written::Done((Created::Created, seq)))
     }
 
     /// Applies field changes to a live record (see [`set`](Self::set) for the log and the
