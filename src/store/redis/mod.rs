@@ -76,20 +76,24 @@ use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{Changes, CookieRecord, Record};
 use crate::store::{Applied, Created, SessionStore};
 
+mod builder;
 #[cfg(feature = "redis-cluster")]
 mod cluster;
 mod conn;
 mod limits;
 mod locks;
+mod reply;
 pub mod script;
 #[cfg(feature = "redis-sentinel")]
 mod sentinel;
 #[cfg(feature = "redis-tls")]
 mod tls;
 
+pub use builder::RedisStoreBuilder;
 use conn::{Conn, Node, Target};
 use limits::{Call, Timeouts};
 use locks::KeyLocks;
+use reply::{bytes_of, ceil_secs, glob_escape, liveness, parse, store_error, utf8, Liveness};
 use script::{Cas, CasOutcome};
 
 /// How long past its stored `cookie.expires` a key may live only because its TTL was rounded
@@ -141,241 +145,12 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// Options of a [`RedisStore`]. Start with [`RedisStore::builder`].
-#[must_use]
-#[derive(Clone)]
-pub struct RedisStoreBuilder {
-    target: Target,
-    #[cfg(feature = "redis-tls")]
-    tls: tls::TlsOptions,
-    prefix: String,
-    default_ttl: Duration,
-    timeouts: Timeouts,
-    scan_count: usize,
-    connections: usize,
-    max_in_flight: Option<usize>,
-}
-
-impl fmt::Debug for RedisStoreBuilder {
-    // The URL may hold a password: it is left out.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStoreBuilder")
-            .field("prefix", &self.prefix)
-            .field("default_ttl", &self.default_ttl)
-            .field("timeouts", &self.timeouts)
-            .field("connections", &self.connections)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("scan_count", &self.scan_count)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisStoreBuilder {
-    /// The key prefix (default `sess:`, connect-redis's). Use the same prefix on every node
-    /// and in the Express app that shares the sessions.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessile::StoreError> {
-    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
-    ///     .prefix("myapp:sess:")
-    ///     .build()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long a session whose cookie has no expiry (a browser-session cookie) lives after
-    /// its last request (default one day, connect-redis's `ttl` of 86400 s). Rounded up to
-    /// whole seconds, at least one.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessile::StoreError> {
-    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
-    ///     .default_ttl(std::time::Duration::from_secs(3600))
-    ///     .build()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = ttl;
-        self
-    }
-
-    /// The longest any store call may take (default 2 s): connecting, and each of `get`,
-    /// `set`, `apply`, `touch` and `destroy` as a whole; for `all`, `len` and `clear`, each
-    /// page of the key walk. Past it the call fails with [`StoreError::Timeout`]. Sets every
-    /// kind at once; [`connect_timeout`](Self::connect_timeout),
-    /// [`read_timeout`](Self::read_timeout), [`write_timeout`](Self::write_timeout) and
-    /// [`walk_timeout`](Self::walk_timeout) set one (call them after this).
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessile::StoreError> {
-    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
-    ///     .timeout(std::time::Duration::from_millis(500))
-    ///     .build()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts = Timeouts::all(timeout);
-        self
-    }
-
-    /// The `COUNT` hint of each `SCAN` page walked by `all`, `len` and `clear` (default 100,
-    /// connect-redis's `scanCount`).
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessile::StoreError> {
-    /// let store = sessile::RedisStore::builder("redis://127.0.0.1/")
-    ///     .scan_count(1_000)
-    ///     .build()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn scan_count(mut self, count: usize) -> Self {
-        self.scan_count = count.max(1);
-        self
-    }
-
-    /// Connects to Redis (within the [`timeout`](Self::timeout)) and builds the store.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] for a URL that does not parse, [`StoreError::Unavailable`] or
-    /// [`StoreError::Timeout`] when Redis cannot be reached.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), sessile::StoreError> {
-    /// let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1/".into());
-    /// let store = sessile::RedisStore::builder(url).build().await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn build(self) -> Result<RedisStore, StoreError> {
-        let conns = conn::connect_all(&self).await?;
-        let ms = self
-            .default_ttl
-            .as_millis()
-            .min(u128::from(u32::MAX) * 1000) as i64;
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                conns,
-                next_conn: std::sync::atomic::AtomicUsize::new(0),
-                in_flight: self.max_in_flight.map(tokio::sync::Semaphore::new),
-                pattern: format!("{}*", glob_escape(&self.prefix)),
-                prefix: self.prefix,
-                default_ttl_secs: ceil_secs(ms).max(1),
-                timeouts: self.timeouts,
-                scan_count: self.scan_count,
-                cas: Cas::new(),
-                locks: KeyLocks::default(),
-            }),
-        })
-    }
-}
-
 /// Where a walk of every key under the prefix is: the nodes to scan, the one being scanned
 /// and its `SCAN` cursor.
 struct KeyWalk {
     nodes: Vec<Node>,
     node: usize,
     cursor: u64,
-}
-
-/// Whether a stored record is live, and the expiry to report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Liveness {
-    /// Live, with this `cookie.expires`.
-    Live(Option<i64>),
-    /// Its `expires` has passed and no touch extended the key.
-    Expired,
-}
-
-/// The expiry rule of the [module documentation](self): `stored` is the value's
-/// `cookie.expires`, `pttl_ms` the key's `PTTL` (`-1` no TTL, `-2` no key).
-fn liveness(stored: Option<i64>, pttl_ms: i64, now_ms: i64) -> Liveness {
-    match stored {
-        None => Liveness::Live(None),
-        Some(e) if e > now_ms => Liveness::Live(Some(e)),
-        Some(e) => {
-            let key_expiry = now_ms.saturating_add(pttl_ms);
-            if pttl_ms > 0 && key_expiry >= e.saturating_add(ROUNDING_MS) {
-                Liveness::Live(Some(key_expiry))
-            } else {
-                Liveness::Expired
-            }
-        }
-    }
-}
-
-/// `Math.ceil(ms / 1000)`.
-fn ceil_secs(ms: i64) -> i64 {
-    ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
-}
-
-/// Escapes the characters `SCAN MATCH` treats as glob syntax.
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Maps a client error to the store's error kinds.
-fn store_error(e: RedisError, timeout: Duration) -> StoreError {
-    if e.is_timeout() {
-        return StoreError::Timeout(timeout);
-    }
-    let unavailable = e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || matches!(
-            e.kind(),
-            ErrorKind::ClusterConnectionNotFound
-                | ErrorKind::Server(
-                    ServerErrorKind::BusyLoading
-                        | ServerErrorKind::TryAgain
-                        | ServerErrorKind::ClusterDown
-                        | ServerErrorKind::MasterDown
-                        | ServerErrorKind::ReadOnly
-                )
-        );
-    if unavailable {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Backend(Box::new(e))
-    }
-}
-
-/// The bytes of a string reply; `None` for nil (a missing key, or `MGET` of a key that is
-/// not a string).
-fn bytes_of(v: Value) -> Option<Vec<u8>> {
-    match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.into_bytes()),
-        _ => None,
-    }
-}
-
-fn utf8(key: &str, bytes: Vec<u8>) -> Result<String, StoreError> {
-    String::from_utf8(bytes).map_err(|_| {
-        Corruption::new(Corrupted::SessionRecord, "the value is not UTF-8")
-            .with_key(key)
-            .into()
-    })
-}
-
-fn parse(key: &str, text: &str) -> Result<Record, StoreError> {
-    Record::from_json(text).map_err(|e| match e {
-        StoreError::Corrupt(c) => StoreError::Corrupt(c.with_key(key)),
-        other => other,
-    })
 }
 
 impl RedisStore {
