@@ -1926,3 +1926,29 @@ mod events {
         drop(store);
     }
 }
+
+/// A value nested deeper than serde_json's recursion limit (128), which a handler can set
+/// (serde_json writes any depth) and Node can write: the change is logged, and the store
+/// opens again with it, the other sessions untouched.
+#[test]
+fn a_deeply_nested_field_change_survives_a_reopen() {
+    let fs = FaultStorage::new();
+    let store = open(&fs, FsyncPolicy::Never, false).unwrap();
+    store.set_now("a", &record(json!({ "v": 1 }))).unwrap();
+    store.set_now("b", &record(json!({ "w": 2 }))).unwrap();
+    let mut deep = json!(0);
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    let changes = Changes {
+        cookie: cookie(),
+        fields: vec![Change::Set("deep".into(), deep.clone())],
+    };
+    assert_eq!(store.apply_now("a", &changes).unwrap(), Applied::Applied);
+    drop(store);
+    let store = open(&fs, FsyncPolicy::Never, false).expect("the store opens again");
+    let a = store.get_now("a").expect("session a");
+    let text = a.data.as_str().to_owned();
+    assert!(text.contains(&"[".repeat(200)), "{text}");
+    assert!(store.get_now("b").is_some());
+}

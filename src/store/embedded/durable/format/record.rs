@@ -299,6 +299,24 @@ pub(crate) fn decode(buf: &[u8]) -> Decoded {
     }
 }
 
+/// A field value of an apply record, at any depth: the application may set values nested
+/// past serde_json's recursion limit, and what was logged must read back.
+#[cfg(unix)]
+fn deep_value(text: &str) -> Option<serde_json::Value> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let v = serde_json::Value::deserialize(serde_stacker::Deserializer::new(&mut de)).ok()?;
+    de.end().ok()?;
+    Some(v)
+}
+
+/// Elsewhere the durable store cannot be opened (it is unix only).
+#[cfg(not(unix))]
+fn deep_value(text: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(text).ok()
+}
+
 fn decode_payload(kind: u8, payload: &[u8]) -> Option<Op> {
     let mut r = Reader(payload);
     let op = match kind {
@@ -323,7 +341,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<Op> {
                 match r.u8()? {
                     1 => {
                         let k = r.string()?;
-                        let v = serde_json::from_str(r.str()?).ok()?;
+                        let v = deep_value(r.str()?)?;
                         fields.push(Change::Set(k, v));
                     }
                     2 => fields.push(Change::Remove(r.string()?)),
