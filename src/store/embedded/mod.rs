@@ -49,6 +49,9 @@ mod slab;
 mod store;
 
 pub use builder::EmbeddedStoreBuilder;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub use durable::inspect;
 pub use durable::recovery::RecoveryReport;
 pub use durable::FsyncPolicy;
 pub use store::EmbeddedStore;
