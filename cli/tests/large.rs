@@ -78,11 +78,11 @@ fn inspect_and_verify_of_a_million_sessions_take_about_an_open() {
         o
     });
     let verify = timed("sessile verify", || run("verify", &dir, &[]));
-    // About as long as an open: the replay is the open's, on top of it the checks of every
-    // file (verify) and the count; with some room for a shared machine.
-    let bound = open.mul_f64(1.5).max(Duration::from_secs(1));
-    assert!(
-        inspect <= bound && verify <= bound,
-        "inspect {inspect:.2?} and verify {verify:.2?} against an open of {open:.2?}"
+    // Speed is measured, not asserted (BENCHMARKS.md, "The operator CLI"): the figures are
+    // printed; the target is about as long as an open.
+    eprintln!(
+        "inspect / open {:.2}, verify / open {:.2}",
+        inspect.as_secs_f64() / open.as_secs_f64(),
+        verify.as_secs_f64() / open.as_secs_f64()
     );
 }
