@@ -78,6 +78,9 @@ fn a_torn_tail_is_reported_then_cut_by_salvage() {
         .map(u32::from_le_bytes)
         .expect("length") as usize;
     flip(&segment, last + 28 + len - 1);
+    // A leftover an open would remove: the read-only commands leave it, as everything else.
+    std::fs::write(dir.join("snap-00000000000000000005.tmp"), b"partial").expect("write");
+    let before = contents(&dir);
 
     let problem = the_one_problem(&dir);
     assert_eq!(problem["file"], segment.display().to_string());
@@ -94,6 +97,10 @@ fn a_torn_tail_is_reported_then_cut_by_salvage() {
     let v = json_of(&run("inspect", &dir, &["--json"]));
     assert_eq!(v["sessions"]["live"], 19);
     assert!(v["sessions"]["problem"].is_string(), "{v}");
+    assert!(
+        contents(&dir) == before,
+        "inspect and verify must change nothing in the directory"
+    );
 
     let o = run("salvage", &dir, &["--json"]);
     assert_status(&o, 0);

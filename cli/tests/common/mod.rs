@@ -174,3 +174,14 @@ pub fn name(p: &Path) -> String {
         .expect("a file name")
         .to_owned()
 }
+
+/// Every file of `dir` with its bytes, by name: to check that a command changed nothing.
+pub fn contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            let path = e.expect("entry").path();
+            (name(&path), std::fs::read(&path).expect("read"))
+        })
+        .collect()
+}
