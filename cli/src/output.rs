@@ -29,9 +29,9 @@ pub(crate) fn time_of(ms: i64) -> String {
     sessile::clock::to_iso(ms)
 }
 
-/// A progress bar on stderr over `total` units (`bytes` or items), drawn only on a terminal
-/// and never with `--json`.
-pub(crate) fn bar(total: u64, bytes: bool, json: bool) -> ProgressBar {
+/// A progress bar on stderr over `total` units (`bytes` or items; `None`: not known yet),
+/// drawn only on a terminal and never with `--json`.
+pub(crate) fn bar(total: Option<u64>, bytes: bool, json: bool) -> ProgressBar {
     let target = if json {
         ProgressDrawTarget::hidden()
     } else {
@@ -45,7 +45,7 @@ pub(crate) fn bar(total: u64, bytes: bool, json: bool) -> ProgressBar {
     let style = ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-    ProgressBar::with_draw_target(Some(total), target).with_style(style)
+    ProgressBar::with_draw_target(total, target).with_style(style)
 }
 
 /// A spinner on stderr saying `msg`, for work without a known length (same rules as

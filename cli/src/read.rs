@@ -12,8 +12,7 @@ use crate::output::{bar, print_json, size, spinner, time_of};
 
 /// Lists and checks every file, with a progress bar over the bytes.
 fn checked(dir: &Path, json: bool) -> Result<Verification, Failure> {
-    let pb = bar(0, true, json);
-    pb.set_message("checking");
+    let pb = bar(None, true, json).with_message("checking");
     let checked = inspect::verify(dir, |done, total| {
         pb.set_length(total);
         pb.set_position(done);

@@ -46,8 +46,7 @@ pub(crate) fn export(
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let sessions = live_sessions(rt, dir)?;
-    let pb = bar(sessions.len() as u64, false, json);
-    pb.set_message("exporting");
+    let pb = bar(Some(sessions.len() as u64), false, json).with_message("exporting");
     let mut out = BufWriter::new(io::stdout().lock());
     for (i, (id, record)) in sessions.iter().enumerate() {
         writeln!(out, "{}", line(id, record)).map_err(|e| Failure::because("stdout", e))?;
@@ -70,8 +69,7 @@ pub(crate) fn import(dir: &Path, file: &Path, json: bool) -> Result<ExitCode, Fa
         (Box::new(f), len)
     };
     let store = builder().open(dir)?;
-    let pb = bar(len, true, json);
-    pb.set_message("importing");
+    let pb = bar(Some(len).filter(|&l| l > 0), true, json).with_message("importing");
     let now = sessile::clock::now_ms();
     let (mut imported, mut expired, mut read) = (0u64, 0u64, 0u64);
     for (n, text) in BufReader::new(input).lines().enumerate() {
@@ -130,8 +128,7 @@ pub(crate) fn migrate(
                 .build(),
         )
         .map_err(|e| Failure::because(format!("Redis at {}", m.url), e))?;
-    let pb = bar(sessions.len() as u64, false, json);
-    pb.set_message("migrating");
+    let pb = bar(Some(sessions.len() as u64), false, json).with_message("migrating");
     let (mut copied, mut expired, mut default_ttl) = (0u64, 0u64, 0u64);
     for (id, record) in &sessions {
         if record.cookie.is_expired_at(sessile::clock::now_ms()) {

@@ -206,7 +206,7 @@ impl Verification {
 /// and records (in order, with their sequence numbers; past a bad record the walk goes on
 /// from the next valid one, so each damaged stretch is reported), each snapshot whole
 /// (header, chunks, archives, columns, footer). `progress` is called with the bytes checked
-/// so far and the bytes to check, after each file. Takes no lock and writes nothing.
+/// so far and the bytes to check, before the first file and after each. Takes no lock and writes nothing.
 ///
 /// # Errors
 /// The directory or one of its files cannot be read.
@@ -251,6 +251,7 @@ pub fn verify(
     let checked = |f: &FileInfo| matches!(f.kind, FileKind::Segment | FileKind::Snapshot);
     let total: u64 = files.iter().filter(|f| checked(f)).map(|f| f.size).sum();
     let mut done = 0;
+    progress(done, total);
     let mut log = LogWalk::default();
     for f in &mut files {
         let path = dir.join(&f.name);
