@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sessile::{EmbeddedStore, EmbeddedStoreBuilder, RecoveryReport};
 
 use crate::error::{require_dir, Failure};
-use crate::output::{print_json, size};
+use crate::output::{print_json, say, size};
 
 /// The options every offline open starts from: no timed snapshot while the command runs.
 pub(crate) fn builder() -> EmbeddedStoreBuilder {
@@ -59,8 +59,8 @@ pub(crate) fn compact(dir: &Path, keep: u8, json: bool) -> Result<ExitCode, Fail
             "bytes_after": after,
         }));
     } else {
-        println!("snapshot at cut {cut} holds {sessions} sessions; the log it covers is removed");
-        println!("directory {} -> {}", size(before), size(after));
+        say!("snapshot at cut {cut} holds {sessions} sessions; the log it covers is removed");
+        say!("directory {} -> {}", size(before), size(after));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -102,46 +102,46 @@ fn report_json(r: &RecoveryReport) -> Value {
 
 fn print_report(r: &RecoveryReport) {
     match r.snapshot {
-        Some(cut) => println!("snapshot        cut {cut}"),
-        None => println!("snapshot        none"),
+        Some(cut) => say!("snapshot        cut {cut}"),
+        None => say!("snapshot        none"),
     }
     for s in &r.skipped_snapshots {
-        println!("  skipped: {s}");
+        say!("  skipped: {s}");
     }
-    println!(
+    say!(
         "log             {} records replayed ({}), {} of them kept past damage",
         r.replayed,
         size(r.replayed_bytes),
         r.resynced
     );
     if let Some(p) = &r.problem {
-        println!("problem         {p}");
+        say!("problem         {p}");
     }
     if r.skipped_bytes > 0 {
-        println!(
+        say!(
             "skipped         {} of damaged records",
             size(r.skipped_bytes)
         );
     }
     if r.torn_bytes > 0 {
-        println!(
+        say!(
             "torn tail       {} cut ({} intact records in it), kept in:",
             size(r.torn_bytes),
             r.torn_intact_records
         );
         for f in &r.torn_files {
-            println!("  {}", f.display());
+            say!("  {}", f.display());
         }
     }
     if r.salvaged.is_empty() {
-        println!("moved aside     nothing");
+        say!("moved aside     nothing");
     } else {
-        println!("moved aside     (a snapshot now holds what they kept)");
+        say!("moved aside     (a snapshot now holds what they kept)");
         for f in &r.salvaged {
-            println!("  {}", f.display());
+            say!("  {}", f.display());
         }
     }
-    println!(
+    say!(
         "sessions        {} kept, {} expired dropped, in {:.1} ms",
         r.sessions,
         r.expired,
@@ -152,14 +152,16 @@ fn print_report(r: &RecoveryReport) {
 /// `sessile get DIR ID`: the session's express JSON; 1 when there is none.
 pub(crate) fn get(dir: &Path, id: &str, json: bool) -> Result<ExitCode, Failure> {
     let store = open_existing(dir, builder())?;
-    let Some(record) = store.get_now(id) else {
+    let found = store.get_now(id);
+    drop(store);
+    let Some(record) = found else {
         eprintln!("sessile: no live session {id:?}");
         return Ok(ExitCode::FAILURE);
     };
     if json {
-        println!("{}", crate::transfer::line(id, &record));
+        say!("{}", crate::transfer::line(id, &record));
     } else {
-        println!("{}", record.to_json());
+        say!("{}", record.to_json());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -176,7 +178,7 @@ pub(crate) fn destroy(dir: &Path, id: &str, json: bool) -> Result<ExitCode, Fail
     if json {
         print_json(&json!({ "id": id, "destroyed": found }));
     } else if found {
-        println!("destroyed {id}");
+        say!("destroyed {id}");
     } else {
         eprintln!("sessile: no live session {id:?}");
     }

@@ -1,12 +1,41 @@
 //! How results are shown: sizes and times for people, JSON for scripts, progress on stderr.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `println!`, except that a closed stdout (`sessile export DIR | head`) ends the process
+/// quietly instead of panicking: see [`line`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+/// Writes one line on stdout. When stdout is closed the process exits at once, with status 0
+/// (the reader had what it wanted); any other write error exits with status 2. Commands drop
+/// their store before printing, so the exit skips no store's shutdown.
+pub(crate) fn line(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        stdout_failed(&e);
+    }
+}
+
+/// Ends the process after stdout failed with `e` (see [`line`]).
+pub(crate) fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("sessile: stdout: {e}");
+    std::process::exit(2);
+}
+
 /// Prints a JSON value on stdout, on one line.
 pub(crate) fn print_json(v: &serde_json::Value) {
-    println!("{v}");
+    say!("{v}");
 }
 
 /// `bytes` for people: `512 B`, `12.3 KiB`, `16.0 MiB`.

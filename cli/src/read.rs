@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sessile::store::embedded::inspect::{self, FileInfo, FileKind, Problem, Verification};
 
 use crate::error::{require_dir, Failure};
-use crate::output::{bar, print_json, size, spinner, time_of};
+use crate::output::{bar, print_json, say, size, spinner, time_of};
 
 /// Lists and checks every file, with a progress bar over the bytes.
 fn checked(dir: &Path, json: bool) -> Result<Verification, Failure> {
@@ -39,15 +39,15 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
             "problems": checked.problems.iter().map(problem_json).collect::<Vec<_>>(),
         }));
     } else if checked.is_clean() {
-        println!(
+        say!(
             "clean: {checked_files} files, {} checked",
             size(checked.bytes())
         );
     } else {
         for p in &checked.problems {
-            println!("{}", problem_line(p));
+            say!("{}", problem_line(p));
         }
-        println!(
+        say!(
             "{} problem(s) in {checked_files} files",
             checked.problems.len()
         );
@@ -63,6 +63,8 @@ pub(crate) fn verify(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
 pub(crate) fn inspect(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
     require_dir(dir)?;
     let locked = inspect::is_locked(dir).map_err(|e| Failure::because(dir.display(), e))?;
+    // Best effort: which process, where the system says.
+    let holder = inspect::lock_holder(dir).ok().flatten().filter(|_| locked);
     let checked = checked(dir, json)?;
     let pb = spinner("reading the sessions", json);
     let sessions = inspect::sessions(dir);
@@ -88,6 +90,7 @@ pub(crate) fn inspect(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
         print_json(&json!({
             "dir": dir.display().to_string(),
             "locked": locked,
+            "lock_holder": holder,
             "format_versions": versions,
             "reads_version": inspect::FORMAT_VERSION,
             "bytes": checked.bytes(),
@@ -97,17 +100,15 @@ pub(crate) fn inspect(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
         }));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("directory     {}", dir.display());
-    println!(
-        "lock          {}",
-        if locked {
-            "held: a process has the store open"
-        } else {
-            "free: no process has the store open"
-        }
-    );
+    say!("directory     {}", dir.display());
+    let lock = match (locked, holder) {
+        (true, Some(pid)) => format!("held by process {pid}{}", process_name(pid)),
+        (true, None) => "held: a process has the store open".to_owned(),
+        (false, _) => "free: no process has the store open".to_owned(),
+    };
+    say!("lock          {lock}");
     let versions: Vec<String> = versions.iter().map(u32::to_string).collect();
-    println!(
+    say!(
         "format        version {} (this build reads {})",
         if versions.is_empty() {
             "-".to_owned()
@@ -116,44 +117,51 @@ pub(crate) fn inspect(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
         },
         inspect::FORMAT_VERSION
     );
-    println!(
+    say!(
         "files         {} ({})",
         checked.files.len(),
         size(checked.bytes())
     );
     for f in &checked.files {
-        println!("  {}", file_line(f));
+        say!("  {}", file_line(f));
     }
     match &sessions {
         Ok(s) => {
-            println!(
+            say!(
                 "sessions      {} live ({} of ids and data), {} expired",
                 s.live,
                 size(s.bytes),
                 s.expired
             );
             if let (Some(a), Some(b)) = (s.oldest_expiry, s.newest_expiry) {
-                println!("expiry        oldest {}, newest {}", time_of(a), time_of(b));
+                say!("expiry        oldest {}, newest {}", time_of(a), time_of(b));
             }
             let from = s
                 .snapshot
                 .map_or("no snapshot".to_owned(), |c| format!("snapshot cut {c}"));
-            println!("read from     {from}, then {} log records", s.replayed);
+            say!("read from     {from}, then {} log records", s.replayed);
             for skipped in &s.skipped_snapshots {
-                println!("  skipped snapshot: {skipped}");
+                say!("  skipped snapshot: {skipped}");
             }
         }
-        Err(e) => println!("sessions      not readable: {e}"),
+        Err(e) => say!("sessions      not readable: {e}"),
     }
     if checked.is_clean() {
-        println!("problems      none");
+        say!("problems      none");
     } else {
-        println!("problems      {}", checked.problems.len());
+        say!("problems      {}", checked.problems.len());
         for p in &checked.problems {
-            println!("  {}", problem_line(p));
+            say!("  {}", problem_line(p));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// ` (name)` of process `pid`, from `/proc/<pid>/comm` where there is one.
+fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| format!(" ({})", c.trim()))
+        .unwrap_or_default()
 }
 
 fn kind_name(kind: FileKind) -> &'static str {

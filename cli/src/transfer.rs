@@ -12,7 +12,7 @@ use sessile::{Record, RedisStore, SessionStore};
 
 use crate::error::Failure;
 use crate::offline::{builder, open_existing};
-use crate::output::{bar, print_json};
+use crate::output::{bar, print_json, say, stdout_failed};
 
 /// One exported session: `{"id": …, "session": <express's JSON>}`, the session's JSON as the
 /// store holds it (what express-session and connect-redis store).
@@ -49,12 +49,16 @@ pub(crate) fn export(
     let pb = bar(Some(sessions.len() as u64), false, json).with_message("exporting");
     let mut out = BufWriter::new(io::stdout().lock());
     for (i, (id, record)) in sessions.iter().enumerate() {
-        writeln!(out, "{}", line(id, record)).map_err(|e| Failure::because("stdout", e))?;
+        if let Err(e) = writeln!(out, "{}", line(id, record)) {
+            stdout_failed(&e);
+        }
         if i % 1024 == 0 {
             pb.set_position(i as u64);
         }
     }
-    out.flush().map_err(|e| Failure::because("stdout", e))?;
+    if let Err(e) = out.flush() {
+        stdout_failed(&e);
+    }
     pb.finish_and_clear();
     Ok(ExitCode::SUCCESS)
 }
@@ -99,7 +103,7 @@ pub(crate) fn import(dir: &Path, file: &Path, json: bool) -> Result<ExitCode, Fa
     if json {
         print_json(&json!({ "imported": imported, "expired": expired }));
     } else {
-        println!("imported {imported} sessions ({expired} already expired, skipped)");
+        say!("imported {imported} sessions ({expired} already expired, skipped)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -155,7 +159,7 @@ pub(crate) fn migrate(
             "prefix": m.prefix,
         }));
     } else {
-        println!(
+        say!(
             "copied {copied} of {} sessions to {} under {:?} ({default_ttl} without expires got \
              the default TTL of {} s; {expired} expired meanwhile, skipped)",
             sessions.len(),

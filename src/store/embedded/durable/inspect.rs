@@ -7,7 +7,8 @@
 //!   their file and offset.
 //! - [`sessions`]: the sessions an open would start from (the newest valid snapshot and the
 //!   log after it, up to the log's first problem), counted: live, expired, bytes, expiries.
-//! - [`is_locked`]: whether a process has the directory open.
+//! - [`is_locked`]: whether a process has the directory open; [`lock_holder`]: which one,
+//!   where the system says (Linux).
 //!
 //! On a directory in use, the end of the active log segment may be written while it is read:
 //! its last record may then show as a torn tail that the next read no longer shows.
@@ -547,6 +548,58 @@ pub fn is_locked(dir: impl AsRef<Path>) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The process holding the directory's lock (or its `LOCK` file's), as the system lists it:
+/// on Linux, `/proc/locks`. `None` when no process holds it, or when the system does not say
+/// (no `/proc/locks`: other unixes, or a `/proc` not mounted). The process id is the one the
+/// lock was taken by, in the pid namespace of this `/proc`.
+///
+/// # Errors
+/// The directory cannot be read, or `/proc/locks` exists and cannot be read.
+///
+/// ```
+/// use sessile::store::embedded::inspect;
+///
+/// let dir = std::env::temp_dir().join(format!("sessile-doc-holder-{}", std::process::id()));
+/// let store = sessile::EmbeddedStore::open(&dir)?;
+/// if cfg!(target_os = "linux") {
+///     assert_eq!(inspect::lock_holder(&dir)?, Some(std::process::id()));
+/// }
+/// drop(store);
+/// assert_eq!(inspect::lock_holder(&dir)?, None);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn lock_holder(dir: impl AsRef<Path>) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::MetadataExt;
+
+    let dir = dir.as_ref();
+    let id = |m: fs::Metadata| {
+        let dev = m.dev() as rustix::fs::Dev;
+        (rustix::fs::major(dev), rustix::fs::minor(dev), m.ino())
+    };
+    let mut ours = vec![id(fs::metadata(dir)?)];
+    if let Ok(m) = fs::metadata(dir.join("LOCK")) {
+        ours.push(id(m));
+    }
+    let locks = match fs::read_to_string("/proc/locks") {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        locks => locks?,
+    };
+    Ok(locks.lines().find_map(|line| {
+        // `1: FLOCK  ADVISORY  WRITE 4242 fe:00:6792781 0 EOF`; a waiter's line has `->`.
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let pid: u32 = f.get(4)?.parse().ok()?;
+        let mut at = f.get(5)?.split(':');
+        let major = u32::from_str_radix(at.next()?, 16).ok()?;
+        let minor = u32::from_str_radix(at.next()?, 16).ok()?;
+        let ino: u64 = at.next()?.parse().ok()?;
+        ours.contains(&(major, minor, ino)).then_some(pid)
+    }))
 }
 
 /// Whether another open file holds an exclusive lock on `f`'s file.
