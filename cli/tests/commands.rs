@@ -137,6 +137,32 @@ fn a_corrupt_middle_record_is_refused_then_salvaged() {
 }
 
 #[test]
+fn a_missing_segment_is_reported_at_the_next_one() {
+    let dir = temp_dir("gap");
+    let store = EmbeddedStore::builder()
+        .segment_size(8 << 10)
+        .open(&*dir)
+        .expect("open");
+    fill(&store, 0..300, true);
+    drop(store);
+    let segments = segments(&dir);
+    assert!(segments.len() > 3, "{segments:?}");
+    std::fs::remove_file(&segments[1]).expect("remove");
+    let first_lost = name(&segments[1])[4..24].parse::<u64>().expect("seq");
+    let next = name(&segments[2])[4..24].parse::<u64>().expect("seq");
+
+    let problem = the_one_problem(&dir);
+    assert_eq!(problem["file"], segments[2].display().to_string());
+    assert_eq!(problem["offset"], 0);
+    assert_eq!(
+        problem["reason"],
+        format!("records {first_lost}..{next} are missing")
+    );
+    // Later records were synced after the lost ones: damage, not a torn tail.
+    assert_eq!(problem["torn_tail"], false, "{problem}");
+}
+
+#[test]
 fn a_corrupt_snapshot_is_reported_and_passed_over() {
     let dir = temp_dir("snapshot");
     snapshotted_store(&dir, 50, 50);
