@@ -139,12 +139,7 @@ fn a_corrupt_middle_record_is_refused_then_salvaged() {
 #[test]
 fn a_missing_segment_is_reported_at_the_next_one() {
     let dir = temp_dir("gap");
-    let store = EmbeddedStore::builder()
-        .segment_size(8 << 10)
-        .open(&*dir)
-        .expect("open");
-    fill(&store, 0..300, true);
-    drop(store);
+    segmented_store(&dir, 8 << 10, 300, true);
     let segments = segments(&dir);
     assert!(segments.len() > 3, "{segments:?}");
     std::fs::remove_file(&segments[1]).expect("remove");
@@ -302,12 +297,7 @@ fn export_and_import_carry_every_session() {
 #[test]
 fn compact_removes_the_log_it_covers() {
     let dir = temp_dir("compact");
-    let store = EmbeddedStore::builder()
-        .segment_size(64 << 10)
-        .open(&*dir)
-        .expect("open");
-    fill(&store, 0..2000, false);
-    drop(store);
+    segmented_store(&dir, 64 << 10, 2000, false);
     assert!(segments(&dir).len() > 3, "{:?}", segments(&dir));
 
     let o = run("compact", &dir, &["--json"]);

@@ -112,6 +112,17 @@ pub fn closed_store(dir: &Path, n: usize, sync_each: bool) {
     drop(store);
 }
 
+/// A closed store in `dir` of log segments of `segment_size` bytes, holding `n` sessions
+/// (see [`fill`] for `sync_each`).
+pub fn segmented_store(dir: &Path, segment_size: usize, n: usize, sync_each: bool) {
+    let store = EmbeddedStore::builder()
+        .segment_size(segment_size)
+        .open(dir)
+        .expect("open");
+    fill(&store, 0..n, sync_each);
+    drop(store);
+}
+
 /// A closed store in `dir` holding sessions `0..total`, the first `snapshotted` of them in a
 /// snapshot and the rest in the log after it.
 pub fn snapshotted_store(dir: &Path, snapshotted: usize, total: usize) {
