@@ -304,17 +304,18 @@ impl EmbeddedStoreBuilder {
 
 /// The hasher that routes ids to shards: randomly seeded, except under loom, whose models
 /// must route the same way on every run.
-fn routing_hasher() -> ahash::RandomState {
+pub(super) fn routing_hasher() -> ahash::RandomState {
     #[cfg(sessile_loom)]
     return ahash::RandomState::with_seeds(1, 2, 3, 4);
     #[cfg(not(sessile_loom))]
     ahash::RandomState::new()
 }
 
-/// The shards being filled by recovery, routed as the store will route.
-struct Recovering<'a> {
-    shards: &'a [Shard],
-    hasher: &'a ahash::RandomState,
+/// The shards being filled by recovery, routed as the store will route (and by the read-only
+/// inspection's replay, `durable/inspect.rs`).
+pub(super) struct Recovering<'a> {
+    pub(super) shards: &'a [Shard],
+    pub(super) hasher: &'a ahash::RandomState,
 }
 
 impl durable::recovery::Replay for Recovering<'_> {

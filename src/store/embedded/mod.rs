@@ -50,6 +50,9 @@ mod stats;
 mod store;
 
 pub use builder::EmbeddedStoreBuilder;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub use durable::inspect;
 pub use durable::recovery::RecoveryReport;
 pub use durable::FsyncPolicy;
 pub use stats::{LogStats, SnapshotStats, Stats};

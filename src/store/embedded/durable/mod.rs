@@ -11,6 +11,8 @@
 //! - [`recovery`]: newest valid snapshot, then the log after it; torn tails cut (their bytes
 //!   kept aside, and reported), corruption refused (or salvaged on request).
 //! - [`fs`]: the storage seam, real or fault-injecting (tests).
+//! - [`inspect`]: the directory read without opening it (no lock, nothing written), for
+//!   operators: files, checksums, sessions, whether a process holds the lock.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub(crate) mod fault;
 pub(crate) mod format;
 #[cfg(unix)]
 pub(crate) mod fs;
+#[cfg(unix)]
+pub mod inspect;
 #[cfg(all(test, sessile_loom))]
 mod loom_tests;
 pub(crate) mod recovery;

@@ -500,6 +500,21 @@ impl Shard {
         })
     }
 
+    /// Calls `f` with each live entry's bytes (id and data) and deadline, building no
+    /// record: what the read-only inspection counts (`durable/inspect.rs`).
+    #[cfg(unix)]
+    pub(crate) fn for_each_live_size(&self, now_ms: i64, mut f: impl FnMut(usize, i64)) {
+        let g = self.inner.read();
+        for pos in 0..g.slab.end() {
+            if let Some(e) = g.slab.get(pos) {
+                let deadline = e.deadline();
+                if deadline > now_ms {
+                    f(g.slab.key_len(pos) + e.data.len(), deadline);
+                }
+            }
+        }
+    }
+
     pub(crate) fn count_live(&self, now_ms: i64) -> usize {
         let g = self.inner.read();
         (0..g.slab.end())

@@ -19,6 +19,8 @@ mod tail;
 
 pub use report::RecoveryReport;
 pub(crate) use report::Replay;
+#[cfg(unix)]
+pub(crate) use scan::used_end;
 use scan::Scan;
 
 /// Recovers the directory: feeds the state to `target` and says where the log continues.
@@ -61,6 +63,24 @@ pub(crate) fn recover(
         },
         report,
     ))
+}
+
+/// Reads the directory as [`recover`] does, changing nothing on disk (no leftover removed, no
+/// torn tail cut, no salvage): feeds `target` the state an open would start from, and reports
+/// the first problem of the log (`report.problem`) instead of dealing with it. What
+/// `inspect` counts sessions with, while a server may hold the directory.
+#[cfg(unix)]
+pub(crate) fn read_only(
+    storage: &dyn Storage,
+    dir: &Path,
+    target: &impl Replay,
+) -> Result<RecoveryReport, OpenError> {
+    let names = storage.list(dir).map_err(OpenError::io_at(dir))?;
+    let scanned = replay::feed(target, |sink| scan::scan(storage, dir, &names, false, sink))
+        .map_err(OpenError::io_at(dir))??;
+    let mut report = scanned.report;
+    report.problem = scanned.problem.map(|p| p.why);
+    Ok(report)
 }
 
 /// Removes the leftover temporary files (`*.tmp`) and the prepared segment never put in use.

@@ -330,7 +330,7 @@ impl Log<'_> {
 
 /// The offset after the last non-zero byte of `b` (a record starts with a non-zero header,
 /// so none starts at or after it).
-pub(super) fn used_end(b: &[u8]) -> usize {
+pub(crate) fn used_end(b: &[u8]) -> usize {
     b.iter().rposition(|&x| x != 0).map_or(0, |p| p + 1)
 }
 

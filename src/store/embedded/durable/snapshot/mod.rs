@@ -150,6 +150,16 @@ pub(crate) fn verify(what: impl AsRef<Path>, bytes: &[u8]) -> Result<u64, StoreE
     check(what.as_ref(), bytes).map(|(seq, _)| seq)
 }
 
+/// [`verify`], also returning how many sessions the snapshot holds (the sum of its chunk
+/// headers' counts, each checked against its archive).
+#[cfg(unix)]
+pub(crate) fn verify_counted(
+    what: impl AsRef<Path>,
+    bytes: &[u8],
+) -> Result<(u64, usize), StoreError> {
+    check(what.as_ref(), bytes).map(|(seq, chunks)| (seq, chunks.iter().map(|c| c.count).sum()))
+}
+
 /// Loads a snapshot's bytes: returns the cut sequence number, feeding every entry to `each`.
 /// Nothing is fed unless the whole file checks out.
 #[cfg(any(test, fuzzing))]
