@@ -18,6 +18,15 @@ use sessile::{
 };
 
 const CHILD: &str = "SESSILE_CRASH_CHILD";
+
+/// Held by every test of this file for its whole run. A child spawned by one test gets a
+/// copy of every open file of this process until it execs, and with it a share of the
+/// directory lock of a store another test has open: that test's next child, opening the
+/// directory once the parent's store is dropped, would be refused as locked.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
 const WRITERS: u64 = 8;
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -467,12 +476,14 @@ fn crash_rounds(test: &str, mode: &str, rounds: usize) {
 
 #[test]
 fn kill_during_writes_loses_nothing_acknowledged() {
+    let _serial = one_at_a_time();
     maybe_child();
     crash_rounds("kill_during_writes_loses_nothing_acknowledged", "writes", 6);
 }
 
 #[test]
 fn kill_during_snapshots_and_segment_removal_loses_nothing_acknowledged() {
+    let _serial = one_at_a_time();
     maybe_child();
     crash_rounds(
         "kill_during_snapshots_and_segment_removal_loses_nothing_acknowledged",
@@ -487,6 +498,7 @@ fn kill_during_snapshots_and_segment_removal_loses_nothing_acknowledged() {
 /// much earlier"), and never later than a touch at the kill could have set it.
 #[test]
 fn kill_during_touches_keeps_each_expiry_within_the_coalescing_window() {
+    let _serial = one_at_a_time();
     maybe_child();
     let test = "kill_during_touches_keeps_each_expiry_within_the_coalescing_window";
     let mode = "touches";
@@ -547,6 +559,7 @@ fn kill_during_touches_keeps_each_expiry_within_the_coalescing_window() {
 
 #[test]
 fn a_second_process_cannot_open_the_directory() {
+    let _serial = one_at_a_time();
     maybe_child();
     let dir = temp_dir("lock");
     let _store = EmbeddedStore::open(&dir).unwrap();
@@ -568,6 +581,7 @@ fn a_second_process_cannot_open_the_directory() {
 
 #[test]
 fn files_are_private() {
+    let _serial = one_at_a_time();
     use std::os::unix::fs::PermissionsExt;
     maybe_child();
     let dir = temp_dir("perm");

@@ -19,6 +19,15 @@ use sessile::{CookieRecord, Data, EmbeddedStore, FsyncPolicy, Record};
 
 const CHILD: &str = "SESSILE_FAULT_CHILD";
 
+/// Held by every test of this file for its whole run. A process spawned by one test (the
+/// children here, `mount`) gets a copy of every open file of this process until it execs,
+/// and with it a share of a store's directory lock: a test that drops a store and opens
+/// it again would see the lock still held, for that moment, by the fork of another test.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "sessile-faults-{tag}-{}",
@@ -149,6 +158,7 @@ fn emfile_child(dir: &Path) -> ! {
 /// log, and writes resume once descriptors are free again.
 #[test]
 fn running_out_of_file_descriptors_fails_rotations_without_poisoning_the_log() {
+    let _serial = one_at_a_time();
     const TEST: &str = "running_out_of_file_descriptors_fails_rotations_without_poisoning_the_log";
     if let Some(arg) = child_arg() {
         emfile_child(Path::new(&arg));
@@ -163,6 +173,7 @@ fn running_out_of_file_descriptors_fails_rotations_without_poisoning_the_log() {
 /// Item 7: `rm DIR/LOCK` under a running store does not let a second process in.
 #[test]
 fn a_second_process_is_refused_even_after_the_lock_file_is_deleted() {
+    let _serial = one_at_a_time();
     const TEST: &str = "a_second_process_is_refused_even_after_the_lock_file_is_deleted";
     if let Some(arg) = child_arg() {
         match EmbeddedStore::open(&arg) {
@@ -218,6 +229,7 @@ fn first_failed_write(store: &EmbeddedStore, what: &str) -> String {
 /// once a second).
 #[test]
 fn writes_fail_once_the_directory_is_deleted() {
+    let _serial = one_at_a_time();
     if child_arg().is_some() {
         return;
     }
@@ -238,6 +250,7 @@ fn writes_fail_once_the_directory_is_deleted() {
 /// now lock and open it): writes fail, saying its path leads to another directory.
 #[test]
 fn writes_fail_once_the_directory_is_replaced() {
+    let _serial = one_at_a_time();
     if child_arg().is_some() {
         return;
     }
@@ -284,6 +297,7 @@ impl Drop for Mounted {
 /// `a_small_volume_sizes_segments_to_the_space_there_is` covers it there.
 #[test]
 fn a_small_volume_takes_writes_past_the_first_segment() {
+    let _serial = one_at_a_time();
     if child_arg().is_some() {
         return;
     }
@@ -340,6 +354,7 @@ fn a_small_volume_takes_writes_past_the_first_segment() {
 /// open; one owned by another user is left as it is (a root process opens it).
 #[test]
 fn an_existing_directory_is_tightened_to_0700() {
+    let _serial = one_at_a_time();
     if child_arg().is_some() {
         return;
     }
@@ -375,6 +390,7 @@ fn an_existing_directory_is_tightened_to_0700() {
 /// names what is locked.
 #[test]
 fn a_second_store_in_one_process_is_refused_naming_the_lock() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("lock-here");
     let first = EmbeddedStore::open(&dir).unwrap();
     let Err(e) = EmbeddedStore::open(&dir) else {
@@ -397,6 +413,7 @@ fn a_second_store_in_one_process_is_refused_naming_the_lock() {
 /// that names the path (not only "Not a directory").
 #[test]
 fn an_io_error_at_open_names_the_path() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("io-at-open");
     let file = dir.join("not-a-dir");
     File::create(&file).unwrap();
@@ -423,6 +440,7 @@ fn an_io_error_at_open_names_the_path() {
 /// process exited first) and an open right after the drop was refused as locked.
 #[test]
 fn dropping_the_store_during_a_background_snapshot_shuts_it_down_at_once() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("drop-snapshot");
     let builder = || {
         EmbeddedStore::builder()
