@@ -110,7 +110,7 @@ pub use store::embedded::{
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use store::redis::{RedisStore, RedisStoreBuilder};
+pub use store::redis::{RedisStats, RedisStore, RedisStoreBuilder};
 pub use store::{Applied, Created, SessionStore};
 
 /// Entry points for the fuzz targets (`fuzz/`), built only under `cfg(fuzzing)` (which

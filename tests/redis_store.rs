@@ -603,6 +603,9 @@ async fn a_compare_and_set_that_loses_is_retried_and_keeps_every_change() {
         PER_NODE * nodes.len()
     );
     eprintln!("{retries} compare-and-set retries in {rounds} rounds");
+    // Each store counts the retries it made: together, every script run past one per apply.
+    let counted: u64 = nodes.iter().map(|n| n.stats().cas_retries).sum();
+    assert_eq!(counted, retries, "RedisStore::stats().cas_retries");
     server.kill();
 }
 
@@ -644,6 +647,24 @@ async fn bad_values_are_typed_errors() {
         .unwrap();
     let err = store.get("hash").await.expect_err("a hash");
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    // Every failure counted by its kind: 4 values, each read and applied to, and the 3 of
+    // them that are UTF-8 skipped by `all` (the one that is not is skipped before parsing).
+    let stats = store.stats();
+    assert_eq!(
+        (
+            stats.corrupt,
+            stats.other_errors,
+            stats.unavailable,
+            stats.timeouts
+        ),
+        (8 + 3, 1, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!((stats.reads, stats.writes), (5, 4), "{stats:?}");
+    assert!(
+        stats.walks >= 1 && stats.max_us >= stats.p50_us,
+        "{stats:?}"
+    );
     raw_clear(&mut conn, &prefix).await;
 }
 

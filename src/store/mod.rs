@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
 
 pub mod embedded;
+pub(crate) mod latency;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

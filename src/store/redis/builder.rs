@@ -131,6 +131,7 @@ impl RedisStoreBuilder {
                 scan_count: self.scan_count,
                 cas: Cas::new(),
                 locks: KeyLocks::default(),
+                stats: Default::default(),
             }),
         })
     }

@@ -86,6 +86,7 @@ mod reply;
 pub mod script;
 #[cfg(feature = "redis-sentinel")]
 mod sentinel;
+mod stats;
 #[cfg(feature = "redis-tls")]
 mod tls;
 
@@ -95,6 +96,7 @@ use limits::{Call, Timeouts};
 use locks::KeyLocks;
 use reply::{bytes_of, ceil_secs, glob_escape, liveness, parse, store_error, utf8, Liveness};
 use script::{Cas, CasOutcome};
+pub use stats::RedisStats;
 
 /// How long past its stored `cookie.expires` a key may live only because its TTL was rounded
 /// up to whole seconds. A key living longer than that was extended by a `touch`.
@@ -132,6 +134,8 @@ struct Inner {
     cas: Cas,
     /// Queues this process's `apply` calls per session (see [`locks`]).
     locks: KeyLocks,
+    /// What [`RedisStore::stats`] reports.
+    stats: stats::Counters,
 }
 
 impl fmt::Debug for RedisStore {
@@ -212,6 +216,19 @@ impl RedisStore {
         }
     }
 
+    /// The store's figures since it was built: calls by kind, errors by kind,
+    /// compare-and-set retries, latency percentiles (see [`RedisStats`]).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sessile::StoreError> {
+    /// let store = sessile::RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// println!("{}", serde_json::to_string(&store.stats()).unwrap());
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> RedisStats {
+        self.inner.stats.snapshot()
+    }
+
     /// The next connection (in turn, when there are several).
     fn conn(&self) -> Conn {
         let conns = &self.inner.conns;
@@ -247,10 +264,15 @@ impl RedisStore {
             };
             fut.await
         };
-        match tokio::time::timeout(limit, run).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(limit, run).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(limit)),
-        }
+        };
+        self.inner
+            .stats
+            .ended(call, started.elapsed(), result.as_ref().err());
+        result
     }
 
     async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -334,7 +356,10 @@ impl RedisStore {
             match outcome {
                 CasOutcome::Written => return Ok(Applied::Applied),
                 CasOutcome::Gone => return Ok(Applied::Missing),
-                CasOutcome::Conflict(now_stored) => stored = Some(utf8(key, now_stored)?),
+                CasOutcome::Conflict(now_stored) => {
+                    self.inner.stats.cas_retry();
+                    stored = Some(utf8(key, now_stored)?);
+                }
             }
         }
         Err(script::too_many_conflicts(key))
@@ -382,6 +407,7 @@ impl RedisStore {
                     if outcome == CasOutcome::Written {
                         return Ok(Created::Created);
                     }
+                    self.inner.stats.cas_retry();
                 }
             }
         }

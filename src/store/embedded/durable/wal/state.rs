@@ -78,7 +78,7 @@ pub(crate) struct Wal {
     /// Wakes the preparing thread.
     pub(super) prep_wake: Condvar,
     /// How long each sync took (statistics).
-    pub(super) sync_latency: crate::store::embedded::stats::Latencies,
+    pub(super) sync_latency: crate::store::latency::Latencies,
 }
 
 /// Where the log continues after recovery.
