@@ -45,6 +45,28 @@ impl Session {
             /// `touch_after`: the stored cookie replaced, fields untouched.
             Refresh(String, Changes),
         }
+        // For the `trace` event, evaluated only when it is enabled.
+        #[cfg(feature = "tracing")]
+        impl Step {
+            fn name(&self) -> &'static str {
+                match self {
+                    Step::Destroy(_) => "destroy",
+                    Step::Nothing => "nothing",
+                    Step::Write(WriteOp::Set { .. }) => "set",
+                    Step::Write(WriteOp::Apply { .. }) => "apply",
+                    Step::Touch(..) => "touch",
+                    Step::Refresh(..) => "refresh",
+                }
+            }
+
+            fn id(&self) -> &str {
+                match self {
+                    Step::Nothing => "",
+                    Step::Destroy(id) | Step::Touch(id, _) | Step::Refresh(id, _) => id,
+                    Step::Write(WriteOp::Set { id, .. } | WriteOp::Apply { id, .. }) => id,
+                }
+            }
+        }
         let step = {
             let mut st = self.inner.state.lock();
             if !st.present {
@@ -84,23 +106,12 @@ impl Session {
                 }
             }
         };
-        #[cfg(feature = "tracing")]
-        {
-            let (what, id) = match &step {
-                Step::Destroy(id) => ("destroy", id.as_str()),
-                Step::Nothing => ("nothing", ""),
-                Step::Write(WriteOp::Set { id, .. }) => ("set", id.as_str()),
-                Step::Write(WriteOp::Apply { id, .. }) => ("apply", id.as_str()),
-                Step::Touch(id, _) => ("touch", id.as_str()),
-                Step::Refresh(id, _) => ("refresh", id.as_str()),
-            };
-            crate::events::event!(
-                trace,
-                commit = what,
-                id = crate::events::short_id(id),
-                "session committed"
-            );
-        }
+        crate::events::event!(
+            trace,
+            commit = step.name(),
+            id = crate::events::short_id(step.id()),
+            "session committed"
+        );
         match step {
             Step::Destroy(id) => {
                 config.store.destroy(&id).await?;

@@ -109,24 +109,26 @@ impl Core {
                 .flat_map(move |s| s.live_copy(now))
                 .inspect(|_| sessions.set(sessions.get() + 1))
         });
-        if let Ok(cut) = &taken {
-            *d.last_snapshot.lock() = Some(crate::SnapshotStats {
-                cut: *cut,
-                at_ms: clock::now_ms(),
-                sessions: sessions.get(),
-                bytes: d.snapshot_size(*cut),
-                took_ms: started.elapsed().as_millis() as u64,
-            });
-        }
         match &taken {
-            Ok(cut) => crate::events::event!(
-                info,
-                dir = %d.dir.display(),
-                cut,
-                sessions = sessions.get(),
-                ms = started.elapsed().as_millis() as u64,
-                "snapshot taken"
-            ),
+            Ok((cut, bytes)) => {
+                let last = crate::SnapshotStats {
+                    cut: *cut,
+                    at_ms: clock::now_ms(),
+                    sessions: sessions.get(),
+                    bytes: *bytes,
+                    took_ms: started.elapsed().as_millis() as u64,
+                };
+                crate::events::event!(
+                    info,
+                    dir = %d.dir.display(),
+                    cut,
+                    sessions = last.sessions,
+                    bytes,
+                    ms = last.took_ms,
+                    "snapshot taken"
+                );
+                *d.last_snapshot.lock() = Some(last);
+            }
             Err(e) => crate::events::event!(
                 error,
                 dir = %d.dir.display(),
@@ -134,7 +136,7 @@ impl Core {
                 "snapshot failed: the previous snapshot and the log are kept"
             ),
         }
-        Ok(Some(taken?))
+        Ok(Some(taken?.0))
     }
 
     /// The sweeper's pass: due buckets only (loom models have no sweeper).

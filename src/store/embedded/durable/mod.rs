@@ -147,8 +147,8 @@ impl Durable {
 
     /// Takes a snapshot: cuts the log, writes the entries `collect` yields (it is called after
     /// the cut), reads the new file back and checks it, then removes what it made redundant.
-    /// Returns the cut. When nothing was logged since the newest snapshot, that one is the
-    /// snapshot: nothing is written.
+    /// Returns the cut and the snapshot's size in bytes. When nothing was logged since the
+    /// newest snapshot, that one is the snapshot: nothing is written.
     ///
     /// With two snapshots kept (the default), the previous snapshot and the log from its cut
     /// stay, so a newest snapshot damaged later still falls back to the previous one with
@@ -156,7 +156,10 @@ impl Durable {
     /// one is synced, renamed, its directory synced and read back valid, nothing is removed:
     /// a crash at any point leaves a complete state behind (see `docs/FORMAT.md`,
     /// "Snapshots").
-    pub(crate) fn snapshot<I, K>(&self, collect: impl FnOnce() -> I) -> Result<u64, StoreError>
+    pub(crate) fn snapshot<I, K>(
+        &self,
+        collect: impl FnOnce() -> I,
+    ) -> Result<(u64, u64), StoreError>
     where
         I: Iterator<Item = (K, Record, i64)>,
         K: AsRef<str>,
@@ -166,22 +169,21 @@ impl Durable {
         // Like the log's own count, the earlier processes' bytes start over at the cut.
         self.carried.store(0, Ordering::Release);
         let existing = snapshot::snapshot_name(cut);
-        if self.storage.list(&self.dir)?.contains(&existing)
-            && self
-                .storage
-                .read(&self.dir.join(&existing))
-                .ok()
-                .and_then(|b| snapshot::verify(self.dir.join(&existing), b.bytes()).ok())
-                == Some(cut)
-        {
-            // Nothing was logged since this snapshot was taken, and it reads back valid (a
-            // damaged one of the same cut, which recovery skipped, is written anew).
-            return Ok(cut);
+        if self.storage.list(&self.dir)?.contains(&existing) {
+            let path = self.dir.join(&existing);
+            if let Ok(b) = self.storage.read(&path) {
+                if snapshot::verify(&path, b.bytes()).ok() == Some(cut) {
+                    // Nothing was logged since this snapshot was taken, and it reads back
+                    // valid (a damaged one of the same cut, which recovery skipped, is
+                    // written anew).
+                    return Ok((cut, b.bytes().len() as u64));
+                }
+            }
         }
         // The cut's segments must be durable before the snapshot that relies on them.
         self.wal.sync_now().map_err(StoreError::Poisoned)?;
         snapshot::write(&*self.storage, &self.dir, cut, collect())?;
-        self.read_back(cut)?;
+        let bytes = self.read_back(cut)?;
         let mut older: Vec<u64> = self
             .storage
             .list(&self.dir)?
@@ -205,34 +207,30 @@ impl Durable {
         } else if let Some(&previous) = older.first() {
             self.wal.remove_segments_through(previous)?;
         }
-        Ok(cut)
-    }
-
-    /// The size on disk of the snapshot of `cut` (0 if it cannot be read).
-    pub(crate) fn snapshot_size(&self, cut: u64) -> u64 {
-        self.storage
-            .read(&self.dir.join(snapshot::snapshot_name(cut)))
-            .map_or(0, |b| b.bytes().len() as u64)
+        Ok((cut, bytes))
     }
 
     /// Reads the snapshot just written for `cut` back and checks it whole; one that does not
     /// check out is removed (the previous snapshot and the log from it stay) and reported.
-    fn read_back(&self, cut: u64) -> Result<(), StoreError> {
+    fn read_back(&self, cut: u64) -> Result<u64, StoreError> {
         let path = self.dir.join(snapshot::snapshot_name(cut));
         let checked = self
             .storage
             .read(&path)
             .map_err(StoreError::from)
-            .and_then(|bytes| snapshot::verify(&path, bytes.bytes()));
+            .and_then(|bytes| {
+                let seq = snapshot::verify(&path, bytes.bytes())?;
+                Ok((seq, bytes.bytes().len() as u64))
+            });
         let kept = "the new snapshot did not read back valid, the previous one is kept";
         let c = match checked {
-            Ok(seq) if seq == cut => return Ok(()),
+            Ok((seq, len)) if seq == cut => return Ok(len),
             Err(StoreError::Corrupt(mut c)) => {
                 c.reason = format!("{kept}: {}", c.reason);
                 c
             }
             Err(e) => Corruption::new(Corrupted::Snapshot, format!("{kept}: {e}")).at(&path, None),
-            Ok(seq) => Corruption::new(
+            Ok((seq, _)) => Corruption::new(
                 Corrupted::Snapshot,
                 format!("{kept}: it reads back as cut {seq}"),
             )
