@@ -159,8 +159,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     run(Args::parse(), shutdown::signal()).await
 }
 
-/// Serves the demo until `stop` completes, then lets in-flight requests finish and drops the
-/// store: a durable store syncs its log and removes its prepared segment.
+/// Serves the demo until `stop` completes, then lets in-flight requests finish and closes the
+/// store: a durable store syncs its log, removes its prepared segment and releases its
+/// directory.
 async fn run(
     args: Args,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -169,8 +170,8 @@ async fn run(
         eprintln!("warning: SESSION_SECRET is not set; using a development secret");
         "thisismysecrctekeyfhrgfgrfrty84fwir767".to_owned()
     });
-    // The embedded store, kept for `/stats`.
-    let mut embedded = None;
+    // The embedded store, kept for `/stats` and the clean shutdown.
+    let mut embedded: Option<EmbeddedStore> = None;
     let store: Arc<dyn SessionStore> = if let Some(url) = &args.redis {
         redis_store(url).await?
     } else if args.memory {
@@ -194,6 +195,7 @@ async fn run(
         )
         .build()?;
 
+    let closing = embedded.clone();
     let app = Router::new()
         .route("/", get(index))
         .route("/login", post(login))
@@ -214,7 +216,10 @@ async fn run(
         );
 
     shutdown::serve(&args.addr, app, stop).await?;
-    // `serve` has dropped the app, and with it the layer's store: the log is synced.
+    // The clean shutdown, whoever still holds a handle of the store.
+    if let Some(store) = closing {
+        store.close()?;
+    }
     Ok(())
 }
 

@@ -48,6 +48,10 @@ pub enum StoreError {
     /// Any other failure of a store's backend.
     #[error("session store error: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The store was closed ([`EmbeddedStore::close`](crate::EmbeddedStore::close)): it
+    /// refuses writes; reads still serve.
+    #[error("the session store is closed")]
+    Closed,
 }
 
 impl StoreError {

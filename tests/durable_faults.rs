@@ -477,3 +477,47 @@ fn dropping_the_store_during_a_background_snapshot_shuts_it_down_at_once() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(refused.is_empty(), "{refused:#?}");
 }
+
+/// `close` is the clean shutdown whichever handles still exist (an actix worker's `App`
+/// torn down at exit without running drops): the log is synced, the prepared segment
+/// removed, the directory unlocked; the handle still held refuses writes and snapshots and
+/// serves reads; a second `close` changes nothing.
+#[test]
+fn close_shuts_the_store_down_while_another_handle_still_holds_it() {
+    let _serial = one_at_a_time();
+    let dir = temp_dir("close");
+    let store = EmbeddedStore::builder()
+        .sweep_interval(None)
+        .fsync(FsyncPolicy::Never)
+        .open(&dir)
+        .unwrap();
+    let held = store.clone();
+    for i in 0..1_000 {
+        store.set_now(&format!("s{i}"), &record(32)).unwrap();
+    }
+    store.close().unwrap();
+    assert!(
+        !dir.join("wal-next.prep").exists(),
+        "the prepared segment is still there after close"
+    );
+    let e = held.set_now("late", &record(1)).unwrap_err();
+    assert!(matches!(e, sessile::StoreError::Closed), "{e}");
+    let e = held.snapshot().unwrap_err();
+    assert!(matches!(e, sessile::StoreError::Closed), "{e}");
+    assert!(held.get_now("s999").is_some(), "a read after close");
+    assert!(
+        held.get_now("late").is_none(),
+        "a refused write is not served"
+    );
+    held.close().unwrap();
+
+    // Unlocked while `held` is alive, and every acknowledged write is on disk (`Never`
+    // syncs only at the clean shutdown).
+    let reopened = EmbeddedStore::builder()
+        .sweep_interval(None)
+        .open(&dir)
+        .unwrap_or_else(|e| panic!("the directory does not reopen after close: {e}"));
+    assert_eq!(reopened.stats().sessions, 1_000);
+    drop((store, held, reopened));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -107,7 +107,8 @@ fn key() -> Result<Key, Box<dyn std::error::Error>> {
     Key::try_from(secret.as_bytes()).map_err(|_| "SESSION_KEY must be 64 bytes or more".into())
 }
 
-/// Serves the app until `stop` completes; then the store is dropped, which syncs its log.
+/// Serves the app until `stop` completes; then closes the store, which syncs its log and
+/// releases its directory.
 async fn run(
     args: Args,
     stop: impl std::future::Future<Output = ()> + 'static,
@@ -147,8 +148,9 @@ async fn run(
         handle.stop(true).await;
     });
     server.await?;
-    // The workers have dropped their handles; this drop shuts the store down.
-    drop(store);
+    // A worker's `App` may still hold a handle, torn down at exit without its drop running:
+    // `close` shuts the store down whoever holds one.
+    store.close()?;
     Ok(())
 }
 

@@ -187,7 +187,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     run(Args::parse(), shutdown::signal()).await
 }
 
-/// Serves the app until `stop` completes; then the store is dropped, which syncs its log.
+/// Serves the app until `stop` completes; then closes the store, which syncs its log and
+/// releases its directory.
 async fn run(
     args: Args,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -198,7 +199,7 @@ async fn run(
         args.dir.display(),
         store.len().await?
     );
-    let session_layer = SessionManagerLayer::new(store)
+    let session_layer = SessionManagerLayer::new(store.clone())
         // The cookie is sent over plain HTTP here; behind TLS, leave it secure (the default).
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(Duration::days(1)));
@@ -213,6 +214,8 @@ async fn run(
         .layer(auth_layer);
 
     shutdown::serve(&args.addr, app, stop).await?;
+    // The clean shutdown, even if a handle outlives the server.
+    store.close()?;
     Ok(())
 }
 

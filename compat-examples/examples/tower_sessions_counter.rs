@@ -57,8 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     run(Args::parse(), shutdown::signal()).await
 }
 
-/// Serves the counter until `stop` completes; then the store is dropped, which syncs its
-/// log.
+/// Serves the counter until `stop` completes; then closes the store, which syncs its log and
+/// releases its directory.
 async fn run(
     args: Args,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -69,13 +69,15 @@ async fn run(
         args.dir.display(),
         store.len().await?
     );
-    let session_layer = SessionManagerLayer::new(store)
+    let session_layer = SessionManagerLayer::new(store.clone())
         // The cookie is sent over plain HTTP here; behind TLS, leave it secure (the default).
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(Duration::seconds(10 * 60)));
     let app = Router::new().route("/", get(handler)).layer(session_layer);
 
     shutdown::serve(&args.addr, app, stop).await?;
+    // The clean shutdown, even if a handle outlives the server.
+    store.close()?;
     Ok(())
 }
 

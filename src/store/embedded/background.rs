@@ -21,7 +21,7 @@ const SNAPSHOT_CHECK: Duration = Duration::from_millis(100);
 #[derive(Debug, Default)]
 pub(super) struct Background {
     stop: Arc<Stop>,
-    threads: Vec<thread::Handle>,
+    threads: Mutex<Vec<thread::Handle>>,
 }
 
 /// The stop signal the threads sleep on.
@@ -108,17 +108,24 @@ impl Background {
         // Without a thread, writes still sweep, reads still never see expired sessions, and
         // `EmbeddedStore::snapshot` still compacts the log.
         if let Ok(t) = thread::spawn(name, move || body(&stop, weak)) {
-            self.threads.push(t);
+            self.threads.lock().push(t);
+        }
+    }
+
+    /// Wakes the threads and waits until they have ended (a snapshot under way included).
+    /// Later calls return at once.
+    pub(super) fn stop(&self) {
+        *self.stop.stopped.lock() = true;
+        self.stop.wake.notify_all();
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            t.join();
         }
     }
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        *self.stop.stopped.lock() = true;
-        self.stop.wake.notify_all();
-        for t in self.threads.drain(..) {
-            t.join();
-        }
+        self.stop();
     }
 }

@@ -226,7 +226,7 @@ impl EmbeddedStoreBuilder {
         background.sweeper(&core, self.sweep_interval);
         background.snapshotter(&core, self.durable.snapshot_interval);
         EmbeddedStore {
-            _background: Arc::new(background),
+            background: Arc::new(background),
             core,
         }
     }

@@ -38,7 +38,7 @@ const SWEEP_BUDGET: usize = 256;
 pub struct EmbeddedStore {
     /// The background threads, stopped and joined when the last handle is dropped. Declared
     /// (so dropped) before `core`: the store's shutdown (`Durable`'s drop) then runs here.
-    pub(super) _background: Arc<Background>,
+    pub(super) background: Arc<Background>,
     pub(super) core: Arc<Core>,
 }
 
@@ -260,6 +260,48 @@ impl EmbeddedStore {
     /// newest snapshot, nothing is written and its cut is returned.
     pub fn snapshot(&self) -> Result<Option<u64>, StoreError> {
         self.core.snapshot()
+    }
+
+    /// Shuts the store down now, whichever handles of it still exist: stops its background
+    /// threads (waiting for a snapshot under way), and for a durable store syncs the log
+    /// (under every [`FsyncPolicy`](crate::FsyncPolicy)), removes the prepared segment and
+    /// releases the directory's lock, so another process (or this one) can open it.
+    /// Afterwards a durable store refuses writes and snapshots with
+    /// [`StoreError::Closed`] and still serves reads; a store in memory keeps serving,
+    /// without its sweeper. Later calls do nothing more.
+    ///
+    /// Dropping the last handle does the same; `close` is for when a handle may outlive
+    /// the server (a worker thread of a framework that is torn down at exit, a clone kept
+    /// in a static): call it after the server has stopped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore, StoreError};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("sessile-doc-close-{}", std::process::id()));
+    /// let store = EmbeddedStore::open(&dir)?;
+    /// let kept = store.clone(); // say, in a worker that has not exited yet
+    /// store.set("sid", &Record::default()).await?;
+    /// store.close()?;
+    /// assert!(matches!(kept.set("other", &Record::default()).await, Err(StoreError::Closed)));
+    /// assert!(kept.get("sid").await?.is_some());
+    /// // The directory is free again.
+    /// let reopened = EmbeddedStore::open(&dir)?;
+    /// assert!(reopened.get("sid").await?.is_some());
+    /// # drop((store, kept, reopened));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The final sync failed ([`StoreError::Poisoned`]): writes acknowledged under
+    /// `EverySec` or `Never` since the last sync may not be on disk.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.background.stop();
+        match &self.core.durable {
+            Some(d) => d.close(),
+            None => Ok(()),
+        }
     }
 
     /// Syncs the log now, whatever the fsync policy (durable stores only).

@@ -89,7 +89,8 @@ pub(crate) struct Durable {
     /// How old the newest snapshot was at open (or, with none, the log's oldest segment):
     /// where the snapshot clock starts.
     age_at_open: Option<Duration>,
-    _lock: Option<Box<dyn Send + Sync>>,
+    /// The directory's lock, released by [`Durable::close`].
+    lock: Mutex<Option<Box<dyn Send + Sync>>>,
     /// The last snapshot this process took (statistics).
     pub(crate) last_snapshot: Mutex<Option<crate::SnapshotStats>>,
 }
@@ -139,7 +140,7 @@ impl Durable {
                 last_snapshot: Mutex::new(None),
                 carried: AtomicU64::new(report.replayed_bytes),
                 age_at_open,
-                _lock: lock,
+                lock: Mutex::new(lock),
             },
             report,
         ))
@@ -265,18 +266,14 @@ impl Durable {
             .map(|_| ())
             .map_err(StoreError::Poisoned)
     }
-}
 
-/// Starts a thread of the log's, named `name`, running `body` on it (under loom, none: the
-/// models drive the log's rounds themselves).
-fn log_thread(wal: &Arc<Wal>, name: &str, body: fn(&Wal)) -> std::io::Result<thread::Handle> {
-    let w = wal.clone();
-    thread::spawn(name, move || body(&w))
-}
-
-impl Drop for Durable {
-    fn drop(&mut self) {
-        // A clean shutdown syncs under every policy.
+    /// The clean shutdown: waits for a snapshot under way, refuses later writes and
+    /// snapshots ([`StoreError::Closed`]), stops the log's threads, removes the prepared
+    /// segment, syncs the log (under every policy) and releases the directory's lock.
+    /// Reports the final sync's failure; later calls do nothing more and report it again.
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        let _no_snapshot = self.snapshotting.lock();
+        self.wal.close();
         self.wal.shutdown();
         if let Some(t) = self.syncer.lock().take() {
             t.join();
@@ -285,5 +282,22 @@ impl Drop for Durable {
             t.join();
         }
         self.wal.discard_prepared();
+        let synced = self.flush();
+        drop(self.lock.lock().take());
+        synced
     }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        // The failure was an error event when the sync failed (the log's poisoning).
+        let _ = self.close();
+    }
+}
+
+/// Starts a thread of the log's, named `name`, running `body` on it (under loom, none: the
+/// models drive the log's rounds themselves).
+fn log_thread(wal: &Arc<Wal>, name: &str, body: fn(&Wal)) -> std::io::Result<thread::Handle> {
+    let w = wal.clone();
+    thread::spawn(name, move || body(&w))
 }

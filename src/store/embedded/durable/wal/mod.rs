@@ -98,6 +98,7 @@ impl Wal {
                 segments,
                 bytes_since_cut: 0,
                 dir_dirty: false,
+                closed: false,
             }),
             synced_seq: AtomicU64::new(resume.seq),
             syncing: Mutex::new(()),
@@ -174,6 +175,9 @@ impl Wal {
 
     fn append_unsealed(&self, rec: &format::Unsealed, buf: &mut [u8]) -> Result<u64, StoreError> {
         let mut st = self.state.lock();
+        if st.closed {
+            return Err(StoreError::Closed);
+        }
         let seq = st.seq + 1;
         rec.seal(buf, seq, self.synced_seq.load(Ordering::Acquire));
         self.append_encoded(&mut st, seq, buf)?;
@@ -243,6 +247,12 @@ impl Wal {
             writes_waiting: self.waiters.lock().list.len(),
             poisoned: self.is_poisoned.load(Ordering::Acquire),
         }
+    }
+
+    /// Refuses every later append and cut: an append either finished before (and the final
+    /// sync covers it) or fails with [`StoreError::Closed`].
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
     }
 
     /// At a clean shutdown, once the log's threads have stopped: drops the prepared segment

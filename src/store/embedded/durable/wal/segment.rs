@@ -195,12 +195,18 @@ impl Wal {
         // rotation below is a swap.
         {
             let mut st = self.state.lock();
+            if st.closed {
+                return Err(StoreError::Closed);
+            }
             if st.active.pos > SEGMENT_HEADER && matches!(st.next, Next::Idle) {
                 st.next = Next::Wanted;
             }
         }
         self.prepare_pending();
         let mut st = self.state.lock();
+        if st.closed {
+            return Err(StoreError::Closed);
+        }
         let seq = st.seq;
         if st.active.pos > SEGMENT_HEADER {
             self.rotate(&mut st, seq + 1, 0)?;

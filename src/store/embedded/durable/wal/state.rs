@@ -48,6 +48,9 @@ pub(super) struct State {
     pub(super) bytes_since_cut: u64,
     /// A segment was created since the last sync: the directory must be synced too.
     pub(super) dir_dirty: bool,
+    /// The store was closed: every later append and cut is refused
+    /// ([`StoreError::Closed`](crate::StoreError::Closed)).
+    pub(super) closed: bool,
 }
 
 pub(super) struct Waiters {
