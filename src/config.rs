@@ -3,31 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::Response;
-use http_body_util::Full;
-
 use crate::error::Error;
 use crate::id::{self, GenId, RequestHead};
+use crate::layer::ErrorHandler;
 use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
 use crate::record::CookieRecord;
 use crate::session_cookie::SessionCookie;
 use crate::store::SessionStore;
-
-/// Builds the response sent when a session operation fails in the layer (the store is down,
-/// a record is corrupt). The default sends `500 Internal Server Error` with no `Set-Cookie`.
-///
-/// ```
-/// use bytes::Bytes;
-/// use http_body_util::Full;
-///
-/// let handler: sessile::ErrorHandler = std::sync::Arc::new(|err| {
-///     http::Response::new(Full::new(Bytes::from(format!("try again: {err}"))))
-/// });
-/// let res = handler(&sessile::Error::NoSession);
-/// assert_eq!(res.status(), http::StatusCode::OK);
-/// ```
-pub type ErrorHandler = Arc<dyn Fn(&Error) -> Response<Full<Bytes>> + Send + Sync>;
 
 /// The resolved configuration shared by the layer, its services and every session.
 pub(crate) struct Config {
@@ -45,7 +27,8 @@ pub(crate) struct Config {
     pub(crate) touch_after: Option<std::time::Duration>,
     pub(crate) save_uninitialized: bool,
     pub(crate) unset: Unset,
-    pub(crate) on_error: ErrorHandler,
+    /// `on_error`; `None`: the default generic `500`.
+    pub(crate) on_error: Option<ErrorHandler>,
 }
 
 impl Config {
@@ -81,15 +64,4 @@ pub(crate) fn new_cookie(options: &CookieOptions, secure: bool) -> Result<Cookie
     let record = options.new_record(secure);
     crate::cookie::check(&record).map_err(Error::Cookie)?;
     Ok(record)
-}
-
-/// The default [`ErrorHandler`]: `500 Internal Server Error`, plain text.
-pub(crate) fn default_error_response(_: &Error) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(b"Internal Server Error")));
-    *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
 }

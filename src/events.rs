@@ -23,6 +23,15 @@ macro_rules! event {
 }
 pub(crate) use event;
 
+/// Whether an `error` event of sessile's would be recorded (a cheap check of the
+/// callsite's interest; always `false` without the `tracing` feature).
+pub(crate) fn errors_enabled() -> bool {
+    #[cfg(feature = "tracing")]
+    return ::tracing::enabled!(target: "sessile", ::tracing::Level::ERROR);
+    #[cfg(not(feature = "tracing"))]
+    false
+}
+
 /// The first characters of a session id, enough to tell sessions apart in a log and too few
 /// to use one (an id is 32 characters of base64url).
 #[cfg(feature = "tracing")]
@@ -130,9 +139,32 @@ pub(crate) fn captured<T>(f: impl FnOnce() -> T) -> (T, String) {
         .with_ansi(false)
         .without_time()
         .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
+    every_thread_has_a_subscriber();
+    let out = tracing::subscriber::with_default(subscriber, || {
+        // A callsite first reached by a test without a subscriber, while this one was being
+        // set, may keep the interest of "no subscriber" (never): recomputed here.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
     (out, text)
+}
+
+/// Installs, once, a global subscriber that keeps nothing but is interested in every
+/// event, so that no callsite is ever cached as "never" by a thread without a subscriber of
+/// its own while another test captures events (tracing caches a callsite's interest when it
+/// is first reached).
+#[cfg(all(test, feature = "tracing"))]
+fn every_thread_has_a_subscriber() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let sink = tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        // Fails only when another global subscriber was set first, which is as good.
+        let _ = tracing::subscriber::set_global_default(sink);
+    });
 }
 
 #[cfg(test)]

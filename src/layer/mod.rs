@@ -15,11 +15,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::Response;
-use http_body_util::Full;
-
-use crate::config::{default_error_response, Config};
+use crate::config::Config;
 use crate::error::{ConfigError, Error};
 use crate::id::{GenId, RequestHead};
 use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
@@ -29,9 +25,11 @@ use crate::signing::Secrets;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::SessionStore;
 
+mod on_error;
 mod service;
 
-pub use crate::config::ErrorHandler;
+pub(crate) use on_error::{internal_server_error, original_uri};
+pub use on_error::{ErrorBody, ErrorHandler, IntoErrorResponse, RequestLine};
 pub use service::{ResponseBody, ResponseFuture, SessionService};
 
 /// The session middleware. Build it with [`SessionLayer::builder`].
@@ -342,25 +340,42 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// The response sent when the store fails (default: `500`, no `Set-Cookie`).
+    /// The response sent when a session operation fails in the layer: the store is down or
+    /// refuses a write, a cookie cannot be written (default: `500 Internal Server Error`, a
+    /// generic body, no `Set-Cookie`; the error goes to `tracing`). The function gets the
+    /// error and the request's [`RequestLine`], and returns anything that
+    /// [turns into a response](IntoErrorResponse): under the `axum` feature, any
+    /// `IntoResponse`. No cookie of the handler's response is kept.
+    ///
+    /// One function can answer the layer's errors and a handler's own: the handler takes
+    /// the [`RequestLine`] extractor and calls it on the error.
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::Full;
-    /// let layer = sessile::SessionLayer::builder()
-    ///     .secret("s")
-    ///     .on_error(|err| {
-    ///         let mut res = http::Response::new(Full::new(Bytes::from(format!("try again: {err}"))));
-    ///         *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-    ///         res
-    ///     })
-    ///     .build();
+    /// use axum::{http::StatusCode, response::{IntoResponse, Response}, routing::get, Router};
+    /// use sessile::{RequestLine, Session, SessionLayer};
+    ///
+    /// fn session_error(err: &sessile::Error, req: &RequestLine) -> Response {
+    ///     eprintln!("{} {}: {err}", req.method(), req.path()); // or tracing::error!
+    ///     (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "try again").into_response()
+    /// }
+    ///
+    /// async fn views(session: Session, req: RequestLine) -> Result<String, Response> {
+    ///     let n: u64 = session.get("views").map_err(|e| session_error(&e, &req))?.unwrap_or(0);
+    ///     session.insert("views", n + 1).map_err(|e| session_error(&e, &req))?;
+    ///     Ok(format!("{} views", n + 1))
+    /// }
+    ///
+    /// let layer = SessionLayer::builder().secret("s").on_error(session_error).build().unwrap();
+    /// let app: Router = Router::new().route("/", get(views)).layer(layer);
     /// ```
-    pub fn on_error(
-        mut self,
-        f: impl Fn(&Error) -> Response<Full<Bytes>> + Send + Sync + 'static,
-    ) -> Self {
-        self.on_error = Some(Arc::new(f));
+    pub fn on_error<F, R>(mut self, f: F) -> Self
+    where
+        F: Fn(&Error, &RequestLine) -> R + Send + Sync + 'static,
+        R: IntoErrorResponse,
+    {
+        self.on_error = Some(Arc::new(move |err: &Error, req: &RequestLine| {
+            f(err, req).into_error_response()
+        }));
         self
     }
 
@@ -405,9 +420,7 @@ impl SessionLayerBuilder {
                 touch_after: self.touch_after,
                 save_uninitialized: self.save_uninitialized,
                 unset: self.unset,
-                on_error: self
-                    .on_error
-                    .unwrap_or_else(|| Arc::new(default_error_response)),
+                on_error: self.on_error,
             }),
         })
     }

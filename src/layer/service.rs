@@ -5,9 +5,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Full};
+use http_body_util::Either;
 use tower_service::Service;
 
 use crate::config::Config;
@@ -16,9 +15,11 @@ use crate::id::RequestHead;
 use crate::options::{CookieOptions, IsSecure, Proxy};
 use crate::session::Session;
 
+use super::{ErrorBody, RequestLine};
+
 /// The response body of a [`SessionService`]: the application's body, or the error
 /// handler's.
-pub type ResponseBody<B> = Either<B, Full<Bytes>>;
+pub type ResponseBody<B> = Either<B, ErrorBody>;
 
 /// The future of a [`SessionService`] call.
 pub type ResponseFuture<B, E> =
@@ -78,6 +79,10 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     let (mut parts, body) = req.into_parts();
+    // The request line an `on_error` handler is given and the error event names; kept only
+    // when one of them can use it.
+    let line = (config.on_error.is_some() || crate::events::errors_enabled())
+        .then(|| RequestLine::from_parts(&parts));
     let head = config
         .keeps_head()
         .then(|| Arc::new(RequestHead::from_parts(&parts)));
@@ -94,7 +99,7 @@ where
     let cookie_id = config.session_cookie.read(&parts.headers);
     let session = match load(&config, cookie_id, &options, secure, head).await {
         Ok(s) => s,
-        Err(e) => return Ok(error_response(&config, &e)),
+        Err(e) => return Ok(error_response(&config, &e, line.as_ref())),
     };
     drop(options);
     parts.extensions.insert(session.clone());
@@ -113,7 +118,7 @@ where
             Ok(res.map(Either::Left))
         }
         Ok(None) => Ok(res.map(Either::Left)),
-        Err(e) => Ok(error_response(&config, &e)),
+        Err(e) => Ok(error_response(&config, &e, line.as_ref())),
     }
 }
 
@@ -158,24 +163,29 @@ async fn load(
     Session::generate(config.clone(), cookie_id, options, secure, head)
 }
 
-fn error_response<B>(config: &Config, e: &Error) -> Response<ResponseBody<B>> {
+fn error_response<B>(
+    config: &Config,
+    e: &Error,
+    line: Option<&RequestLine>,
+) -> Response<ResponseBody<B>> {
     crate::events::event!(
         error,
         error = %e,
         kind = ?e,
+        method = line.map(|l| l.method().as_str()),
+        path = line.map(RequestLine::path),
         "a session error was turned into the error handler's response"
     );
-    (config.on_error)(e).map(Either::Right)
+    let res = match (&config.on_error, line) {
+        (Some(handler), Some(line)) => handler(e, line),
+        _ => super::internal_server_error(),
+    };
+    res.map(Either::Right)
 }
 
-/// The request's path as the client sent it: express checks `cookie.path` against
-/// `req.originalUrl`, and axum's `Router::nest` strips its prefix before inner layers run.
+/// The request's path as the client sent it (see [`super::original_uri`]).
 fn original_path(parts: &http::request::Parts) -> &str {
-    #[cfg(feature = "axum")]
-    if let Some(axum::extract::OriginalUri(uri)) = parts.extensions.get() {
-        return uri.path();
-    }
-    parts.uri.path()
+    super::original_uri(parts).path()
 }
 
 /// express-session's `issecure(req, trustProxy)`.
