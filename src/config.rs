@@ -9,6 +9,8 @@ use http_body_util::Full;
 
 use crate::error::Error;
 use crate::id::{self, GenId, RequestHead};
+use crate::layer::lifetime::MaxLifetime;
+use crate::layer::strict::{Counters, UnknownIdHook};
 use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
 use crate::record::CookieRecord;
 use crate::session_cookie::SessionCookie;
@@ -46,6 +48,13 @@ pub(crate) struct Config {
     pub(crate) save_uninitialized: bool,
     pub(crate) unset: Unset,
     pub(crate) on_error: ErrorHandler,
+    /// `max_lifetime`: the absolute timeout (`None`: none, as express).
+    pub(crate) max_lifetime: Option<MaxLifetime>,
+    /// `renew_grace`: how long an old id resolves to its renewed session (`None`: the old
+    /// id ends at once, as express).
+    pub(crate) renew_grace: Option<std::time::Duration>,
+    pub(crate) on_unknown_id: Option<UnknownIdHook>,
+    pub(crate) counters: Counters,
 }
 
 impl Config {

@@ -98,7 +98,8 @@ pub use error::{
     ConfigError, Corrupted, Corruption, Error, IdError, OpenError, Poison, PoisonCause, StoreError,
 };
 pub use layer::{
-    ErrorHandler, ResponseBody, ResponseFuture, SessionLayer, SessionLayerBuilder, SessionService,
+    ErrorHandler, LayerStats, MaxLifetime, ResponseBody, ResponseFuture, SessionLayer,
+    SessionLayerBuilder, SessionService, UnknownId, UnknownIdKind, MAX_RENEW_GRACE,
 };
 pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset};
 pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};

@@ -27,6 +27,7 @@ mod commit;
 mod cookie;
 mod fields;
 mod lifecycle;
+pub(crate) mod renewal;
 pub(crate) mod reserved;
 mod state;
 
@@ -284,7 +285,7 @@ impl Session {
 
     /// A reserved field's value (`None` when absent or not JSON sessile can read), for the
     /// layer.
-    #[allow(dead_code)] // until the layer's features use it
+    #[allow(dead_code)] // for the layer's features that read one back (sign-out everywhere)
     pub(crate) fn reserved(&self, key: &str) -> Result<Option<Value>, Error> {
         debug_assert!(reserved::is_reserved(key));
         self.with(|st| Ok(st.fields.value(key).ok().flatten()))
@@ -292,7 +293,7 @@ impl Session {
 
     /// Sets (`Some`) or removes (`None`) a reserved field, for the layer. A change counts
     /// as a modification of the session, as any field's does.
-    #[allow(dead_code)] // until the layer's features use it
+    #[allow(dead_code)] // for the layer's features that set one (sign-out everywhere)
     pub(crate) fn set_reserved(&self, key: &str, value: Option<Value>) -> Result<(), Error> {
         debug_assert!(reserved::is_reserved(key));
         self.with(|st| st.set_reserved(key, value))

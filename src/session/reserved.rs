@@ -6,9 +6,6 @@
 //! them; the layer reads and writes them through `Session::reserved`/`set_reserved`. The keys
 //! and their JSON types are listed in docs/FORMAT.md ("Reserved keys").
 
-// Until every key has its feature in the layer.
-#![allow(dead_code)]
-
 /// The prefix of every reserved field name.
 pub(crate) const PREFIX: &str = "__sessile_";
 

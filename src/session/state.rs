@@ -114,7 +114,6 @@ impl State {
     }
 
     /// Sets (`Some`) or removes (`None`) a reserved field; no write when it already is so.
-    #[allow(dead_code)] // until the layer's features use it
     pub(super) fn set_reserved(
         &mut self,
         key: &str,
@@ -135,6 +134,17 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Sets the creation time (`max_lifetime`) of a session saved without one: new, or
+    /// written by Node or an older sessile.
+    fn stamp_created(&mut self) -> Result<(), Error> {
+        let map = self.fields.map()?;
+        if map.get(reserved::CREATED).is_some_and(|v| v.is_i64()) {
+            return Ok(());
+        }
+        let now = serde_json::Value::from(crate::clock::now_ms());
+        self.set_reserved(reserved::CREATED, Some(now))
     }
 
     /// Drops the reserved fields that belong to the old id when the id changes, keeping
@@ -212,6 +222,9 @@ impl State {
     /// changes cannot be said as field changes: a field that cannot be decoded and has no
     /// name to remove it by).
     pub(super) fn write_op(&mut self, config: &Config) -> Result<WriteOp, Error> {
+        if config.max_lifetime.is_some() {
+            self.stamp_created()?;
+        }
         let snap = self.fields.snap();
         let id = self.id.clone();
         if let (Some(base), false) = (&self.persisted, config.resave) {
