@@ -448,6 +448,13 @@ impl SessionLayerBuilder {
     /// request resolved through it never gets a `Set-Cookie` for the old id. Keep `grace`
     /// short (seconds): whoever holds the old cookie holds the new session meanwhile.
     ///
+    /// What it does not cover: a request that loaded the old session *before* the renewal
+    /// and ends after it writes its changes to the redirect record, where they are lost
+    /// (as without a grace, where the write finds no session), and may still send the old
+    /// id's cookie (with `rolling`, or a change and an expiry), which then resolves to the
+    /// new session until the grace ends. Every layer sharing the store follows redirects,
+    /// with or without this option.
+    ///
     /// ```
     /// use std::time::Duration;
     /// let layer = sessile::SessionLayer::builder()
