@@ -279,15 +279,20 @@ fn r_id(cookie: &str) -> String {
         .to_owned()
 }
 
+/// Serves the common routes on `store` with `max_lifetime` set to `limit`.
+async fn start_with_lifetime(store: &Arc<dyn SessionStore>, limit: MaxLifetime) -> SocketAddr {
+    common::start(builder(store).max_lifetime(limit).build().unwrap()).await
+}
+
 #[tokio::test]
 async fn since_renewed_counts_from_the_last_new_id() {
     let _clock = CLOCK.lock().await;
     for (kind, store) in stores("lifetime-renewed").await {
-        let layer = builder(&store)
-            .max_lifetime(MaxLifetime::since_renewed(Duration::from_millis(HOUR_MS)))
-            .build()
-            .unwrap();
-        let addr = common::start(layer).await;
+        let addr = start_with_lifetime(
+            &store,
+            MaxLifetime::since_renewed(Duration::from_millis(HOUR_MS)),
+        )
+        .await;
         let (_, cookie) = login(addr).await;
         advance_for_tests(40 * 60_000);
         let r = get_with(addr, "/cycle", Some(&cookie)).await;
@@ -311,11 +316,11 @@ async fn since_renewed_counts_from_the_last_new_id() {
 async fn a_record_without_the_creation_time_gets_it_at_its_next_save() {
     let _clock = CLOCK.lock().await;
     for (kind, store) in stores("lifetime-legacy").await {
-        let layer = builder(&store)
-            .max_lifetime(MaxLifetime::since_created(Duration::from_millis(HOUR_MS)))
-            .build()
-            .unwrap();
-        let addr = common::start(layer).await;
+        let addr = start_with_lifetime(
+            &store,
+            MaxLifetime::since_created(Duration::from_millis(HOUR_MS)),
+        )
+        .await;
         // As Node (or sessile without the option) writes it.
         let id = sessile::id::generate().unwrap();
         let mut cookie = sessile::CookieRecord::default();
