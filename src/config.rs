@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::id::{self, GenId, RequestHead};
+use crate::layer::lifetime::MaxLifetime;
+use crate::layer::strict::{Counters, UnknownIdHook};
 use crate::layer::ErrorHandler;
 use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
 use crate::record::CookieRecord;
@@ -29,6 +31,13 @@ pub(crate) struct Config {
     pub(crate) unset: Unset,
     /// `on_error`; `None`: the default generic `500`.
     pub(crate) on_error: Option<ErrorHandler>,
+    /// `max_lifetime`: the absolute timeout (`None`: none, as express).
+    pub(crate) max_lifetime: Option<MaxLifetime>,
+    /// `renew_grace`: how long an old id resolves to its renewed session (`None`: the old
+    /// id ends at once, as express).
+    pub(crate) renew_grace: Option<std::time::Duration>,
+    pub(crate) on_unknown_id: Option<UnknownIdHook>,
+    pub(crate) counters: Counters,
 }
 
 impl Config {

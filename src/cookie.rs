@@ -198,6 +198,61 @@ pub fn check(c: &CookieRecord) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a cookie against the rules its name's prefix sets, as browsers enforce them
+/// (RFC 6265bis, "Cookie Name Prefixes"; matched without regard to case): a `__Secure-`
+/// cookie must be `Secure`; a `__Host-` cookie must be `Secure`, have `Path=/` and no
+/// `Domain`. A browser drops a cookie that breaks them, so the session would silently never
+/// stick; the error says which rule is broken.
+///
+/// ```
+/// use sessile::cookie::check_prefix;
+/// use sessile::CookieRecord;
+///
+/// let secure = CookieRecord { secure: Some(true), ..CookieRecord::default() };
+/// assert!(check_prefix("__Host-sid", &secure).is_ok());
+/// assert!(check_prefix("__Host-sid", &CookieRecord::default()).is_err());
+/// let scoped = CookieRecord { domain: Some("example.com".into()), ..secure.clone() };
+/// assert!(check_prefix("__Host-sid", &scoped).is_err());
+/// assert!(check_prefix("__Secure-sid", &scoped).is_ok());
+/// // Other names have no rule.
+/// assert!(check_prefix("sid", &CookieRecord::default()).is_ok());
+/// ```
+pub fn check_prefix(name: &str, c: &CookieRecord) -> Result<(), String> {
+    let has = |prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    let prefix = if has("__Host-") {
+        "__Host-"
+    } else if has("__Secure-") {
+        "__Secure-"
+    } else {
+        return Ok(());
+    };
+    if c.secure != Some(true) {
+        return Err(format!(
+            "a cookie named {name:?} must be Secure (the {prefix} prefix): set secure to \
+             Secure::On, or browsers drop it"
+        ));
+    }
+    if prefix == "__Host-" {
+        if let Some(d) = &c.domain {
+            return Err(format!(
+                "a cookie named {name:?} must have no Domain (the __Host- prefix), \
+                 not {d:?}, or browsers drop it"
+            ));
+        }
+        if &*c.path != "/" {
+            return Err(format!(
+                "a cookie named {name:?} must have Path=/ (the __Host- prefix), not {:?}, \
+                 or browsers drop it",
+                c.path
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `cookie.serialize(name, value, cookie.data)`: the `Set-Cookie` value express sends.
 /// `value` is encoded with `encodeURIComponent`. Attribute order: Domain, Path, Expires,
 /// HttpOnly, Secure, Partitioned, Priority, SameSite. `Max-Age` is never sent.

@@ -34,7 +34,6 @@ pub(crate) fn errors_enabled() -> bool {
 
 /// The first characters of a session id, enough to tell sessions apart in a log and too few
 /// to use one (an id is 32 characters of base64url).
-#[cfg(feature = "tracing")]
 pub(crate) fn short_id(sid: &str) -> &str {
     let end = sid.char_indices().nth(6).map_or(sid.len(), |(i, _)| i);
     &sid[..end]

@@ -98,8 +98,9 @@ pub use error::{
     ConfigError, Corrupted, Corruption, Error, IdError, OpenError, Poison, PoisonCause, StoreError,
 };
 pub use layer::{
-    ErrorBody, ErrorHandler, IntoErrorResponse, RequestLine, ResponseBody, ResponseFuture,
-    SessionLayer, SessionLayerBuilder, SessionService,
+    ErrorBody, ErrorHandler, IntoErrorResponse, LayerStats, MaxLifetime, RequestLine, ResponseBody,
+    ResponseFuture, SessionLayer, SessionLayerBuilder, SessionService, UnknownId, UnknownIdKind,
+    MAX_RENEW_GRACE,
 };
 pub use options::{CookieOptions, IsSecure, Proxy, SameSiteOption, Secure, Unset};
 pub use record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};

@@ -8,6 +8,27 @@ use crate::error::Error;
 use crate::record::CookieRecord;
 use crate::signing::{self, Secrets};
 
+/// What a request's session cookie says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// No session cookie.
+    Absent,
+    /// A cookie whose signature did not verify: the first characters of its id part.
+    BadSignature(String),
+    /// A verified session id.
+    Id(String),
+}
+
+impl Read {
+    /// The verified id, if any.
+    pub(crate) fn id(self) -> Option<String> {
+        match self {
+            Read::Id(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// The name and secrets of the session cookie.
 pub(crate) struct SessionCookie {
     name: String,
@@ -22,24 +43,34 @@ impl SessionCookie {
 
     /// The session id of the first cookie of this name over every `Cookie` header, when
     /// its signature verifies (express's `getcookie`); a bad cookie is no cookie.
-    pub(crate) fn read(&self, headers: &HeaderMap) -> Option<String> {
-        let raw = crate::cookie::find_in_headers(headers, &self.name)?;
-        let id = signing::session_id(&raw, &self.secrets).map(str::to_owned);
-        if id.is_none() {
-            crate::events::unknown_cookie(false, "");
+    pub(crate) fn read(&self, headers: &HeaderMap) -> Read {
+        let Some(raw) = crate::cookie::find_in_headers(headers, &self.name) else {
+            return Read::Absent;
+        };
+        match signing::session_id(&raw, &self.secrets) {
+            Some(id) => Read::Id(id.to_owned()),
+            None => {
+                crate::events::unknown_cookie(false, "");
+                // The id part of `s:<id>.<signature>`, for the first characters only.
+                let body = raw.strip_prefix("s:").unwrap_or(&raw);
+                let id = body.rsplit_once('.').map_or(body, |(id, _)| id);
+                Read::BadSignature(crate::events::short_id(id).to_owned())
+            }
         }
-        id
     }
 
     /// The `Set-Cookie` value for session `id` with `cookie`'s attributes, as express's
     /// `setcookie` makes it.
     ///
     /// # Errors
-    /// [`Error::Cookie`] for a domain or path that cannot be sent (from a per-request cookie
-    /// function, or a stored record); [`Error::CookieHeader`] for a value that is not a
+    /// [`Error::Cookie`] for a domain or path that cannot be sent, or that the name's
+    /// `__Host-`/`__Secure-` prefix forbids (from a per-request cookie function, or a
+    /// stored record); [`Error::CookieHeader`] for a value that is not a
     /// valid header value.
     pub(crate) fn write(&self, id: &str, cookie: &CookieRecord) -> Result<HeaderValue, Error> {
         crate::cookie::check(cookie).map_err(Error::Cookie)?;
+        // A per-request cookie function can break the prefix's rules after the build.
+        crate::cookie::check_prefix(&self.name, cookie).map_err(Error::Cookie)?;
         let value = crate::cookie::serialize(
             &self.name,
             &signing::cookie_value(id, &self.secrets),
@@ -81,9 +112,12 @@ mod tests {
             )
         );
         let headers = request_with(&written);
-        assert_eq!(codec("a").read(&headers).as_deref(), Some("the id"));
-        assert_eq!(codec("b").read(&headers), None);
-        assert_eq!(codec("a").read(&HeaderMap::new()), None);
+        assert_eq!(codec("a").read(&headers), Read::Id("the id".into()));
+        assert_eq!(
+            codec("b").read(&headers),
+            Read::BadSignature("the id".into())
+        );
+        assert_eq!(codec("a").read(&HeaderMap::new()), Read::Absent);
     }
 
     #[test]

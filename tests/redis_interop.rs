@@ -25,7 +25,9 @@ use axum::{Json, Router};
 use common::*;
 use redis_common::*;
 use serde_json::{json, Map, Value};
-use sessile::{CookieOptions, SameSiteOption, Session, SessionLayer};
+use sessile::{
+    CookieOptions, MaxLifetime, SameSiteOption, Session, SessionLayer, SessionLayerBuilder,
+};
 
 const SHARED_SECRET: &str = "shared by node and rust";
 
@@ -90,22 +92,33 @@ fn start_node(redis: &Deployment, prefix: &str) -> NodeApp {
 /// a day's `maxAge`, `sameSite: 'lax'`, `resave: false`, `saveUninitialized: false`) and the
 /// same routes.
 async fn start_rust(redis: &Deployment, prefix: &str) -> SocketAddr {
+    start_rust_with(redis, prefix, |b| b).await
+}
+
+/// [`start_rust`] with more layer options.
+async fn start_rust_with(
+    redis: &Deployment,
+    prefix: &str,
+    options: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder,
+) -> SocketAddr {
     let store = redis
         .builder()
         .prefix(prefix)
         .build()
         .await
         .expect("connect to REDIS_URL");
-    let layer = SessionLayer::builder()
-        .secret(SHARED_SECRET)
-        .cookie(
-            CookieOptions::new()
-                .max_age(Duration::from_secs(24 * 3600))
-                .same_site(SameSiteOption::Lax),
-        )
-        .store(store)
-        .build()
-        .expect("layer");
+    let layer = options(
+        SessionLayer::builder()
+            .secret(SHARED_SECRET)
+            .cookie(
+                CookieOptions::new()
+                    .max_age(Duration::from_secs(24 * 3600))
+                    .same_site(SameSiteOption::Lax),
+            )
+            .store(store),
+    )
+    .build()
+    .expect("layer");
 
     async fn views(s: Session) -> Result<Json<Value>, sessile::Error> {
         let n = s.get::<i64>("views")?.unwrap_or(0) + 1;
@@ -419,5 +432,60 @@ async fn a_session_node_wrote_with_undecodable_fields_is_served_and_kept() {
 
     assert_eq!(get_with(rust, "/logout", Some(&cookie)).await.status, 200);
     assert!(!raw_exists(&mut conn, &format!("{prefix}{sid}")).await);
+    redis.clear(&prefix).await;
+}
+
+/// `max_lifetime`'s creation time (the reserved field `__sessile_created`) survives a Node
+/// write of the session: express-session writes back every field of `req.session`, so Node
+/// keeps it (and sees it as an ordinary field: its `/read` lists it). A session Node
+/// created gets it at sessile's next save of it.
+#[tokio::test]
+async fn a_node_write_keeps_the_creation_time_of_max_lifetime() {
+    let test = "a_node_write_keeps_the_creation_time_of_max_lifetime";
+    let Some(redis) = prerequisites(test, redis_url(test).map(Deployment::Single)) else {
+        return;
+    };
+    let prefix = unique_prefix("interop-lifetime");
+    let node = start_node(&redis, &prefix);
+    let rust = start_rust_with(&redis, &prefix, |b| {
+        b.max_lifetime(MaxLifetime::since_created(Duration::from_secs(8 * 3600)))
+    })
+    .await;
+    let node = node.addr;
+    let mut conn = redis.raw().await;
+    let created_of = |stored: &str| -> Option<i64> {
+        let v: Value = serde_json::from_str(stored).expect("JSON");
+        v["__sessile_created"].as_i64()
+    };
+
+    // Created by sessile: stamped; Node's write keeps the stamp, unchanged.
+    let r = get_with(rust, "/set/user/alice", None).await;
+    let cookie = r.cookie_pair();
+    let key = format!("{prefix}{}", r.sid_signed_by(SHARED_SECRET));
+    let at = created_of(&raw_get(&mut conn, &key).await.unwrap()).expect("stamped");
+    assert_eq!(get_with(node, "/set/k/v", Some(&cookie)).await.status, 200);
+    let stored = raw_get(&mut conn, &key).await.unwrap();
+    assert_eq!(created_of(&stored), Some(at), "{stored}");
+    assert!(stored.contains(r#""k":"v""#), "{stored}");
+    let seen_by_node = json_body(&get_with(node, "/read", Some(&cookie)).await);
+    assert_eq!(seen_by_node["__sessile_created"], json!(at));
+    // sessile hides it from its handlers.
+    let seen_by_rust = json_body(&get_with(rust, "/read", Some(&cookie)).await);
+    assert_eq!(seen_by_rust, json!({"user": "alice", "k": "v"}));
+
+    // Created by Node: no stamp until sessile saves it.
+    let r = get_with(node, "/views", None).await;
+    let cookie = r.cookie_pair();
+    let key = format!("{prefix}{}", r.sid_signed_by(SHARED_SECRET));
+    assert_eq!(created_of(&raw_get(&mut conn, &key).await.unwrap()), None);
+    assert_eq!(get_with(rust, "/read", Some(&cookie)).await.status, 200);
+    assert_eq!(created_of(&raw_get(&mut conn, &key).await.unwrap()), None);
+    assert_eq!(get_with(rust, "/views", Some(&cookie)).await.status, 200);
+    assert!(created_of(&raw_get(&mut conn, &key).await.unwrap()).is_some());
+    assert_eq!(
+        json_body(&get_with(node, "/views", Some(&cookie)).await),
+        json!(3)
+    );
+    assert!(created_of(&raw_get(&mut conn, &key).await.unwrap()).is_some());
     redis.clear(&prefix).await;
 }

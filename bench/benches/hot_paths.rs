@@ -3,7 +3,8 @@
 //! - `layer/*`: one request through an axum `Router` in process (tower's `oneshot`, no
 //!   network): a bare handler, then the same handler behind `SessionLayer` for a new visitor,
 //!   a loaded session left unmodified, and a loaded session modified. These send the same
-//!   cookie every time, so the session is always in the cache.
+//!   cookie every time, so the session is always in the cache. `layer/loaded_*/max_lifetime`:
+//!   the loaded cases with `max_lifetime` on (its creation time read at every load).
 //! - `layer_random/<case>/<sessions>`: the loaded cases again on a store prefilled with 100k
 //!   and 1M sessions, each request carrying the cookie of a uniformly random one (what a
 //!   server with many users sees: the lookup misses the cache).
@@ -32,7 +33,7 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::{header, Request};
-use sessile::{Change, Changes, EmbeddedStore, Secrets, Session, SessionLayer};
+use sessile::{Change, Changes, EmbeddedStore, MaxLifetime, Secrets, Session, SessionLayer};
 use support::{short_count, Id, Rng, Timer};
 
 /// Whether measurements use the threads' CPU time instead of the wall clock (`HOT_CLOCK=cpu`).
@@ -71,48 +72,72 @@ async fn bare() -> String {
     7u64.to_string()
 }
 
-fn layer(c: &mut Criterion) {
-    let rt = runtime();
-    let store = EmbeddedStore::new();
-    let sessions = SessionLayer::builder()
-        .secret("hot paths secret")
-        .store(store.clone())
-        .build()
-        .expect("valid options");
-    let app = app(sessions);
-    let bare_app = Router::new().route("/read", get(bare));
-
-    // A session to load: made by a first request, its cookie kept.
+/// A first request's session cookie (`name=value`): a session to load.
+fn first_cookie(rt: &tokio::runtime::Runtime, app: &Router) -> String {
     let res = rt
         .block_on(
             app.clone()
                 .oneshot(Request::get("/views").body(Body::empty()).expect("request")),
         )
         .expect("response");
-    let cookie = res
-        .headers()
+    res.headers()
         .get(header::SET_COOKIE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .expect("a session cookie")
-        .to_owned();
+        .to_owned()
+}
+
+fn layer(c: &mut Criterion) {
+    let rt = runtime();
+    let store = EmbeddedStore::new();
+    let builder = || {
+        SessionLayer::builder()
+            .secret("hot paths secret")
+            .store(store.clone())
+    };
+    let app = app(builder().build().expect("valid options"));
+    // The same with an absolute timeout: the creation time read at every load, stamped
+    // at a session's first save.
+    let lifetime_app = self::app(
+        builder()
+            .max_lifetime(MaxLifetime::since_created(Duration::from_secs(8 * 3600)))
+            .build()
+            .expect("valid options"),
+    );
+    let bare_app = Router::new().route("/read", get(bare));
+
+    let cookie = first_cookie(&rt, &app);
+    let lifetime_cookie = first_cookie(&rt, &lifetime_app);
 
     let mut g = per_op_group(c, "layer");
-    let cases: [(&str, &Router, &str, bool); 4] = [
-        ("bare_handler", &bare_app, "/read", true),
-        ("new_visitor", &app, "/views", false),
-        ("loaded_unmodified", &app, "/read", true),
-        ("loaded_modified", &app, "/views", true),
+    let cases: [(&str, &Router, &str, Option<&str>); 6] = [
+        ("bare_handler", &bare_app, "/read", Some(&cookie)),
+        ("new_visitor", &app, "/views", None),
+        ("loaded_unmodified", &app, "/read", Some(&cookie)),
+        ("loaded_modified", &app, "/views", Some(&cookie)),
+        (
+            "loaded_unmodified/max_lifetime",
+            &lifetime_app,
+            "/read",
+            Some(&lifetime_cookie),
+        ),
+        (
+            "loaded_modified/max_lifetime",
+            &lifetime_app,
+            "/views",
+            Some(&lifetime_cookie),
+        ),
     ];
-    for (name, router, path, with_cookie) in cases {
+    for (name, router, path, cookie) in cases {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let timer = Timer::start();
                 rt.block_on(async {
                     for _ in 0..iters {
                         let mut req = Request::get(path);
-                        if with_cookie {
-                            req = req.header(header::COOKIE, &cookie);
+                        if let Some(cookie) = cookie {
+                            req = req.header(header::COOKIE, cookie);
                         }
                         let req = req.body(Body::empty()).expect("request");
                         let res = router.clone().oneshot(req).await.expect("response");

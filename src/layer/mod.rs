@@ -19,18 +19,30 @@ use crate::config::Config;
 use crate::error::{ConfigError, Error};
 use crate::id::{GenId, RequestHead};
 use crate::options::{CookieOptions, CookieSource, Proxy, Unset};
+use crate::record::CookieRecord;
 use crate::session::Session;
 use crate::session_cookie::SessionCookie;
 use crate::signing::Secrets;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::SessionStore;
 
+pub(crate) mod lifetime;
 mod on_error;
 mod service;
+pub(crate) mod strict;
 
+pub use lifetime::MaxLifetime;
 pub(crate) use on_error::{internal_server_error, original_uri};
 pub use on_error::{ErrorBody, ErrorHandler, IntoErrorResponse, RequestLine};
 pub use service::{ResponseBody, ResponseFuture, SessionService};
+pub use strict::{LayerStats, UnknownId, UnknownIdKind};
+
+/// The longest [`SessionLayerBuilder::renew_grace`] accepted: a minute.
+///
+/// ```
+/// assert_eq!(sessile::MAX_RENEW_GRACE.as_secs(), 60);
+/// ```
+pub const MAX_RENEW_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The session middleware. Build it with [`SessionLayer::builder`].
 ///
@@ -81,6 +93,18 @@ impl SessionLayer {
         self.config.store.clone()
     }
 
+    /// The layer's counters since it was built: cookies with a bad signature, validly
+    /// signed ids the store did not know, sessions ended by `max_lifetime`, old ids
+    /// resolved by `renew_grace`.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder().secret("s").build().unwrap();
+    /// assert_eq!(layer.stats(), sessile::LayerStats::default());
+    /// ```
+    pub fn stats(&self) -> LayerStats {
+        self.config.counters.snapshot()
+    }
+
     /// A session outside any request, as a request without a cookie starts it, over this
     /// layer's store and options: what the examples of [`Session`]'s methods run on. No
     /// layer commits it; [`Session::save`] writes it.
@@ -89,6 +113,21 @@ impl SessionLayer {
         let options = self.config.cookie.resolve(None);
         Session::generate(self.config.clone(), None, &options, false, None)
     }
+}
+
+/// The rules of a `__Host-`/`__Secure-` cookie name against fixed cookie options: `secure`
+/// must be `On` (`Auto` would send the cookie without `Secure` over plain HTTP).
+fn check_prefix(name: &str, c: &CookieOptions) -> Result<(), ConfigError> {
+    crate::cookie::check_prefix(name, &c.new_record(true)).map_err(ConfigError)?;
+    let prefixed = crate::cookie::check_prefix(name, &CookieRecord::default()).is_err();
+    if prefixed && c.get_secure() != crate::options::Secure::On {
+        // `Auto` passed above as for a secure request.
+        return Err(ConfigError(format!(
+            "a cookie named {name:?} must be Secure: set secure to Secure::On, not Auto \
+             (a plain HTTP request would get it without Secure, and browsers drop it)"
+        )));
+    }
+    Ok(())
 }
 
 impl<S> tower_layer::Layer<S> for SessionLayer {
@@ -115,6 +154,9 @@ pub struct SessionLayerBuilder {
     save_uninitialized: bool,
     unset: Unset,
     on_error: Option<ErrorHandler>,
+    max_lifetime: Option<MaxLifetime>,
+    renew_grace: Option<std::time::Duration>,
+    on_unknown_id: Option<strict::UnknownIdHook>,
 }
 
 impl Default for SessionLayerBuilder {
@@ -133,6 +175,9 @@ impl Default for SessionLayerBuilder {
             save_uninitialized: false,
             unset: Unset::Keep,
             on_error: None,
+            max_lifetime: None,
+            renew_grace: None,
+            on_unknown_id: None,
         }
     }
 }
@@ -379,6 +424,95 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// An absolute timeout (off by default, as express): a session older than the limit,
+    /// counted from its creation or from its last renewal, is treated as expired when it is
+    /// loaded (destroyed; the request gets a new session), even if `rolling` keeps its
+    /// cookie alive. OWASP suggests 4 to 8 hours for most applications.
+    ///
+    /// The time it counts from is kept in the record as a reserved field (docs/FORMAT.md,
+    /// "Reserved keys"), set when the session is first saved. A record without it (written
+    /// by a Node app sharing the store, or before this option was on) gets it at its next
+    /// save, and its lifetime counts from then. With `resave`, that first stamping counts
+    /// as a change: a cookie with an expiry is sent once more.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessile::MaxLifetime;
+    ///
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .rolling(true)
+    ///     .max_lifetime(MaxLifetime::since_created(Duration::from_secs(8 * 3600)))
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn max_lifetime(mut self, max_lifetime: MaxLifetime) -> Self {
+        self.max_lifetime = Some(max_lifetime);
+        self
+    }
+
+    /// Safe renewal (off by default): when a session gets a new id
+    /// ([`Session::cycle_id`](crate::Session::cycle_id),
+    /// [`Session::regenerate`](crate::Session::regenerate)), its old id resolves to the new
+    /// session for `grace` more, so parallel requests still carrying the old cookie (sent
+    /// before the login's response arrived) read and write the new session instead of
+    /// getting an empty one. After `grace` the old id is unknown.
+    ///
+    /// The old id's record is replaced by a redirect record that lives `grace` (reserved
+    /// fields naming the new id, docs/FORMAT.md), and the new session is saved at once. A
+    /// request resolved through it never gets a `Set-Cookie` for the old id. Keep `grace`
+    /// short (seconds): whoever holds the old cookie holds the new session meanwhile.
+    ///
+    /// What it does not cover: a request that loaded the old session *before* the renewal
+    /// and ends after it writes its changes to the redirect record, where they are lost
+    /// (as without a grace, where the write finds no session), and may still send the old
+    /// id's cookie (with `rolling`, or a change and an expiry), which then resolves to the
+    /// new session until the grace ends. Every layer sharing the store follows redirects,
+    /// with or without this option.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .renew_grace(Duration::from_secs(10))
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// // At most a minute.
+    /// let too_long = sessile::SessionLayer::builder().secret("s").renew_grace(Duration::from_secs(61));
+    /// assert!(too_long.build().is_err());
+    /// ```
+    pub fn renew_grace(mut self, grace: std::time::Duration) -> Self {
+        self.renew_grace = Some(grace);
+        self
+    }
+
+    /// Strict ids: calls `f` for every session cookie that names no session, a bad
+    /// signature or a validly signed id the store does not know (the request then gets a
+    /// new session, as without the hook; sessile never adopts an id it did not issue).
+    /// Alert on it to catch cookie replay or a leaked secret; [`SessionLayer::stats`]
+    /// counts both. `f` runs on the request's task: keep it quick.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let forged = Arc::new(AtomicU64::new(0));
+    /// let seen = forged.clone();
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .on_unknown_id(move |u| {
+    ///         if u.kind == sessile::UnknownIdKind::BadSignature {
+    ///             seen.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn on_unknown_id(mut self, f: impl Fn(&UnknownId) + Send + Sync + 'static) -> Self {
+        self.on_unknown_id = Some(Arc::new(f));
+        self
+    }
+
     /// Checks the options and builds the layer.
     ///
     /// ```
@@ -391,8 +525,25 @@ impl SessionLayerBuilder {
     /// assert!(SessionLayer::builder().secret("s").cookie(smuggled).build().is_err());
     /// ```
     ///
+    /// A cookie name with a `__Host-` or `__Secure-` prefix must come with the attributes the
+    /// prefix demands (browsers drop the cookie otherwise): `Secure::On` for both, and for
+    /// `__Host-` also path `/` and no domain.
+    ///
+    /// ```
+    /// use sessile::{CookieOptions, Secure, SessionLayer};
+    ///
+    /// let secure = CookieOptions::new().secure(Secure::On);
+    /// assert!(SessionLayer::builder().secret("s").name("__Host-sid").cookie(secure.clone()).build().is_ok());
+    /// let err = SessionLayer::builder().secret("s").name("__Host-sid").build().err().unwrap();
+    /// assert!(err.to_string().contains("must be Secure"), "{err}");
+    /// let scoped = secure.domain("example.com");
+    /// assert!(SessionLayer::builder().secret("s").name("__Host-sid").cookie(scoped).build().is_err());
+    /// ```
+    ///
     /// # Errors
-    /// No secret, an empty secret, or a cookie name or attribute that cannot be sent.
+    /// No secret, an empty secret, a cookie name or attribute that cannot be sent,
+    /// attributes the cookie name's prefix forbids, or a `renew_grace` over
+    /// [`MAX_RENEW_GRACE`].
     pub fn build(self) -> Result<SessionLayer, ConfigError> {
         let secrets = Secrets::new(&self.secrets).ok_or_else(|| {
             ConfigError("a non-empty secret is required (secret or secrets)".into())
@@ -402,6 +553,15 @@ impl SessionLayerBuilder {
         }
         if let CookieSource::Fixed(c) = &self.cookie {
             crate::cookie::check(&c.new_record(false)).map_err(ConfigError)?;
+            check_prefix(&self.name, c)?;
+        }
+        if let Some(grace) = self.renew_grace {
+            if grace > MAX_RENEW_GRACE {
+                return Err(ConfigError(format!(
+                    "renew_grace of {grace:?} is longer than {MAX_RENEW_GRACE:?}: whoever holds \
+                     an old cookie holds the renewed session that long"
+                )));
+            }
         }
         let store = match self.store {
             Some(s) => s,
@@ -421,6 +581,10 @@ impl SessionLayerBuilder {
                 save_uninitialized: self.save_uninitialized,
                 unset: self.unset,
                 on_error: self.on_error,
+                max_lifetime: self.max_lifetime,
+                renew_grace: self.renew_grace.filter(|g| !g.is_zero()),
+                on_unknown_id: self.on_unknown_id,
+                counters: strict::Counters::default(),
             }),
         })
     }

@@ -9,11 +9,16 @@ use http::{Request, Response};
 use http_body_util::Either;
 use tower_service::Service;
 
+use super::strict::{self, Counters, UnknownIdKind};
+use crate::clock;
 use crate::config::Config;
 use crate::error::{Error, StoreError};
 use crate::id::RequestHead;
 use crate::options::{CookieOptions, IsSecure, Proxy};
+use crate::record::Record;
+use crate::session::renewal;
 use crate::session::Session;
+use crate::session_cookie::Read;
 
 use super::{ErrorBody, RequestLine};
 
@@ -96,8 +101,14 @@ where
     }
 
     let secure = is_secure(&parts, config.proxy, config.trust_proxy);
-    let cookie_id = config.session_cookie.read(&parts.headers);
-    let session = match load(&config, cookie_id, &options, secure, head).await {
+    let cookie_id = match config.session_cookie.read(&parts.headers) {
+        Read::BadSignature(prefix) => {
+            strict::report(&config, UnknownIdKind::BadSignature, &prefix, &parts);
+            None
+        }
+        read => read.id(),
+    };
+    let session = match load(&config, cookie_id, &options, secure, head, &parts).await {
         Ok(s) => s,
         Err(e) => return Ok(error_response(&config, &e, line.as_ref())),
     };
@@ -128,21 +139,25 @@ async fn load(
     options: &CookieOptions,
     secure: bool,
     head: Option<Arc<RequestHead>>,
+    parts: &http::request::Parts,
 ) -> Result<Session, Error> {
     if let Some(id) = &cookie_id {
-        match config.store.get(id).await {
-            Ok(Some(record)) => {
+        match resolve(config, id).await {
+            Ok(Found::Session(id, record)) => {
                 #[cfg(feature = "tracing")]
                 tracing::Span::current().record("loaded", true);
-                return Ok(Session::inflate(
-                    config.clone(),
-                    id.clone(),
-                    record,
-                    secure,
-                    head,
-                ));
+                return Ok(Session::inflate(config.clone(), id, record, secure, head));
             }
-            Ok(None) => crate::events::unknown_cookie(true, id),
+            Ok(Found::Unknown) => {
+                crate::events::unknown_cookie(true, id);
+                strict::report(
+                    config,
+                    UnknownIdKind::NotInStore,
+                    crate::events::short_id(id),
+                    parts,
+                );
+            }
+            Ok(Found::Expired) => {}
             // A record the store cannot read must not lock its user out: the session can
             // still be destroyed (logout) or regenerated (login).
             Err(StoreError::Corrupt(reason)) => {
@@ -161,6 +176,60 @@ async fn load(
     #[cfg(feature = "tracing")]
     tracing::Span::current().record("loaded", false);
     Session::generate(config.clone(), cookie_id, options, secure, head)
+}
+
+/// What the store holds for a cookie's id.
+enum Found {
+    /// The session, under its id (the new one when the cookie's id was renewed within
+    /// `renew_grace`).
+    Session(String, Record),
+    /// No session: none stored, or a renewal's redirect past its grace or to nothing.
+    Unknown,
+    /// A session past `max_lifetime`, destroyed now.
+    Expired,
+}
+
+/// The session of the cookie's `id`: followed through a renewal's redirect, and ended when
+/// past `max_lifetime`.
+async fn resolve(config: &Config, id: &str) -> Result<Found, StoreError> {
+    let Some(record) = config.store.get(id).await? else {
+        return Ok(Found::Unknown);
+    };
+    let (id, record) = match renewal::redirect_target(&record.data) {
+        None => (id.to_owned(), record),
+        Some((to, until)) => {
+            if clock::now_ms() >= until {
+                return Ok(Found::Unknown);
+            }
+            match config.store.get(&to).await? {
+                // One step only: a redirect to a redirect leads nowhere.
+                Some(r) if renewal::redirect_target(&r.data).is_none() => {
+                    Counters::bump(&config.counters.renewal_redirects);
+                    crate::events::event!(
+                        debug,
+                        id = crate::events::short_id(id),
+                        to = crate::events::short_id(&to),
+                        "an old session id within its renewal grace resolved to the new one"
+                    );
+                    (to, r)
+                }
+                _ => return Ok(Found::Unknown),
+            }
+        }
+    };
+    if let Some(limit) = &config.max_lifetime {
+        if limit.expired(&record.data, clock::now_ms()) {
+            config.store.destroy(&id).await?;
+            Counters::bump(&config.counters.lifetime_expired);
+            crate::events::event!(
+                debug,
+                id = crate::events::short_id(&id),
+                "a session past max_lifetime was destroyed"
+            );
+            return Ok(Found::Expired);
+        }
+    }
+    Ok(Found::Session(id, record))
 }
 
 fn error_response<B>(

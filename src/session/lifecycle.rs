@@ -109,7 +109,13 @@ impl Session {
     /// ```
     pub async fn regenerate(&self) -> Result<(), Error> {
         let old = self.with_present(|st| Ok(st.id.clone()))?;
-        let destroyed = self.inner.config.store.destroy(&old).await;
+        let grace = self.inner.config.renew_grace.is_some();
+        // With `renew_grace` the old id is replaced by a redirect after the new session
+        // is stored (`renew`), not destroyed.
+        let destroyed = match grace {
+            false => self.inner.config.store.destroy(&old).await,
+            true => Ok(()),
+        };
         {
             let mut st = self.inner.state.lock();
             let config = &self.inner.config;
@@ -122,7 +128,8 @@ impl Session {
             st.persisted = None;
             st.unreadable = None;
         }
-        destroyed.map_err(Error::from)
+        destroyed?;
+        self.renew(&old).await
     }
 
     /// Gives the session a new id and keeps its fields and cookie: the defence against
@@ -143,12 +150,17 @@ impl Session {
     /// ```
     pub async fn cycle_id(&self) -> Result<(), Error> {
         let old = self.with(|st| Ok(st.id.clone()))?;
-        self.inner.config.store.destroy(&old).await?;
-        let mut st = self.inner.state.lock();
-        let id = self.inner.config.new_id(st.head.as_deref())?;
-        st.id = id;
-        st.persisted = None;
-        Ok(())
+        if self.inner.config.renew_grace.is_none() {
+            self.inner.config.store.destroy(&old).await?;
+        }
+        {
+            let mut st = self.inner.state.lock();
+            let id = self.inner.config.new_id(st.head.as_deref())?;
+            st.id = id;
+            st.persisted = None;
+            st.drop_reserved_on_cycle()?;
+        }
+        self.renew(&old).await
     }
 
     /// `req.session.destroy()`: removes the session from the store and from this request. The

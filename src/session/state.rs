@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::fields::{Fields, Snap};
+use super::reserved;
 use crate::config::Config;
 use crate::error::Error;
 use crate::id::RequestHead;
@@ -112,6 +113,50 @@ impl State {
         }
     }
 
+    /// Sets (`Some`) or removes (`None`) a reserved field; no write when it already is so.
+    pub(super) fn set_reserved(
+        &mut self,
+        key: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), Error> {
+        let map = self.fields.map()?;
+        let unchanged = match &value {
+            Some(v) => map.get(key) == Some(v),
+            None => !map.contains(key),
+        };
+        if !unchanged {
+            let map = self.fields.map_mut()?;
+            match value {
+                Some(v) => map.insert(key.to_owned(), v),
+                None => {
+                    map.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the creation time (`max_lifetime`) of a session saved without one: new, or
+    /// written by Node or an older sessile.
+    fn stamp_created(&mut self) -> Result<(), Error> {
+        let map = self.fields.map()?;
+        if map.get(reserved::CREATED).is_some_and(|v| v.is_i64()) {
+            return Ok(());
+        }
+        let now = serde_json::Value::from(crate::clock::now_ms());
+        self.set_reserved(reserved::CREATED, Some(now))
+    }
+
+    /// Drops the reserved fields that belong to the old id when the id changes, keeping
+    /// those sessile carries over.
+    pub(super) fn drop_reserved_on_cycle(&mut self) -> Result<(), Error> {
+        let dropped = |k: &str| reserved::is_reserved(k) && !reserved::carried_on_cycle(k);
+        if self.fields.map()?.any_named(dropped) {
+            self.fields.map_mut()?.retain(|k| !dropped(k), true);
+        }
+        Ok(())
+    }
+
     /// Whether `touch_after` lets the store touch of this request be skipped: the cookie is
     /// the stored one but for an expiry moved forward by less than `touch_after`.
     pub(super) fn touch_skippable(&self, config: &Config) -> bool {
@@ -177,6 +222,9 @@ impl State {
     /// changes cannot be said as field changes: a field that cannot be decoded and has no
     /// name to remove it by).
     pub(super) fn write_op(&mut self, config: &Config) -> Result<WriteOp, Error> {
+        if config.max_lifetime.is_some() {
+            self.stamp_created()?;
+        }
         let snap = self.fields.snap();
         let id = self.id.clone();
         if let (Some(base), false) = (&self.persisted, config.resave) {
