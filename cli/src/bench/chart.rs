@@ -123,7 +123,7 @@ fn panel(
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(x, (floor..max * 2.0).log_scale())?;
+            .build_cartesian_2d(x, (floor..max * 40.0).log_scale())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -156,7 +156,7 @@ fn panel(
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(x, 0.0..max * 1.15)?;
+            .build_cartesian_2d(x, 0.0..max * 1.3)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
