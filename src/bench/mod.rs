@@ -446,20 +446,14 @@ where
         let result: Result<(), StoreError> = match op {
             Op::Get(i) => {
                 let id = Id::of(plan.salt, i);
-                let t = Instant::now();
-                let r = store.get(id.as_str()).await;
-                last = Instant::now();
-                hist.saturating_record(last.duration_since(t).as_nanos() as u64);
+                let r = timed(&mut hist, &mut last, || store.get(id.as_str())).await;
                 r.map(|got| misses += u64::from(got.is_none()))
             }
             Op::Update(i) => {
                 views += 1;
                 let id = Id::of(plan.salt, i);
                 let record = data::record(plan.payload_bytes, views, &cookie);
-                let t = Instant::now();
-                let r = store.set(id.as_str(), &record).await;
-                last = Instant::now();
-                hist.saturating_record(last.duration_since(t).as_nanos() as u64);
+                let r = timed(&mut hist, &mut last, || store.set(id.as_str(), &record)).await;
                 r
             }
             Op::Create => {
@@ -468,10 +462,7 @@ where
                 next_new += 1;
                 let id = Id::of(plan.salt, n);
                 let record = data::record(plan.payload_bytes, views, &cookie);
-                let t = Instant::now();
-                let r = store.create(id.as_str(), &record).await;
-                last = Instant::now();
-                hist.saturating_record(last.duration_since(t).as_nanos() as u64);
+                let r = timed(&mut hist, &mut last, || store.create(id.as_str(), &record)).await;
                 if plan.workload == Workload::Churn {
                     created = Some(n);
                 }
@@ -484,18 +475,12 @@ where
             }
             Op::Touch(i) => {
                 let id = Id::of(plan.salt, i);
-                let t = Instant::now();
-                let r = store.touch(id.as_str(), &cookie).await;
-                last = Instant::now();
-                hist.saturating_record(last.duration_since(t).as_nanos() as u64);
+                let r = timed(&mut hist, &mut last, || store.touch(id.as_str(), &cookie)).await;
                 r
             }
             Op::Destroy => {
                 let id = Id::of(plan.salt, created.take().unwrap_or(0));
-                let t = Instant::now();
-                let r = store.destroy(id.as_str()).await;
-                last = Instant::now();
-                hist.saturating_record(last.duration_since(t).as_nanos() as u64);
+                let r = timed(&mut hist, &mut last, || store.destroy(id.as_str())).await;
                 r
             }
         };
@@ -521,6 +506,19 @@ where
         first_error,
         misses,
     }
+}
+
+/// Awaits the call `call` makes, timing it from before the call (which makes the future) to
+/// the end of its `.await`; records the time in `hist` and the end in `last`.
+async fn timed<F, T>(hist: &mut Histogram<u64>, last: &mut Instant, call: impl FnOnce() -> F) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    let t = Instant::now();
+    let r = call().await;
+    *last = Instant::now();
+    hist.saturating_record(last.duration_since(t).as_nanos() as u64);
+    r
 }
 
 #[cfg(test)]

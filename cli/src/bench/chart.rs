@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{BenchArgs, Cell};
@@ -130,26 +131,13 @@ fn panel(
             .x_labels(workloads.len() + 1)
             .x_label_formatter(&label)
             .draw()?;
-        for (s, store) in stores.iter().enumerate() {
-            let colour = COLOURS[s % COLOURS.len()];
-            chart
-                .draw_series(
-                    cells
-                        .iter()
-                        .filter(|c| c.store == *store)
-                        .map(|c| bar(c, floor)),
-                )?
-                .label(store.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()?;
+        bars(
+            &mut chart,
+            stores,
+            cells,
+            |c| bar(c, floor),
+            SeriesLabelPosition::UpperLeft,
+        )?;
     } else {
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 16))
@@ -164,26 +152,37 @@ fn panel(
             .x_label_formatter(&label)
             .y_label_formatter(&|v| super::table::rate(*v))
             .draw()?;
-        for (s, store) in stores.iter().enumerate() {
-            let colour = COLOURS[s % COLOURS.len()];
-            chart
-                .draw_series(
-                    cells
-                        .iter()
-                        .filter(|c| c.store == *store)
-                        .map(|c| bar(c, 0.0)),
-                )?
-                .label(store.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        bars(
+            &mut chart,
+            stores,
+            cells,
+            |c| bar(c, 0.0),
+            SeriesLabelPosition::UpperRight,
+        )?;
     }
+    Ok(())
+}
+
+/// Draws the bars of every store in its colour, and the legend at `position`.
+fn bars<'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    stores: &[String],
+    cells: &[Cell],
+    bar: impl Fn(&Cell) -> Rectangle<(f64, f64)>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    for (s, store) in stores.iter().enumerate() {
+        let colour = COLOURS[s % COLOURS.len()];
+        chart
+            .draw_series(cells.iter().filter(|c| c.store == *store).map(&bar))?
+            .label(store.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(position)
+        .draw()?;
     Ok(())
 }
