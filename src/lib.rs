@@ -63,6 +63,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unreachable_pub)]
 
+#[cfg(feature = "bench")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
+pub mod bench;
 pub mod clock;
 #[cfg(any(
     feature = "tower-sessions",

@@ -75,6 +75,10 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 86_400)]
         default_ttl: u64,
     },
+    /// Measure stores side by side: calls per second, p50/p99/p99.9 latency and memory per
+    /// session of each store in each workload, one process per measurement (see
+    /// `sessile::bench`).
+    Bench(crate::bench::BenchArgs),
     /// Offline: print one session's express JSON.
     Get {
         /// The store's directory.

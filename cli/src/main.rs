@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod bench;
 mod error;
 mod offline;
 mod output;
@@ -33,6 +34,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let json = cli.json;
     match &cli.command {
         Command::Inspect { dir } => read::inspect(dir, json),
+        Command::Bench(args) => bench::bench(args, json),
         Command::Verify { dir } => read::verify(dir, json),
         Command::Compact {
             dir,
