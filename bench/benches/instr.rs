@@ -1,0 +1,184 @@
+//! Instruction counts per operation, for valgrind's callgrind (repeatable on a shared machine,
+//! where wall and CPU times are not). Runs `INSTR_N` (default 10000) iterations of the one
+//! operation `INSTR_OP` names inside `measure`, and nothing else is counted when run as:
+//!
+//! ```sh
+//! cargo bench -p sessile-bench --bench instr --no-run
+//! INSTR_OP=apply valgrind --tool=callgrind --toggle-collect='instr::measure*' \
+//!     --callgrind-out-file=/tmp/cg.apply target/release/deps/instr-<hash>
+//! ```
+//!
+//! Instructions per operation: callgrind's total (`Ir`) divided by `INSTR_N`, less the `ids`
+//! operation's figure (picking and spelling an id). Operations: `ids`, `get`, `touch`, `set`,
+//! `apply` (the embedded store in memory, `INSTR_SESSIONS` sessions, default 100k, of the
+//! 197-byte payload); `get_dashmap`, `get_papaya` (the same bytes in a plain
+//! `DashMap<String, Arc<[u8]>>` and a `papaya::HashMap`); `read`, `views`, `new_visitor` (one
+//! request through the layer in process, as `hot_paths`'s `layer/*`, one session reused).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{header, Request};
+use sessile::{Change, Changes, EmbeddedStore, Session, SessionLayer};
+use support::{Id, Rng};
+use tower::ServiceExt as _;
+
+async fn read(session: Session) -> String {
+    let n: u64 = session.get("views").ok().flatten().unwrap_or(0);
+    n.to_string()
+}
+
+async fn views(session: Session) -> String {
+    let n: u64 = session.get("views").ok().flatten().unwrap_or(0) + 1;
+    let _ = session.insert("views", n);
+    n.to_string()
+}
+
+/// What one run measures.
+enum Subject {
+    Store(EmbeddedStore),
+    DashMap(dashmap::DashMap<String, Arc<[u8]>>),
+    Papaya(papaya::HashMap<String, Arc<[u8]>>),
+    Layer(
+        tokio::runtime::Runtime,
+        Router,
+        Option<String>,
+        &'static str,
+    ),
+}
+
+fn store(size: u64) -> EmbeddedStore {
+    let s = EmbeddedStore::new();
+    for i in 0..size {
+        s.set_now(Id::of(i).as_str(), &support::record(i))
+            .expect("fill");
+    }
+    s
+}
+
+fn layer(path: &'static str, with_cookie: bool) -> Subject {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let sessions = SessionLayer::builder()
+        .secret("instr secret")
+        .store(EmbeddedStore::new())
+        .build()
+        .expect("valid options");
+    let app = Router::new()
+        .route("/read", get(read))
+        .route("/views", get(views))
+        .layer(sessions);
+    let res = rt
+        .block_on(
+            app.clone()
+                .oneshot(Request::get("/views").body(Body::empty()).expect("request")),
+        )
+        .expect("response");
+    let cookie = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    Subject::Layer(rt, app, with_cookie.then_some(cookie), path)
+}
+
+#[inline(never)]
+fn measure(op: &str, subject: &Subject, live: u64, n: u64) {
+    let mut rng = Rng::new(42);
+    let mut record = support::record(7);
+    let changes = Changes {
+        cookie: record.cookie.clone(),
+        fields: vec![Change::Set("views".into(), serde_json::Value::from(1))],
+    };
+    record.cookie.expires = changes.cookie.expires;
+    match subject {
+        Subject::Store(s) => {
+            for _ in 0..n {
+                let id = Id::of(rng.below(live));
+                let id = id.as_str();
+                match op {
+                    "get" => {
+                        std::hint::black_box(s.get_now(id).expect("get"));
+                    }
+                    "touch" => s.touch_now(id, &record.cookie).expect("touch"),
+                    "set" => s.set_now(id, &record).expect("set"),
+                    "apply" => {
+                        std::hint::black_box(s.apply_now(id, &changes).expect("apply"));
+                    }
+                    _ => {
+                        std::hint::black_box(id);
+                    }
+                }
+            }
+        }
+        Subject::DashMap(m) => {
+            for _ in 0..n {
+                let id = Id::of(rng.below(live));
+                let v = m.get(id.as_str()).map(|e| e.value().clone());
+                std::hint::black_box(v);
+            }
+        }
+        Subject::Papaya(m) => {
+            let m = m.pin();
+            for _ in 0..n {
+                let id = Id::of(rng.below(live));
+                let v = m.get(id.as_str()).cloned();
+                std::hint::black_box(v);
+            }
+        }
+        Subject::Layer(rt, app, cookie, path) => rt.block_on(async {
+            for _ in 0..n {
+                let mut req = Request::get(*path);
+                if let Some(c) = cookie {
+                    req = req.header(header::COOKIE, c);
+                }
+                let req = req.body(Body::empty()).expect("request");
+                let res = app.clone().oneshot(req).await.expect("response");
+                std::hint::black_box(res);
+            }
+        }),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let op = std::env::var("INSTR_OP").unwrap_or_else(|_| "ids".to_owned());
+    let n = support::env_num("INSTR_N", 10_000);
+    let live = support::env_list("INSTR_SESSIONS", &["100k"])
+        .first()
+        .and_then(|s| support::parse_count(s))
+        .unwrap_or(100_000);
+    let subject = match op.as_str() {
+        "get_dashmap" => {
+            let m = dashmap::DashMap::new();
+            for i in 0..live {
+                let bytes: Arc<[u8]> = Arc::from(support::payload_text(i).into_bytes());
+                m.insert(Id::of(i).as_str().to_owned(), bytes);
+            }
+            Subject::DashMap(m)
+        }
+        "get_papaya" => {
+            let m = papaya::HashMap::new();
+            for i in 0..live {
+                let bytes: Arc<[u8]> = Arc::from(support::payload_text(i).into_bytes());
+                m.pin().insert(Id::of(i).as_str().to_owned(), bytes);
+            }
+            Subject::Papaya(m)
+        }
+        "read" => layer("/read", true),
+        "views" => layer("/views", true),
+        "new_visitor" => layer("/views", false),
+        _ => Subject::Store(store(live)),
+    };
+    measure(&op, &subject, live, n);
+    println!("{op}: {n} iterations over {live} sessions");
+}
