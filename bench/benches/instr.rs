@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Instructions per operation: callgrind's total (`Ir`) divided by `INSTR_N`, less the `ids`
-//! operation's figure (picking and spelling an id). Operations: `ids`, `get`, `touch`, `set`,
+//! operation's figure (picking and spelling an id). The wall time per operation is printed
+//! too (meaningful only outside valgrind: `genid`'s system calls are not instructions).
+//! Operations: `ids`, `genid` (`sessile::id::generate`), `get`, `touch`, `set`,
 //! `apply` (the embedded store in memory, `INSTR_SESSIONS` sessions, default 100k, of the
 //! 197-byte payload); `get_dashmap`, `get_papaya` (the same bytes in a plain
 //! `DashMap<String, Arc<[u8]>>` and a `papaya::HashMap`); `read`, `views`, `new_visitor` (one
@@ -101,6 +103,11 @@ fn measure(op: &str, subject: &Subject, live: u64, n: u64) {
     };
     record.cookie.expires = changes.cookie.expires;
     match subject {
+        Subject::Store(_) if op == "genid" => {
+            for _ in 0..n {
+                std::hint::black_box(sessile::id::generate().expect("an id"));
+            }
+        }
         Subject::Store(s) => {
             for _ in 0..n {
                 let id = Id::of(rng.below(live));
@@ -177,8 +184,12 @@ fn main() {
         "read" => layer("/read", true),
         "views" => layer("/views", true),
         "new_visitor" => layer("/views", false),
+        "genid" => Subject::Store(EmbeddedStore::new()),
         _ => Subject::Store(store(live)),
     };
+    let start = std::time::Instant::now();
     measure(&op, &subject, live, n);
-    println!("{op}: {n} iterations over {live} sessions");
+    let ns = start.elapsed().as_nanos() as f64 / n as f64;
+    // The wall time is only meaningful outside valgrind.
+    println!("{op}: {n} iterations over {live} sessions, {ns:.0} ns each");
 }
