@@ -15,7 +15,10 @@
 //! `apply` (the embedded store in memory, `INSTR_SESSIONS` sessions, default 100k, of the
 //! 197-byte payload); `get_dashmap`, `get_papaya` (the same bytes in a plain
 //! `DashMap<String, Arc<[u8]>>` and a `papaya::HashMap`); `read`, `views`, `new_visitor` (one
-//! request through the layer in process, as `hot_paths`'s `layer/*`, one session reused).
+//! request through the layer in process, as `hot_paths`'s `layer/*`, one session reused);
+//! `read_durable` (`read` over a durable store in a temporary directory). Each thread's CPU
+//! time is printed at the end (the durable store's background threads beside the measuring
+//! one).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -63,14 +66,14 @@ fn store(size: u64) -> EmbeddedStore {
     s
 }
 
-fn layer(path: &'static str, with_cookie: bool) -> Subject {
+fn layer(path: &'static str, with_cookie: bool, store: EmbeddedStore) -> Subject {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let sessions = SessionLayer::builder()
         .secret("instr secret")
-        .store(EmbeddedStore::new())
+        .store(store)
         .build()
         .expect("valid options");
     let app = Router::new()
@@ -156,6 +159,26 @@ fn measure(op: &str, subject: &Subject, live: u64, n: u64) {
     }
 }
 
+/// Prints each thread's name and CPU time (user + system, in clock ticks of 10 ms) from
+/// `/proc/self/task`: what the store's background threads took beside the measuring one.
+fn threads_cpu() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ...`: fields after the name; utime and stime are the 14th and
+        // 15th fields of the line.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("?", |(_, n)| n);
+        let f: Vec<&str> = rest.split(' ').collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        println!("thread {name}: {} ticks", ticks(11) + ticks(12));
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     let op = std::env::var("INSTR_OP").unwrap_or_else(|_| "ids".to_owned());
@@ -181,9 +204,17 @@ fn main() {
             }
             Subject::Papaya(m)
         }
-        "read" => layer("/read", true),
-        "views" => layer("/views", true),
-        "new_visitor" => layer("/views", false),
+        "read" => layer("/read", true, EmbeddedStore::new()),
+        "read_durable" => {
+            let dir = std::env::temp_dir().join(format!("sessile-instr-{}", std::process::id()));
+            layer(
+                "/read",
+                true,
+                EmbeddedStore::open(&dir).expect("a durable store"),
+            )
+        }
+        "views" => layer("/views", true, EmbeddedStore::new()),
+        "new_visitor" => layer("/views", false, EmbeddedStore::new()),
         "genid" => Subject::Store(EmbeddedStore::new()),
         _ => Subject::Store(store(live)),
     };
@@ -192,4 +223,10 @@ fn main() {
     let ns = start.elapsed().as_nanos() as f64 / n as f64;
     // The wall time is only meaningful outside valgrind.
     println!("{op}: {n} iterations over {live} sessions, {ns:.0} ns each");
+    threads_cpu();
+    if op == "read_durable" {
+        drop(subject);
+        let dir = std::env::temp_dir().join(format!("sessile-instr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
