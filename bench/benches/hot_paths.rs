@@ -32,7 +32,7 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::{header, Request};
-use sessile::{Change, Changes, EmbeddedStore, Secrets, Session, SessionLayer};
+use sessile::{Change, Changes, EmbeddedStore, Secrets, SessionLayer};
 use support::{short_count, Id, Rng, Timer};
 
 /// Whether measurements use the threads' CPU time instead of the wall clock (`HOT_CLOCK=cpu`).
@@ -48,22 +48,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-async fn read(session: Session) -> String {
-    let n: u64 = session.get("views").ok().flatten().unwrap_or(0);
-    n.to_string()
-}
-
-async fn views(session: Session) -> String {
-    let n: u64 = session.get("views").ok().flatten().unwrap_or(0) + 1;
-    let _ = session.insert("views", n);
-    n.to_string()
-}
-
 /// The two session routes behind `sessions`.
 fn app(sessions: SessionLayer) -> Router {
     Router::new()
-        .route("/read", get(read))
-        .route("/views", get(views))
+        .route("/read", get(support::read))
+        .route("/views", get(support::views))
         .layer(sessions)
 }
 
@@ -83,19 +72,7 @@ fn layer(c: &mut Criterion) {
     let bare_app = Router::new().route("/read", get(bare));
 
     // A session to load: made by a first request, its cookie kept.
-    let res = rt
-        .block_on(
-            app.clone()
-                .oneshot(Request::get("/views").body(Body::empty()).expect("request")),
-        )
-        .expect("response");
-    let cookie = res
-        .headers()
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_owned();
+    let cookie = support::first_cookie(&rt, &app);
 
     let mut g = per_op_group(c, "layer");
     let cases: [(&str, &Router, &str, bool); 4] = [

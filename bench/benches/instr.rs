@@ -29,20 +29,9 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use http::{header, Request};
-use sessile::{Change, Changes, EmbeddedStore, Session, SessionLayer};
+use sessile::{Change, Changes, EmbeddedStore, SessionLayer};
 use support::{Id, Rng};
 use tower::ServiceExt as _;
-
-async fn read(session: Session) -> String {
-    let n: u64 = session.get("views").ok().flatten().unwrap_or(0);
-    n.to_string()
-}
-
-async fn views(session: Session) -> String {
-    let n: u64 = session.get("views").ok().flatten().unwrap_or(0) + 1;
-    let _ = session.insert("views", n);
-    n.to_string()
-}
 
 /// What one run measures.
 enum Subject {
@@ -77,22 +66,10 @@ fn layer(path: &'static str, with_cookie: bool, store: EmbeddedStore) -> Subject
         .build()
         .expect("valid options");
     let app = Router::new()
-        .route("/read", get(read))
-        .route("/views", get(views))
+        .route("/read", get(support::read))
+        .route("/views", get(support::views))
         .layer(sessions);
-    let res = rt
-        .block_on(
-            app.clone()
-                .oneshot(Request::get("/views").body(Body::empty()).expect("request")),
-        )
-        .expect("response");
-    let cookie = res
-        .headers()
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_owned();
+    let cookie = support::first_cookie(&rt, &app);
     Subject::Layer(rt, app, with_cookie.then_some(cookie), path)
 }
 
