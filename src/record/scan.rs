@@ -70,7 +70,7 @@ fn end(b: &[u8], i: usize) -> Result<(), Unsure> {
 }
 
 /// The index of the first byte at or after `i` that is not JSON whitespace.
-#[inline]
+#[inline(always)]
 fn ws(b: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
         i += 1;
@@ -80,7 +80,7 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 
 /// Bytes of `word` that are `"`, `\\` or a control character: the high bit of each such
 /// byte's lane (exact for the lowest one, which is all [`string`] looks at).
-#[inline]
+#[inline(always)]
 fn specials(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -92,7 +92,7 @@ fn specials(word: u64) -> u64 {
 /// The end of the string that starts at `i` (just past its closing quote). Eight bytes are
 /// looked at a time for a quote, a backslash or a control character (which must have been
 /// escaped).
-#[inline]
+#[inline(always)]
 fn string(b: &[u8], i: usize) -> Result<usize, Unsure> {
     if b.get(i) != Some(&b'"') {
         return Err(Unsure);
@@ -181,7 +181,7 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Result<usize, Unsure> {
 }
 
 /// The end of the scalar (string, number, literal) that starts at `i`.
-#[inline]
+#[inline(always)]
 fn scalar(b: &[u8], i: usize) -> Result<usize, Unsure> {
     match b.get(i) {
         Some(b'"') => string(b, i),
@@ -253,6 +253,7 @@ fn value(b: &[u8], i: usize) -> Result<usize, Unsure> {
 }
 
 /// Past `"key" :` at `i`, to the start of the member's value.
+#[inline(always)]
 fn member_key(b: &[u8], i: usize) -> Result<usize, Unsure> {
     let i = ws(b, string(b, i)?);
     if b.get(i) != Some(&b':') {
