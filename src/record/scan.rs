@@ -356,6 +356,27 @@ mod tests {
         assert_eq!(spans(&bad), Err(Unsure));
     }
 
+    /// On every text it accepts, the scan finds the members serde_json finds (what
+    /// `members::apply` would have used before it).
+    #[test]
+    fn the_scan_finds_what_serde_json_finds() {
+        let texts = [
+            r#"{"user":"user00000007","views":7,"csrf":"abc","cart":[101,202,303],"prefs":{"theme":"dark","lang":"en-GB"},"note":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+            r#"{ "a" : 1e5 , "a":-0,"\u0062":"\ud83d\ude00","c" : [ { } , [ ] , null ] }"#,
+            "{\"k\":\"é ü 👍\",\n\t\"x\":{\"y\":{\"z\":[true,false,0.25E-3]}}}",
+            r#"{"":"","\"":"\\","long":"0123456789abcdef0123456789abcdef\n"}"#,
+        ];
+        for text in texts {
+            let ours = spans(text).unwrap();
+            let theirs: Vec<(&str, &str)> = super::super::members::members(text)
+                .unwrap()
+                .iter()
+                .map(|m| (m.key.get(), m.value.get()))
+                .collect();
+            assert_eq!(ours, theirs, "{text}");
+        }
+    }
+
     #[test]
     fn nesting_past_the_bit_stack_is_left_to_serde_json() {
         let ok = format!(r#"{{"a":{}1{}}}"#, "[".repeat(64), "]".repeat(64));
