@@ -1,13 +1,25 @@
 //! Session ids.
 //!
-//! The default id is what express's `uid-safe` makes: 24 bytes from the operating system's
-//! CSPRNG as 32 characters of unpadded base64url. A custom generator (express's `genid`) gets
+//! The default id is what express's `uid-safe` makes: 24 random bytes as 32 characters of
+//! unpadded base64url. The bytes come from rand's `ThreadRng`: a ChaCha12 CSPRNG per thread,
+//! seeded from the operating system's and reseeded from it after every 64 KiB it gives, so
+//! that an id costs no system call.
+//!
+//! # Fork safety
+//!
+//! A child process made by `fork` (without `exec`) starts with a copy of its parent's
+//! generators, so until the next reseed it would make the parent's ids. A server that forks
+//! workers after making ids calls [`reseed`] in each child, on each thread that makes ids
+//! (tokio's workers are started after the fork in the usual setup, and start with fresh
+//! generators). A custom generator (express's `genid`) gets
 //! the request that needs the id.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use rand::RngCore as _;
 
 use crate::error::IdError;
 
@@ -39,7 +51,7 @@ impl RequestHead {
 /// A session id generator: express's `genid` option.
 pub type GenId = Arc<dyn Fn(&RequestHead) -> String + Send + Sync>;
 
-/// A new random session id: 24 bytes of OS randomness as 32 base64url characters.
+/// A new random session id: 24 random bytes as 32 base64url characters.
 ///
 /// ```
 /// let id = sessile::id::generate()?;
@@ -49,16 +61,53 @@ pub type GenId = Arc<dyn Fn(&RequestHead) -> String + Send + Sync>;
 /// ```
 ///
 /// # Errors
-/// [`IdError`] only when the operating system cannot provide randomness.
+/// [`IdError`] only when the operating system cannot provide randomness (checked once per
+/// thread, before the thread's generator is first seeded).
 pub fn generate() -> Result<String, IdError> {
+    os_ready()?;
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        IdError(match e.raw_os_error() {
-            Some(code) => std::io::Error::from_raw_os_error(code),
-            None => std::io::Error::other(e.to_string()),
-        })
-    })?;
+    rand::rng().fill_bytes(&mut bytes);
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Seeds this thread's id generator again from the operating system: what a child process
+/// made by `fork` calls (see the module's [fork safety](self#fork-safety)).
+///
+/// ```
+/// sessile::id::reseed()?;
+/// assert_eq!(sessile::id::generate()?.len(), 32);
+/// # Ok::<(), sessile::IdError>(())
+/// ```
+///
+/// # Errors
+/// [`IdError`] when the operating system cannot provide randomness.
+pub fn reseed() -> Result<(), IdError> {
+    os_ready()?;
+    rand::rng()
+        .reseed()
+        .map_err(|e| os_error(e.raw_os_error(), e.to_string()))
+}
+
+/// Whether the operating system has given this thread randomness once: `ThreadRng` panics
+/// when its first seeding fails, and an id is an error then instead.
+fn os_ready() -> Result<(), IdError> {
+    thread_local! {
+        static READY: Cell<bool> = const { Cell::new(false) };
+    }
+    if READY.get() {
+        return Ok(());
+    }
+    let mut probe = [0u8; 1];
+    getrandom::fill(&mut probe).map_err(|e| os_error(e.raw_os_error(), e.to_string()))?;
+    READY.set(true);
+    Ok(())
+}
+
+fn os_error(code: Option<i32>, message: String) -> IdError {
+    IdError(match code {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::other(message),
+    })
 }
 
 #[cfg(test)]
@@ -72,5 +121,30 @@ mod tests {
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(a, b);
+    }
+
+    /// Ids made on many threads and after a reseed are all distinct (no two threads' or
+    /// seeds' generators run in step).
+    #[test]
+    fn ids_of_many_threads_and_reseeds_are_distinct() {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut ids: Vec<String> =
+                            (0..500).map(|_| super::generate().unwrap()).collect();
+                        super::reseed().unwrap();
+                        ids.extend((0..500).map(|_| super::generate().unwrap()));
+                        ids
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect()
+        });
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), 4000);
     }
 }

@@ -41,6 +41,7 @@ fn corrupt_data(why: impl std::fmt::Display) -> StoreError {
 mod cookie;
 mod members;
 mod parsed;
+mod scan;
 
 pub use cookie::{CookieRecord, Priority, SameSite};
 use members::{members, object_text, ObjectText};

@@ -33,7 +33,7 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::{header, Request};
-use sessile::{Change, Changes, EmbeddedStore, MaxLifetime, Secrets, Session, SessionLayer};
+use sessile::{Change, Changes, EmbeddedStore, MaxLifetime, Secrets, SessionLayer};
 use support::{short_count, Id, Rng, Timer};
 
 /// Whether measurements use the threads' CPU time instead of the wall clock (`HOT_CLOCK=cpu`).
@@ -49,43 +49,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-async fn read(session: Session) -> String {
-    let n: u64 = session.get("views").ok().flatten().unwrap_or(0);
-    n.to_string()
-}
-
-async fn views(session: Session) -> String {
-    let n: u64 = session.get("views").ok().flatten().unwrap_or(0) + 1;
-    let _ = session.insert("views", n);
-    n.to_string()
-}
-
 /// The two session routes behind `sessions`.
 fn app(sessions: SessionLayer) -> Router {
     Router::new()
-        .route("/read", get(read))
-        .route("/views", get(views))
+        .route("/read", get(support::read))
+        .route("/views", get(support::views))
         .layer(sessions)
 }
 
 async fn bare() -> String {
     7u64.to_string()
-}
-
-/// A first request's session cookie (`name=value`): a session to load.
-fn first_cookie(rt: &tokio::runtime::Runtime, app: &Router) -> String {
-    let res = rt
-        .block_on(
-            app.clone()
-                .oneshot(Request::get("/views").body(Body::empty()).expect("request")),
-        )
-        .expect("response");
-    res.headers()
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_owned()
 }
 
 fn layer(c: &mut Criterion) {
@@ -107,8 +80,8 @@ fn layer(c: &mut Criterion) {
     );
     let bare_app = Router::new().route("/read", get(bare));
 
-    let cookie = first_cookie(&rt, &app);
-    let lifetime_cookie = first_cookie(&rt, &lifetime_app);
+    let cookie = support::first_cookie(&rt, &app);
+    let lifetime_cookie = support::first_cookie(&rt, &lifetime_app);
 
     let mut g = per_op_group(c, "layer");
     let cases: [(&str, &Router, &str, Option<&str>); 6] = [

@@ -30,18 +30,23 @@ pub(crate) struct Member<'a> {
 impl<'a> Member<'a> {
     /// The key, decoded; `None` when it cannot be (a lone surrogate).
     pub(crate) fn name(&self) -> Option<Cow<'a, str>> {
-        let k = self.key.get();
-        let inner = k.get(1..k.len().saturating_sub(1))?;
-        if !inner.contains('\\') {
-            return Some(Cow::Borrowed(inner));
-        }
-        serde_json::from_str::<String>(k).ok().map(Cow::Owned)
+        name_of(self.key.get())
     }
 
     /// Whether the key is `name`.
     pub(crate) fn is(&self, name: &str) -> bool {
         self.name().as_deref() == Some(name)
     }
+}
+
+/// The name a key (a JSON string with its quotes) spells; `None` when it cannot be decoded
+/// (a lone surrogate).
+fn name_of(k: &str) -> Option<Cow<'_, str>> {
+    let inner = k.get(1..k.len().saturating_sub(1))?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(k).ok().map(Cow::Owned)
 }
 
 /// The members of the JSON object `text`, in order (a name given twice appears twice).
@@ -133,34 +138,61 @@ pub(crate) fn object_text<'a>(members: impl IntoIterator<Item = (&'a str, &'a st
     out.finish()
 }
 
+/// A member's text in an object being changed: as read, or a value (or name) to write.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Raw(&'a str),
+    Value(&'a Value),
+    Name(&'a str),
+}
+
 /// One member of an object being changed: its name (if it decodes), key and value texts.
 struct Entry<'a> {
     name: Option<Cow<'a, str>>,
-    key: Cow<'a, str>,
-    value: Cow<'a, str>,
+    key: Text<'a>,
+    value: Text<'a>,
 }
 
-/// The JSON object `text` with `changes` applied. Only its top level is parsed: every member
-/// the changes do not name is written back as it was, byte for byte. A member named
-/// `cookie` is left out (that name belongs to the cookie object).
+/// Keeps a member read (from its key and value texts) unless it is named `cookie`.
+fn keep<'a>(entries: &mut Vec<Entry<'a>>, key: &'a str, value: &'a str) {
+    let name = name_of(key);
+    if name.as_deref() != Some("cookie") {
+        entries.push(Entry {
+            name,
+            key: Text::Raw(key),
+            value: Text::Raw(value),
+        });
+    }
+}
+
+/// Writes a member's key or value.
+fn write(out: &mut Vec<u8>, part: Text<'_>) -> serde_json::Result<()> {
+    match part {
+        Text::Raw(t) => out.extend_from_slice(t.as_bytes()),
+        Text::Name(t) => serde_json::to_writer(&mut *out, t)?,
+        Text::Value(v) => serde_json::to_writer(&mut *out, v)?,
+    }
+    Ok(())
+}
+
+/// The JSON object `text` with `changes` applied. Only its top level is read (by the
+/// [`scan`](super::scan) of its members, or serde_json's when the scan gives up): every
+/// member the changes do not name is written back as it was, byte for byte, and nothing is
+/// decoded but the keys. A member named `cookie` is left out (that name belongs to the
+/// cookie object).
 pub(crate) fn apply(text: &str, changes: &[Change]) -> serde_json::Result<String> {
-    let members = members(text)?;
-    let mut entries: Vec<Entry<'_>> = members
-        .iter()
-        .map(|m| Entry {
-            name: m.name(),
-            key: Cow::Borrowed(m.key.get()),
-            value: Cow::Borrowed(m.value.get()),
-        })
-        .filter(|e| e.name.as_deref() != Some("cookie"))
-        .collect();
+    let mut entries: Vec<Entry<'_>> = Vec::with_capacity(8 + changes.len());
+    if super::scan::each_span(text, |s| keep(&mut entries, &text[s.key], &text[s.value])).is_err() {
+        // serde_json tells whether the text is an object after all, and why not.
+        entries.clear();
+        each_member(text, |m| keep(&mut entries, m.key.get(), m.value.get()))?;
+    }
     for change in changes {
         match change {
             Change::Set(k, v) if k != "cookie" => {
-                let value = Cow::Owned(serde_json::to_string(v)?);
                 match entries.iter().position(|e| e.name.as_deref() == Some(k)) {
                     Some(at) => {
-                        entries[at].value = value;
+                        entries[at].value = Text::Value(v);
                         // Later duplicates of the name go, as a map keeps one value.
                         let mut i = 0;
                         entries.retain(|e| {
@@ -170,8 +202,8 @@ pub(crate) fn apply(text: &str, changes: &[Change]) -> serde_json::Result<String
                     }
                     None => entries.push(Entry {
                         name: Some(Cow::Borrowed(k)),
-                        key: Cow::Owned(serde_json::to_string(k)?),
-                        value,
+                        key: Text::Name(k),
+                        value: Text::Value(v),
                     }),
                 }
             }
@@ -179,7 +211,19 @@ pub(crate) fn apply(text: &str, changes: &[Change]) -> serde_json::Result<String
             Change::Remove(k) => entries.retain(|e| e.name.as_deref() != Some(k)),
         }
     }
-    Ok(object_text(entries.iter().map(|e| (&*e.key, &*e.value))))
+    let mut out = Vec::with_capacity(text.len() + 32);
+    out.push(b'{');
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(&mut out, e.key)?;
+        out.push(b':');
+        write(&mut out, e.value)?;
+    }
+    out.push(b'}');
+    // Only text and serde_json's output were written.
+    String::from_utf8(out).map_err(serde_json::Error::custom)
 }
 
 /// `depth` arrays, one inside the other, around a 1: nesting past serde_json's limit.

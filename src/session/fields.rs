@@ -23,6 +23,10 @@ pub(super) enum Snap {
 pub(super) struct Fields {
     raw: Data,
     map: Option<Arc<Parsed>>,
+    /// `raw` parsed, once it was: what `map` starts as, and what a snapshot of `raw`
+    /// (what was loaded or stored) is compared with, so that a request parses the loaded
+    /// fields once.
+    loaded: Option<Arc<Parsed>>,
     /// A write happened since `raw` was loaded.
     dirty: bool,
     /// Fields read from `raw` without parsing it into `map`.
@@ -38,6 +42,7 @@ impl Fields {
         Fields {
             raw,
             map: None,
+            loaded: None,
             dirty: false,
             scans: 0,
         }
@@ -89,7 +94,7 @@ impl Fields {
 
     pub(super) fn map(&mut self) -> Result<&Arc<Parsed>, Error> {
         if self.map.is_none() {
-            self.map = Some(Arc::new(self.raw.parse()?));
+            self.map = Some(self.loaded()?);
         }
         Ok(self.map.get_or_insert_with(Default::default))
     }
@@ -123,9 +128,27 @@ impl Fields {
             }
         }
         let other = match snap {
-            Snap::Text(t) => Arc::new(t.parse()?),
+            Snap::Text(t) => self.parse(t)?,
             Snap::Map(m) => m.clone(),
         };
         Ok(**self.map()? == *other)
+    }
+
+    /// The loaded fields, parsed once.
+    fn loaded(&mut self) -> Result<Arc<Parsed>, Error> {
+        if let Some(p) = &self.loaded {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(self.raw.parse()?);
+        self.loaded = Some(p.clone());
+        Ok(p)
+    }
+
+    /// `text` parsed: the loaded fields' one parse when it is their text.
+    pub(super) fn parse(&mut self, text: &Data) -> Result<Arc<Parsed>, Error> {
+        if *text == self.raw {
+            return self.loaded();
+        }
+        Ok(Arc::new(text.parse()?))
     }
 }

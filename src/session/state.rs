@@ -233,7 +233,7 @@ impl State {
                 Some(Vec::new())
             } else {
                 let base = match base {
-                    Snap::Text(t) => Arc::new(t.parse()?),
+                    Snap::Text(t) => self.fields.parse(&t)?,
                     Snap::Map(m) => m,
                 };
                 self.fields.map()?.changes_since(&base)

@@ -320,3 +320,31 @@ impl Timer {
         }
     }
 }
+
+/// The `name=value` of the session cookie a first request to `/views` of `app` sets.
+pub fn first_cookie(rt: &tokio::runtime::Runtime, app: &axum::Router) -> String {
+    use tower::ServiceExt as _;
+    let req = http::Request::get("/views")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let res = rt.block_on(app.clone().oneshot(req)).expect("response");
+    res.headers()
+        .get(http::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}
+
+/// The `/read` route's handler: reads the `views` field.
+pub async fn read(session: sessile::Session) -> String {
+    let n: u64 = session.get("views").ok().flatten().unwrap_or(0);
+    n.to_string()
+}
+
+/// The `/views` route's handler: counts the request in the `views` field.
+pub async fn views(session: sessile::Session) -> String {
+    let n: u64 = session.get("views").ok().flatten().unwrap_or(0) + 1;
+    let _ = session.insert("views", n);
+    n.to_string()
+}
