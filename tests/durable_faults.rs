@@ -224,6 +224,22 @@ fn first_failed_write(store: &EmbeddedStore, what: &str) -> String {
     }
 }
 
+/// Removes the directory of a running store. Its first write has the next segment prepared
+/// by a thread of the store, which creates `wal-next.prep` in the directory: when that
+/// happened while `remove_dir_all` walked it, the removal failed with `DirectoryNotEmpty`
+/// (seen once under load). Waiting for the file first leaves nothing more to be created.
+fn remove_under_store(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.join("wal-next.prep").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no segment prepared within 30 s of the first write"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Item 9: the directory deleted under a running store (no rotation due: the segment is
 /// large): writes fail with an error that says so, once the store notices (it checks about
 /// once a second).
@@ -236,7 +252,7 @@ fn writes_fail_once_the_directory_is_deleted() {
     let dir = temp_dir("deleted");
     let store = EmbeddedStore::open(&dir).unwrap();
     store.set_now("before", &record(10)).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    remove_under_store(&dir);
     let e = first_failed_write(&store, "deleted");
     assert!(e.contains("was deleted"), "{e}");
     assert!(e.contains(dir.to_str().unwrap()), "{e}");
@@ -257,7 +273,7 @@ fn writes_fail_once_the_directory_is_replaced() {
     let dir = temp_dir("replaced");
     let store = EmbeddedStore::open(&dir).unwrap();
     store.set_now("before", &record(10)).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    remove_under_store(&dir);
     std::fs::create_dir(&dir).unwrap();
     let e = first_failed_write(&store, "replaced");
     assert!(e.contains("another directory"), "{e}");
