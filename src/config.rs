@@ -46,6 +46,9 @@ pub(crate) struct Config {
     pub(crate) save_uninitialized: bool,
     pub(crate) unset: Unset,
     pub(crate) on_error: ErrorHandler,
+    /// `max_sessions_per_owner`: when a session joins an owner, the owner's oldest sessions
+    /// beyond this many are destroyed (`None`: no limit).
+    pub(crate) max_sessions_per_owner: Option<usize>,
 }
 
 impl Config {

@@ -22,13 +22,18 @@ impl Session {
         match op {
             WriteOp::Set { id, record, snap } => {
                 store.set(&id, &record).await?;
+                self.after_owned_write(&id).await?;
                 Ok(Some(snap))
             }
             WriteOp::Apply { id, changes, snap } => {
                 // A session destroyed (a logout in a parallel request) or expired since it
                 // was loaded stays gone: express would write it back whole and undo the
                 // logout.
-                Ok((store.apply(&id, &changes).await? == Applied::Applied).then_some(snap))
+                if store.apply(&id, &changes).await? == Applied::Missing {
+                    return Ok(None);
+                }
+                self.after_owned_write(&id).await?;
+                Ok(Some(snap))
             }
         }
     }
