@@ -302,13 +302,17 @@ pub enum Error {
     #[error("session value: {0}")]
     Value(#[from] serde_json::Error),
     /// A field name the session keeps for itself (`cookie`, the cookie object of express's
-    /// record) was given to [`Session::insert`](crate::Session::insert).
+    /// record, or a name starting with `__sessile_`, sessile's own data in the record) was
+    /// given to [`Session::insert`](crate::Session::insert) or
+    /// [`Session::remove`](crate::Session::remove).
     ///
     /// ```
     /// let err = sessile::Error::ReservedField("cookie".into());
     /// assert_eq!(err.to_string(), "the field name `cookie` is reserved for the session cookie");
+    /// let err = sessile::Error::ReservedField("__sessile_created".into());
+    /// assert_eq!(err.to_string(), "the field name `__sessile_created` is reserved by the session");
     /// ```
-    #[error("the field name `{0}` is reserved for the session cookie")]
+    #[error("the field name `{0}` is reserved {for_}", for_ = reserved_for(.0))]
     ReservedField(String),
     /// The session cookie cannot be sent: an invalid domain or path (from a per-request
     /// cookie function, or a stored record).
@@ -363,3 +367,12 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Whom a reserved field name is kept for, in [`Error::ReservedField`]'s message.
+fn reserved_for(name: &str) -> &'static str {
+    if name == "cookie" {
+        "for the session cookie"
+    } else {
+        "by the session"
+    }
+}

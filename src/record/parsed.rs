@@ -220,9 +220,27 @@ impl Parsed {
         })
     }
 
-    /// Whether there are no fields at all.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+    /// Whether some field's name is not `hidden` (a field whose name cannot be decoded is
+    /// never hidden).
+    pub(crate) fn any_shown(&self, hidden: impl Fn(&str) -> bool) -> bool {
+        self.fields.keys().any(|k| match k {
+            Key::Name(n) => !hidden(n),
+            Key::Nameless(_) => true,
+        })
+    }
+
+    /// Whether some field has a name that `pred` holds for.
+    pub(crate) fn any_named(&self, pred: impl Fn(&str) -> bool) -> bool {
+        self.named().any(|(n, _)| pred(n))
+    }
+
+    /// Keeps the fields whose name `keep` says to keep, in their order, and those whose name
+    /// cannot be decoded when `nameless` says so.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool, nameless: bool) {
+        self.fields.retain(|k, _| match k {
+            Key::Name(n) => keep(n),
+            Key::Nameless(_) => nameless,
+        });
     }
 
     /// Whether a field named `name` exists, decodable or not.

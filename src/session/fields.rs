@@ -76,10 +76,15 @@ impl Fields {
     /// Every field as a `Value`; an error naming the first field that cannot be decoded.
     pub(super) fn values(&mut self) -> Result<Map<String, Value>, Error> {
         let parsed = self.map()?;
-        if let Some(o) = parsed.first_opaque() {
+        if let Some(o) = parsed
+            .first_opaque()
+            .filter(|o| !o.name.is_some_and(super::reserved::is_reserved))
+        {
             return Err(Error::Value(serde::de::Error::custom(o)));
         }
-        Ok(parsed.to_map())
+        let mut map = parsed.to_map();
+        map.retain(|k, _| !super::reserved::is_reserved(k));
+        Ok(map)
     }
 
     pub(super) fn map(&mut self) -> Result<&Arc<Parsed>, Error> {

@@ -148,7 +148,7 @@ impl Session {
         let id = self.inner.config.new_id(st.head.as_deref())?;
         st.id = id;
         st.persisted = None;
-        Ok(())
+        st.drop_reserved_on_cycle()
     }
 
     /// `req.session.destroy()`: removes the session from the store and from this request. The

@@ -21,13 +21,14 @@ use crate::config::{self, Config};
 use crate::error::Error;
 use crate::id::RequestHead;
 use crate::options::CookieOptions;
-use crate::record::{Parsed, Record};
+use crate::record::Record;
 
 mod commit;
 mod cookie;
 mod fields;
 mod lifecycle;
 mod owner;
+pub(crate) mod reserved;
 mod state;
 
 use state::State;
@@ -170,6 +171,9 @@ impl Session {
     /// UTF-16 surrogate, nesting past serde_json's limit: see [`get_value`](Self::get_value)).
     /// Only this read fails: the other fields read, and the field is stored back as it was.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        if reserved::is_reserved(key) {
+            return self.with(|_| Ok(None));
+        }
         self.with(|st| st.fields.get(key))
     }
 
@@ -189,10 +193,14 @@ impl Session {
     /// written by Node can hold). The other fields read, and the field is stored back as it
     /// was unless the request replaces or removes it.
     pub fn get_value(&self, key: &str) -> Result<Option<Value>, Error> {
+        if reserved::is_reserved(key) {
+            return self.with(|_| Ok(None));
+        }
         self.with(|st| st.fields.value(key))
     }
 
-    /// Every field (without the `cookie` object).
+    /// Every field (without the `cookie` object and the reserved fields, see
+    /// [`insert`](Self::insert)).
     ///
     /// ```
     /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
@@ -209,8 +217,11 @@ impl Session {
         self.with(|st| st.fields.values())
     }
 
-    /// Sets a field. The name `cookie` is reserved for the cookie object and is refused
-    /// ([`Error::ReservedField`]).
+    /// Sets a field. The name `cookie` is reserved for the cookie object, and names starting
+    /// with `__sessile_` for sessile's own data in the record (docs/FORMAT.md, "Reserved
+    /// keys"): both are refused ([`Error::ReservedField`]). Reserved fields are never shown
+    /// ([`get`](Self::get), [`data`](Self::data)), kept by [`clear`](Self::clear), and
+    /// written back with the record, so a Node app sharing the store keeps them.
     ///
     /// ```
     /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
@@ -218,10 +229,13 @@ impl Session {
     /// assert!(session.is_modified()?);
     /// // The cookie object has a name of its own.
     /// assert!(matches!(session.insert("cookie", 1), Err(sessile::Error::ReservedField(_))));
+    /// // So has sessile's own data.
+    /// let err = session.insert("__sessile_created", 1).unwrap_err();
+    /// assert_eq!(err.to_string(), "the field name `__sessile_created` is reserved by the session");
     /// # Ok::<(), sessile::Error>(())
     /// ```
     pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
-        if key == "cookie" {
+        if key == "cookie" || reserved::is_reserved(key) {
             return Err(Error::ReservedField(key.to_owned()));
         }
         let value = serde_json::to_value(value)?;
@@ -232,16 +246,21 @@ impl Session {
     }
 
     /// Removes a field, returning its old value (`None` for a field that cannot be decoded
-    /// into a [`Value`], which is removed all the same).
+    /// into a [`Value`], which is removed all the same). A reserved name (starting with
+    /// `__sessile_`) is refused with [`Error::ReservedField`].
     ///
     /// ```
     /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
     /// session.insert("flash", "saved")?;
     /// assert_eq!(session.remove("flash")?, Some(serde_json::json!("saved")));
     /// assert_eq!(session.remove("flash")?, None);
+    /// assert!(session.remove("__sessile_created").is_err());
     /// # Ok::<(), sessile::Error>(())
     /// ```
     pub fn remove(&self, key: &str) -> Result<Option<Value>, Error> {
+        if reserved::is_reserved(key) {
+            return Err(Error::ReservedField(key.to_owned()));
+        }
         self.with(|st| {
             if !st.fields.map()?.contains(key) {
                 return Ok(None);
@@ -250,7 +269,7 @@ impl Session {
         })
     }
 
-    /// Removes every field (the cookie stays).
+    /// Removes every field (the cookie and the reserved fields stay).
     ///
     /// ```
     /// # let session = sessile::SessionLayer::builder().secret("s").build().unwrap().detached_session()?;
@@ -261,11 +280,27 @@ impl Session {
     /// ```
     pub fn clear(&self) -> Result<(), Error> {
         self.with(|st| {
-            if !st.fields.map()?.is_empty() {
-                *st.fields.map_mut()? = Parsed::default();
+            if st.fields.map()?.any_shown(reserved::is_reserved) {
+                st.fields.map_mut()?.retain(reserved::is_reserved, false);
             }
             Ok(())
         })
+    }
+
+    /// A reserved field's value (`None` when absent or not JSON sessile can read), for the
+    /// layer.
+    #[allow(dead_code)] // until the layer's features use it
+    pub(crate) fn reserved(&self, key: &str) -> Result<Option<Value>, Error> {
+        debug_assert!(reserved::is_reserved(key));
+        self.with(|st| Ok(st.fields.value(key).ok().flatten()))
+    }
+
+    /// Sets (`Some`) or removes (`None`) a reserved field, for the layer. A change counts
+    /// as a modification of the session, as any field's does.
+    #[allow(dead_code)] // until the layer's features use it
+    pub(crate) fn set_reserved(&self, key: &str, value: Option<Value>) -> Result<(), Error> {
+        debug_assert!(reserved::is_reserved(key));
+        self.with(|st| st.set_reserved(key, value))
     }
 
     /// Whether the fields or the id differ from what was loaded (express's `isModified`).

@@ -39,9 +39,8 @@ impl Session {
             if st.fields.get::<String>(OWNER_KEY).ok().flatten().as_deref() == Some(&owner) {
                 return Ok(());
             }
-            let map = st.fields.map_mut()?;
-            map.insert(OWNER_KEY.to_owned(), Value::String(owner.clone()));
-            map.insert(OWNER_SINCE_KEY.to_owned(), clock::now_ms().into());
+            st.set_reserved(OWNER_KEY, Some(Value::String(owner.clone())))?;
+            st.set_reserved(OWNER_SINCE_KEY, Some(clock::now_ms().into()))?;
             *self.inner.joined.lock() = Some(owner);
             Ok(())
         })
@@ -79,11 +78,8 @@ impl Session {
     /// [`Error::NoSession`] and [`Error::Unreadable`] as for [`remove`](Self::remove).
     pub fn clear_owner(&self) -> Result<(), Error> {
         self.with(|st| {
-            for key in [OWNER_KEY, OWNER_SINCE_KEY] {
-                if st.fields.map()?.contains(key) {
-                    st.fields.map_mut()?.remove(key);
-                }
-            }
+            st.set_reserved(OWNER_KEY, None)?;
+            st.set_reserved(OWNER_SINCE_KEY, None)?;
             *self.inner.joined.lock() = None;
             Ok(())
         })

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::fields::{Fields, Snap};
+use super::reserved;
 use crate::config::Config;
 use crate::error::Error;
 use crate::id::RequestHead;
@@ -110,6 +111,40 @@ impl State {
             head,
             unreadable: None,
         }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a reserved field; no write when it already is so.
+    #[allow(dead_code)] // until the layer's features use it
+    pub(super) fn set_reserved(
+        &mut self,
+        key: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), Error> {
+        let map = self.fields.map()?;
+        let unchanged = match &value {
+            Some(v) => map.get(key) == Some(v),
+            None => !map.contains(key),
+        };
+        if !unchanged {
+            let map = self.fields.map_mut()?;
+            match value {
+                Some(v) => map.insert(key.to_owned(), v),
+                None => {
+                    map.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the reserved fields that belong to the old id when the id changes, keeping
+    /// those sessile carries over.
+    pub(super) fn drop_reserved_on_cycle(&mut self) -> Result<(), Error> {
+        let dropped = |k: &str| reserved::is_reserved(k) && !reserved::carried_on_cycle(k);
+        if self.fields.map()?.any_named(dropped) {
+            self.fields.map_mut()?.retain(|k| !dropped(k), true);
+        }
+        Ok(())
     }
 
     /// Whether `touch_after` lets the store touch of this request be skipped: the cookie is
