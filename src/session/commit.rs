@@ -138,7 +138,10 @@ impl Session {
                     }
                 }
             }
-            Step::Touch(id, cookie) => config.store.touch(&id, &cookie).await?,
+            Step::Touch(id, cookie) => match self.owner() {
+                Some(owner) => config.store.touch_owned(&id, &cookie, &owner).await?,
+                None => config.store.touch(&id, &cookie).await?,
+            },
             Step::Refresh(id, changes) => {
                 if config.store.apply(&id, &changes).await? == Applied::Missing {
                     // Ended in the store meanwhile (a logout elsewhere, or expired).

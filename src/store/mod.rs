@@ -291,6 +291,34 @@ pub trait SessionStore: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// [`touch`](Self::touch) of a session the caller knows `owner` owns (the layer calls
+    /// this instead of `touch` for an owned session): a store whose owner index expires on
+    /// its own (the Redis store's owner sets) keeps it alive as long as the session. The
+    /// default implementation is `touch`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("sid", &Record::from_json(r#"{"cookie":{},"__sessile_owner":"alice"}"#)?).await?;
+    /// let mut cookie = store.get("sid").await?.expect("stored").cookie;
+    /// cookie.set_max_age(Some(60_000));
+    /// store.touch_owned("sid", &cookie, "alice").await?;
+    /// assert_eq!(store.sessions_of("alice").await?[0].record.cookie, cookie);
+    /// # Ok(()) }
+    /// ```
+    async fn touch_owned(
+        &self,
+        sid: &str,
+        cookie: &CookieRecord,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let _ = owner;
+        self.touch(sid, cookie).await
+    }
+
     /// Destroys every live session of `owner` but `except` (the current session, for "log
     /// out of all other devices"); returns how many were destroyed.
     ///

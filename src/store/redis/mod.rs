@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | `get` | `GET prefix+sid`, parsed as express's JSON | yes |
 //! | `set` | `SET prefix+sid json EX ttl`, or `DEL` when `ttl <= 0` | yes |
-//! | `touch` | `EXPIRE prefix+sid ttl` (the value is not rewritten), or `DEL` when `ttl <= 0`; run by the [`owners::TOUCH`] script, which also hands back an owned session's value so its owner's set lives as long | yes |
+//! | `touch` | `EXPIRE prefix+sid ttl` (the value is not rewritten), or `DEL` when `ttl <= 0`; for a session the layer knows is owned (`touch_owned`), then the owner's set's TTL raised to match (see [`owners`]) | yes |
 //! | `destroy` | `DEL prefix+sid` | yes |
 //! | `create` | `SET prefix+sid json NX EX ttl` (insert if absent) | sessile only |
 //! | `all`, `len`, `clear` | `SCAN MATCH prefix*` (never `KEYS`), then `MGET` / `DEL` per page; `all` and `len` skip values that are not sessions | yes |
@@ -590,11 +590,12 @@ impl SessionStore for RedisStore {
         let key = self.key(sid);
         let ttl = self.ttl_secs(cookie, clock::now_ms());
         self.within(Call::Write, async {
+            let mut cmd = ::redis::cmd(if ttl > 0 { "EXPIRE" } else { "DEL" });
+            cmd.arg(&key);
             if ttl > 0 {
-                return self.touch_owned(sid, &key, ttl).await;
+                cmd.arg(ttl);
             }
-            let _: Value = ::redis::cmd("DEL")
-                .arg(&key)
+            let _: Value = cmd
                 .query_async(&mut self.conn())
                 .await
                 .map_err(|e| self.err(e))?;
@@ -631,6 +632,35 @@ impl SessionStore for RedisStore {
             }
         }
         Ok(())
+    }
+
+    /// `EXPIRE` (or `DEL`) as [`touch`](SessionStore::touch), then, if the session is
+    /// still there, the [`owners::JOIN`] script on the owner's set, so that the set lives as
+    /// long as the session.
+    async fn touch_owned(
+        &self,
+        sid: &str,
+        cookie: &CookieRecord,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let key = self.key(sid);
+        let ttl = self.ttl_secs(cookie, clock::now_ms());
+        if ttl <= 0 {
+            return self.touch(sid, cookie).await;
+        }
+        self.within(Call::Write, async {
+            let found: i64 = ::redis::cmd("EXPIRE")
+                .arg(&key)
+                .arg(ttl)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| self.err(e))?;
+            if found == 1 {
+                self.join(sid, owner, ttl).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// From the set `<prefix>owner:<owner>` (see [`owners`]): `SMEMBERS`, a `GET` per

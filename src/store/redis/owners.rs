@@ -7,9 +7,12 @@
 //! - **Joining.** Every write of a session whose record names an owner (the reserved field
 //!   [`OWNER_KEY`](crate::store::OWNER_KEY)) — `set`, `create`, `apply` — is followed by
 //!   [`JOIN`]: `SADD` of the id, and the set's TTL raised to the session's if it is shorter.
-//!   A `touch` of an owned session (the [`TOUCH`] script, which moves the session's TTL as
-//!   connect-redis's `EXPIRE` does and hands back the value only when it names an owner)
-//!   joins again, so the set lives at least as long as its longest-lived member.
+//!   A touch of a session the layer knows is owned
+//!   ([`touch_owned`](crate::SessionStore::touch_owned)) is connect-redis's `EXPIRE`
+//!   followed by [`JOIN`], so the set lives at least as long as its longest-lived member.
+//!   (A touch of an owned session by a Node app sharing the store moves the session's TTL
+//!   only: the set may then expire first, and the session is no longer listed for its
+//!   owner until sessile writes or touches it again.)
 //! - **Leaving.** A destroyed, expired or re-owned session stays in its old set until the
 //!   set is read: [`sessions_of`](crate::SessionStore::sessions_of) reads every member's
 //!   session and removes (`SREM`) those that are gone or belong to someone else. The set
@@ -22,7 +25,6 @@
 
 use ::redis::{Script, Value};
 
-use super::reply::{bytes_of, utf8};
 use super::RedisStore;
 use crate::error::StoreError;
 use crate::record::Record;
@@ -45,32 +47,15 @@ end
 return 1
 "#;
 
-/// A session's touch: `EXPIRE` as connect-redis does, answering with the value when it
-/// names an owner (so its set can be kept alive too), `0` otherwise.
-///
-/// `KEYS[1]`: the session key. `ARGV[1]`: the TTL in seconds (more than 0).
-pub const TOUCH: &str = r#"
-if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 0 then
-  return 0
-end
-local v = redis.call('GET', KEYS[1])
-if v and string.find(v, '__sessile_owner', 1, true) then
-  return v
-end
-return 0
-"#;
-
 /// The loaded owner scripts.
 pub(super) struct OwnerScripts {
     join: Script,
-    touch: Script,
 }
 
 impl OwnerScripts {
     pub(super) fn new() -> Self {
         OwnerScripts {
             join: Script::new(JOIN),
-            touch: Script::new(TOUCH),
         }
     }
 }
@@ -107,44 +92,27 @@ impl RedisStore {
         if ttl_secs <= 0 {
             return Ok(());
         }
+        self.join(sid, &owner, ttl_secs).await
+    }
+
+    /// [`JOIN`]: `sid` into `owner`'s set, whose TTL is raised to `ttl_secs` if shorter.
+    pub(super) async fn join(
+        &self,
+        sid: &str,
+        owner: &str,
+        ttl_secs: i64,
+    ) -> Result<(), StoreError> {
         let _: Value = self
             .inner
             .owner_scripts
             .join
-            .key(self.owner_key(&owner))
+            .key(self.owner_key(owner))
             .arg(sid)
             .arg(ttl_secs)
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
-    }
-
-    /// A touch moving the TTL of the session under `key` to `ttl_secs` (more than 0), and
-    /// of its owner's set if it has one.
-    pub(super) async fn touch_owned(
-        &self,
-        sid: &str,
-        key: &str,
-        ttl_secs: i64,
-    ) -> Result<(), StoreError> {
-        let reply: Value = self
-            .inner
-            .owner_scripts
-            .touch
-            .key(key)
-            .arg(ttl_secs)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.err(e))?;
-        let Some(bytes) = bytes_of(reply) else {
-            return Ok(());
-        };
-        // A value that is not a session names no owner: the touch itself is done.
-        let Ok(record) = utf8(key, bytes).and_then(|t| Record::from_json(&t)) else {
-            return Ok(());
-        };
-        self.join_owner(sid, &record, ttl_secs).await
     }
 
     /// The live sessions in `owner`'s set, removing from it the members that are gone or
