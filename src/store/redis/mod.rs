@@ -669,34 +669,12 @@ impl SessionStore for RedisStore {
         self.within(Call::Walk, self.owned(owner)).await
     }
 
+    /// [`sessions_of`](SessionStore::sessions_of), then a `DEL` of each session and one
+    /// `SREM` of them from the set.
     async fn destroy_all_of(&self, owner: &str, except: Option<&str>) -> Result<usize, StoreError> {
         let sessions = self.sessions_of(owner).await?;
-        self.within(Call::Walk, async {
-            let doomed: Vec<&OwnedSession> = sessions
-                .iter()
-                .filter(|s| Some(s.id.as_str()) != except)
-                .collect();
-            for s in &doomed {
-                let _: Value = ::redis::cmd("DEL")
-                    .arg(self.key(&s.id))
-                    .query_async(&mut self.conn())
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
-            if !doomed.is_empty() {
-                let mut srem = ::redis::cmd("SREM");
-                srem.arg(self.owner_key(owner));
-                for s in &doomed {
-                    srem.arg(&s.id);
-                }
-                let _: Value = srem
-                    .query_async(&mut self.conn())
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
-            Ok(doomed.len())
-        })
-        .await
+        self.within(Call::Walk, self.destroy_owned(owner, sessions, except))
+            .await
     }
 
     async fn len(&self) -> Result<usize, StoreError> {

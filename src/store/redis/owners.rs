@@ -146,15 +146,51 @@ impl RedisStore {
                 _ => stale.push(member),
             }
         }
-        if !stale.is_empty() {
-            let _: Value = ::redis::cmd("SREM")
-                .arg(&set)
-                .arg(stale)
+        self.leave(&set, stale).await?;
+        OwnedSession::sort(&mut out);
+        Ok(out)
+    }
+
+    /// `SREM` of `members` from the set `set` (nothing when there are none).
+    async fn leave<M: ::redis::ToRedisArgs>(
+        &self,
+        set: &str,
+        members: Vec<M>,
+    ) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let _: Value = ::redis::cmd("SREM")
+            .arg(set)
+            .arg(members)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Destroys `sessions` of `owner` but `except`, and takes them out of its set; returns
+    /// how many.
+    pub(super) async fn destroy_owned(
+        &self,
+        owner: &str,
+        sessions: Vec<OwnedSession>,
+        except: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let doomed: Vec<String> = sessions
+            .into_iter()
+            .map(|s| s.id)
+            .filter(|id| Some(id.as_str()) != except)
+            .collect();
+        for id in &doomed {
+            let _: Value = ::redis::cmd("DEL")
+                .arg(self.key(id))
                 .query_async(&mut self.conn())
                 .await
                 .map_err(|e| self.err(e))?;
         }
-        OwnedSession::sort(&mut out);
-        Ok(out)
+        let n = doomed.len();
+        self.leave(&self.owner_key(owner), doomed).await?;
+        Ok(n)
     }
 }
