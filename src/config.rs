@@ -38,6 +38,9 @@ pub(crate) struct Config {
     pub(crate) renew_grace: Option<std::time::Duration>,
     pub(crate) on_unknown_id: Option<UnknownIdHook>,
     pub(crate) counters: Counters,
+    /// `max_sessions_per_owner`: when a session joins an owner, the owner's oldest sessions
+    /// beyond this many are destroyed (`None`: no limit).
+    pub(crate) max_sessions_per_owner: Option<usize>,
 }
 
 impl Config {

@@ -334,6 +334,16 @@ pub enum Error {
     /// A session id could not be generated (the OS has no randomness to give).
     #[error(transparent)]
     Id(#[from] IdError),
+    /// An owner id given to [`Session::set_owner`](crate::Session::set_owner) is empty or
+    /// longer than [`MAX_OWNER_LEN`](crate::store::MAX_OWNER_LEN) bytes (the length given):
+    /// the application's mistake, answered 500 like every session error.
+    ///
+    /// ```
+    /// let err = sessile::Error::InvalidOwner(0);
+    /// assert_eq!(err.to_string(), "an owner id has 1 to 256 bytes, not 0");
+    /// ```
+    #[error("an owner id has 1 to {max} bytes, not {0}", max = crate::store::MAX_OWNER_LEN)]
+    InvalidOwner(usize),
 }
 
 /// The operating system could not give the randomness a new session id is made of,

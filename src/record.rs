@@ -145,6 +145,11 @@ impl Data {
         found.map(|raw| serde_json::from_str(raw.get())).transpose()
     }
 
+    /// Whether `other` is this very text (a clone of it), without comparing the text.
+    pub(crate) fn same(&self, other: &Data) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The JSON object text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -139,7 +139,12 @@ fn child(mode: &str, round: u64, dir: &Path) -> ! {
                         }
                         Kind::Touch => unreachable!("op_for never touches"),
                         Kind::Set => {
-                            let data = json!({"n": n, "pad": "p".repeat((n % 300) as usize)});
+                            // Owned by its writer: the owner index is checked after recovery.
+                            let data = json!({
+                                "n": n,
+                                "pad": "p".repeat((n % 300) as usize),
+                                "__sessile_owner": format!("w{w}"),
+                            });
                             let r = Record {
                                 cookie: cookie(),
                                 data: Data::from_map(data.as_object().unwrap()),
@@ -417,9 +422,30 @@ fn crash_rounds(test: &str, mode: &str, rounds: usize) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let found: BTreeMap<String, u64> = rt
-            .block_on(store.all())
-            .unwrap()
+        let all = rt.block_on(store.all()).unwrap();
+        // The owner index rebuilt at open holds exactly the owned sessions recovered.
+        let mut owned: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (id, r) in &all {
+            if let Some(owner) = r.data.to_map().unwrap().get("__sessile_owner") {
+                let owner = owner.as_str().unwrap().to_owned();
+                owned.entry(owner).or_default().insert(id.clone());
+            }
+        }
+        for w in 0..WRITERS {
+            let owner = format!("w{w}");
+            let listed: BTreeSet<String> = store
+                .sessions_of_now(&owner)
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            assert_eq!(
+                listed,
+                owned.remove(&owner).unwrap_or_default(),
+                "round {round}: the owner index of {owner} after recovery, in {}",
+                dir.display()
+            );
+        }
+        let found: BTreeMap<String, u64> = all
             .into_iter()
             .map(|(id, r)| {
                 let n = r.data.to_map().unwrap()["n"].as_u64().unwrap();

@@ -8,6 +8,11 @@
 //! - `layer_random/<case>/<sessions>`: the loaded cases again on a store prefilled with 100k
 //!   and 1M sessions, each request carrying the cookie of a uniformly random one (what a
 //!   server with many users sees: the lookup misses the cache).
+//! - `layer_owner/<case>/<variant>`: the cost of sign out everywhere. `read` (a loaded session
+//!   left unmodified) and `views` (modified) as in `layer/*`, and `login` (a new session given
+//!   an owner and saved), each with no owner (`no_owner`, the baseline of the same run), with an
+//!   owner (`owner`), and with an owner and `max_sessions_per_owner(3)` (`owner_max3`: a login
+//!   then also lists the owner's sessions and destroys the oldest beyond 3).
 //! - `signing/*`: signing a session id, and verifying a cookie with 1 and with 3 secrets.
 //! - `store/<op>/<sessions>/<threads>t`: `EmbeddedStore`'s synchronous `get_now`,
 //!   `touch_now`, `set_now` and `apply_now` on uniformly random ids of a prefilled store, at
@@ -33,7 +38,7 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::{header, Request};
-use sessile::{Change, Changes, EmbeddedStore, MaxLifetime, Secrets, SessionLayer};
+use sessile::{Change, Changes, EmbeddedStore, MaxLifetime, Secrets, Session, SessionLayer};
 use support::{short_count, Id, Rng, Timer};
 
 /// Whether measurements use the threads' CPU time instead of the wall clock (`HOT_CLOCK=cpu`).
@@ -80,8 +85,8 @@ fn layer(c: &mut Criterion) {
     );
     let bare_app = Router::new().route("/read", get(bare));
 
-    let cookie = support::first_cookie(&rt, &app);
-    let lifetime_cookie = support::first_cookie(&rt, &lifetime_app);
+    let cookie = support::first_cookie(&rt, &app, "/views");
+    let lifetime_cookie = support::first_cookie(&rt, &lifetime_app, "/views");
 
     let mut g = per_op_group(c, "layer");
     let cases: [(&str, &Router, &str, Option<&str>); 6] = [
@@ -104,26 +109,82 @@ fn layer(c: &mut Criterion) {
     ];
     for (name, router, path, cookie) in cases {
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let timer = Timer::start();
-                rt.block_on(async {
-                    for _ in 0..iters {
-                        let mut req = Request::get(path);
-                        if let Some(cookie) = cookie {
-                            req = req.header(header::COOKIE, cookie);
-                        }
-                        let req = req.body(Body::empty()).expect("request");
-                        let res = router.clone().oneshot(req).await.expect("response");
-                        std::hint::black_box(res);
-                    }
-                });
-                timer.elapsed(cpu_clock())
-            })
+            b.iter_custom(|iters| time_requests(&rt, router, path, cookie, iters))
         });
     }
     g.finish();
     // The new-visitor runs left sessions behind; free them before the next group.
     drop(store);
+}
+
+/// The time of `iters` requests of `path` to `router`, each with `cookie` if given.
+fn time_requests(
+    rt: &tokio::runtime::Runtime,
+    router: &Router,
+    path: &str,
+    cookie: Option<&str>,
+    iters: u64,
+) -> Duration {
+    let timer = Timer::start();
+    rt.block_on(async {
+        for _ in 0..iters {
+            let mut req = Request::get(path);
+            if let Some(cookie) = cookie {
+                req = req.header(header::COOKIE, cookie);
+            }
+            let req = req.body(Body::empty()).expect("request");
+            let res = router.clone().oneshot(req).await.expect("response");
+            std::hint::black_box(res);
+        }
+    });
+    timer.elapsed(cpu_clock())
+}
+
+/// A login: the session gets an owner (one user for every login of the run) when `owned`.
+async fn login_as(session: Session, owned: bool) -> String {
+    if owned {
+        let _ = session.set_owner("bench-user");
+    }
+    let _ = session.insert("user", "bench-user");
+    String::new()
+}
+
+/// The cost of an owner on `/read`, `/views` and a login (see the module documentation).
+fn layer_owner(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = per_op_group(c, "layer_owner");
+    let variants = [
+        ("no_owner", false, None),
+        ("owner", true, None),
+        ("owner_max3", true, Some(3)),
+    ];
+    for (variant, owned, max) in variants {
+        let store = EmbeddedStore::new();
+        let mut builder = SessionLayer::builder()
+            .secret("hot paths secret")
+            .store(store.clone());
+        if let Some(n) = max {
+            builder = builder.max_sessions_per_owner(n);
+        }
+        let app = Router::new()
+            .route("/read", get(support::read))
+            .route("/views", get(support::views))
+            .route("/login", get(move |s: Session| login_as(s, owned)))
+            .layer(builder.build().expect("valid options"));
+        let cookie = support::first_cookie(&rt, &app, "/login");
+        for (case, path, with_cookie) in [
+            ("read", "/read", true),
+            ("views", "/views", true),
+            ("login", "/login", false),
+        ] {
+            let cookie = with_cookie.then_some(cookie.as_str());
+            g.bench_function(BenchmarkId::new(case, variant), |b| {
+                b.iter_custom(|iters| time_requests(&rt, &app, path, cookie, iters))
+            });
+        }
+        drop(store);
+    }
+    g.finish();
 }
 
 /// The loaded-session cases on a prefilled store, each request with a random session's
@@ -497,6 +558,7 @@ fn main() {
         .measurement_time(Duration::from_secs(secs))
         .configure_from_args();
     layer(&mut c);
+    layer_owner(&mut c);
     layer_random(&mut c);
     signing(&mut c);
     store_ops(&mut c);

@@ -69,7 +69,7 @@ fn layer(path: &'static str, with_cookie: bool, store: EmbeddedStore) -> Subject
         .route("/read", get(support::read))
         .route("/views", get(support::views))
         .layer(sessions);
-    let cookie = support::first_cookie(&rt, &app);
+    let cookie = support::first_cookie(&rt, &app, "/views");
     Subject::Layer(rt, app, with_cookie.then_some(cookie), path)
 }
 

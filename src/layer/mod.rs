@@ -151,6 +151,7 @@ pub struct SessionLayerBuilder {
     resave: bool,
     rolling: bool,
     touch_after: Option<std::time::Duration>,
+    max_sessions_per_owner: Option<usize>,
     save_uninitialized: bool,
     unset: Unset,
     on_error: Option<ErrorHandler>,
@@ -172,6 +173,7 @@ impl Default for SessionLayerBuilder {
             resave: false,
             rolling: false,
             touch_after: None,
+            max_sessions_per_owner: None,
             save_uninitialized: false,
             unset: Unset::Keep,
             on_error: None,
@@ -361,6 +363,24 @@ impl SessionLayerBuilder {
     /// ```
     pub fn touch_after(mut self, d: std::time::Duration) -> Self {
         self.touch_after = Some(d);
+        self
+    }
+
+    /// At most `n` sessions per owner (off by default; see
+    /// [`Session::set_owner`](crate::Session::set_owner)): when a session is saved with an
+    /// owner set in its request (a login), the owner's oldest sessions beyond `n` (by when
+    /// their owner was set) are destroyed; the session being saved is always kept. With
+    /// `n = 1`, a login signs the user's other devices out (actix-session #306). `n = 0`
+    /// counts as 1.
+    ///
+    /// ```
+    /// let layer = sessile::SessionLayer::builder()
+    ///     .secret("s")
+    ///     .max_sessions_per_owner(3)
+    ///     .build();
+    /// ```
+    pub fn max_sessions_per_owner(mut self, n: usize) -> Self {
+        self.max_sessions_per_owner = Some(n.max(1));
         self
     }
 
@@ -578,6 +598,7 @@ impl SessionLayerBuilder {
                 resave: self.resave,
                 rolling: self.rolling,
                 touch_after: self.touch_after,
+                max_sessions_per_owner: self.max_sessions_per_owner,
                 save_uninitialized: self.save_uninitialized,
                 unset: self.unset,
                 on_error: self.on_error,

@@ -22,13 +22,18 @@ impl Session {
         match op {
             WriteOp::Set { id, record, snap } => {
                 store.set(&id, &record).await?;
+                self.after_owned_write(&id).await?;
                 Ok(Some(snap))
             }
             WriteOp::Apply { id, changes, snap } => {
                 // A session destroyed (a logout in a parallel request) or expired since it
                 // was loaded stays gone: express would write it back whole and undo the
                 // logout.
-                Ok((store.apply(&id, &changes).await? == Applied::Applied).then_some(snap))
+                if store.apply(&id, &changes).await? == Applied::Missing {
+                    return Ok(None);
+                }
+                self.after_owned_write(&id).await?;
+                Ok(Some(snap))
             }
         }
     }
@@ -133,7 +138,10 @@ impl Session {
                     }
                 }
             }
-            Step::Touch(id, cookie) => config.store.touch(&id, &cookie).await?,
+            Step::Touch(id, cookie) => match self.owner() {
+                Some(owner) => config.store.touch_owned(&id, &cookie, &owner).await?,
+                None => config.store.touch(&id, &cookie).await?,
+            },
             Step::Refresh(id, changes) => {
                 if config.store.apply(&id, &changes).await? == Applied::Missing {
                     // Ended in the store meanwhile (a logout elsewhere, or expired).

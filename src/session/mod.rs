@@ -27,6 +27,7 @@ mod commit;
 mod cookie;
 mod fields;
 mod lifecycle;
+mod owner;
 pub(crate) mod renewal;
 pub(crate) mod reserved;
 mod state;
@@ -52,6 +53,9 @@ pub struct Session {
 struct Inner {
     config: Arc<Config>,
     state: Mutex<State>,
+    /// The owner [`Session::set_owner`] gave in this request, until the session is written
+    /// (for `max_sessions_per_owner`).
+    joined: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -115,6 +119,7 @@ impl Session {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(st),
+                joined: Mutex::new(None),
             }),
         }
     }

@@ -33,7 +33,7 @@ pub(crate) fn is_reserved(key: &str) -> bool {
 /// The reserved fields a session keeps when its id changes (`cycle_id`): the others belong
 /// to the old id.
 pub(crate) fn carried_on_cycle(key: &str) -> bool {
-    key == CREATED
+    key == CREATED || key == crate::store::OWNER_KEY || key == crate::store::OWNER_SINCE_KEY
 }
 
 #[cfg(test)]

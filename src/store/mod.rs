@@ -12,9 +12,12 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
+pub(crate) use owned::{owner_of, valid_owner};
+pub use owned::{OwnedSession, MAX_OWNER_LEN, OWNER_KEY, OWNER_SINCE_KEY};
 
 pub mod embedded;
 pub(crate) mod latency;
+mod owned;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -250,5 +253,103 @@ pub trait SessionStore: Send + Sync + 'static {
     /// ```
     async fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len().await? == 0)
+    }
+
+    /// The live sessions of `owner` (the user id a handler gave `Session::set_owner`),
+    /// oldest owner first (by when the owner was set, then by id).
+    ///
+    /// The default implementation reads every record ([`all`](Self::all)) and keeps those
+    /// whose [`OWNER_KEY`] field is `owner`: correct for any store, but a walk of the whole
+    /// store. The stores of this crate keep an index instead (the embedded store one in
+    /// memory, the Redis store a set per owner).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// let phone = r#"{"cookie":{},"__sessile_owner":"alice","__sessile_owner_since":1}"#;
+    /// let laptop = r#"{"cookie":{},"__sessile_owner":"alice","__sessile_owner_since":2}"#;
+    /// store.set("phone", &Record::from_json(phone)?).await?;
+    /// store.set("laptop", &Record::from_json(laptop)?).await?;
+    /// store.set("bob", &Record::from_json(r#"{"cookie":{},"__sessile_owner":"bob"}"#)?).await?;
+    /// let ids: Vec<String> = store.sessions_of("alice").await?.into_iter().map(|s| s.id).collect();
+    /// assert_eq!(ids, ["phone", "laptop"]);
+    /// assert!(store.sessions_of("carol").await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    async fn sessions_of(&self, owner: &str) -> Result<Vec<OwnedSession>, StoreError> {
+        let mut out: Vec<OwnedSession> = self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|(_, r)| owner_of(&r.data).as_deref() == Some(owner))
+            .map(|(id, record)| OwnedSession { id, record })
+            .collect();
+        OwnedSession::sort(&mut out);
+        Ok(out)
+    }
+
+    /// [`touch`](Self::touch) of a session the caller knows `owner` owns (the layer calls
+    /// this instead of `touch` for an owned session): a store whose owner index expires on
+    /// its own (the Redis store's owner sets) keeps it alive as long as the session. The
+    /// default implementation is `touch`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set("sid", &Record::from_json(r#"{"cookie":{},"__sessile_owner":"alice"}"#)?).await?;
+    /// let mut cookie = store.get("sid").await?.expect("stored").cookie;
+    /// cookie.set_max_age(Some(60_000));
+    /// store.touch_owned("sid", &cookie, "alice").await?;
+    /// assert_eq!(store.sessions_of("alice").await?[0].record.cookie, cookie);
+    /// # Ok(()) }
+    /// ```
+    async fn touch_owned(
+        &self,
+        sid: &str,
+        cookie: &CookieRecord,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let _ = owner;
+        self.touch(sid, cookie).await
+    }
+
+    /// Destroys every live session of `owner` but `except` (the current session, for "log
+    /// out of all other devices"); returns how many were destroyed.
+    ///
+    /// The default implementation destroys each session [`sessions_of`](Self::sessions_of)
+    /// lists.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sessile::StoreError> {
+    /// use sessile::{EmbeddedStore, Record, SessionStore};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// let alice = Record::from_json(r#"{"cookie":{},"__sessile_owner":"alice"}"#)?;
+    /// for sid in ["phone", "laptop", "tablet"] {
+    ///     store.set(sid, &alice).await?;
+    /// }
+    /// assert_eq!(store.destroy_all_of("alice", Some("laptop")).await?, 2);
+    /// assert!(store.get("phone").await?.is_none());
+    /// assert!(store.get("laptop").await?.is_some());
+    /// assert_eq!(store.destroy_all_of("alice", None).await?, 1);
+    /// assert_eq!(store.len().await?, 0);
+    /// # Ok(()) }
+    /// ```
+    async fn destroy_all_of(&self, owner: &str, except: Option<&str>) -> Result<usize, StoreError> {
+        let mut destroyed = 0;
+        for s in self.sessions_of(owner).await? {
+            if Some(s.id.as_str()) != except {
+                self.destroy(&s.id).await?;
+                destroyed += 1;
+            }
+        }
+        Ok(destroyed)
     }
 }

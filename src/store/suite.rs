@@ -19,6 +19,7 @@
 //! | [`check_large_values`] | a record of more than 100 KB of data round-trips |
 //! | [`check_odd_ids`] | ids with `%`, `/`, spaces, unicode and glob characters (`*`, `?`, `[`) are stored as exact, distinct keys |
 //! | [`check_undecodable_fields`] | a record as Node writes it, with a lone UTF-16 surrogate in one field and nesting 200 and 100,000 deep in others, reads, keeps those fields byte for byte through `apply` and `touch`, and counts in `all`/`len` |
+//! | [`check_owners`] | `sessions_of` lists an owner's live sessions (written by `set`, `create` or `apply`), oldest owner first, and no longer those destroyed, expired or given another owner; `destroy_all_of` destroys them all but the one excepted, and no one else's |
 //! | [`check_clear`] | **destructive**: `clear` empties the store, which keeps working afterwards |
 //!
 //! [`run`] runs every check but the destructive one; [`run_destructive`] runs them all. Each
@@ -74,7 +75,7 @@ use serde_json::{json, Map, Value};
 use crate::clock;
 use crate::error::StoreError;
 use crate::record::{Change, Changes, CookieRecord, Data, Priority, Record, SameSite};
-use crate::store::{Applied, Created, SessionStore};
+use crate::store::{Applied, Created, OwnedSession, SessionStore};
 
 /// A check of the suite that did not hold: which check, and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +135,7 @@ pub async fn run<S: SessionStore + ?Sized>(store: &S) -> Result<(), SuiteFailure
     check_large_values(store).await?;
     check_odd_ids(store).await?;
     check_undecodable_fields(store).await?;
+    check_owners(store).await?;
     Ok(())
 }
 
@@ -286,6 +288,19 @@ pub async fn check_undecodable_fields<S: SessionStore + ?Sized>(
 ) -> Result<(), SuiteFailure> {
     let t = Scope::new(store, "undecodable_fields")?;
     let result = undecodable_fields(&t).await;
+    t.finish(result).await
+}
+
+/// Sessions by owner (the reserved field [`OWNER_KEY`](crate::store::OWNER_KEY)):
+/// `sessions_of` lists an owner's live sessions, whether the owner came with `set`, `create`
+/// or `apply`, oldest owner first (by [`OWNER_SINCE_KEY`](crate::store::OWNER_SINCE_KEY)),
+/// each with its record, and still after a `touch`; not a session given another owner, nor
+/// one destroyed, nor one whose `expires` passed (waits about 450 ms), nor another owner's.
+/// `destroy_all_of` destroys all the owner's sessions but the one excepted, returns how
+/// many, and leaves other owners' and unowned sessions alone.
+pub async fn check_owners<S: SessionStore + ?Sized>(store: &S) -> Result<(), SuiteFailure> {
+    let t = Scope::new(store, "owners")?;
+    let result = owners(&t).await;
     t.finish(result).await
 }
 
@@ -1191,6 +1206,152 @@ async fn undecodable_fields<S: SessionStore + ?Sized>(
     )))
 }
 
+/// A record owned by `owner` since `since`, expiring at `expires`.
+fn owned(owner: &str, since: i64, expires: i64) -> Record {
+    Record {
+        cookie: full_cookie(Some(expires)),
+        data: data(json!({
+            "user": "someone",
+            crate::store::OWNER_KEY: owner,
+            crate::store::OWNER_SINCE_KEY: since,
+        })),
+    }
+}
+
+async fn owners<S: SessionStore + ?Sized>(t: &Scope<'_, S>) -> Result<(), SuiteFailure> {
+    let now = clock::now_ms();
+    let later = now + 600_000;
+    // Owner ids with the characters a key prefix or glob could trip on.
+    let owner = format!("{}owner *?[x]", t.prefix());
+    let other = format!("{}other", t.prefix());
+    let (a, b, c, d) = (t.id("a"), t.id("b"), t.id("c"), t.id("d"));
+    let (theirs, nobodys) = (t.id("theirs"), t.id("nobodys"));
+
+    let ra = owned(&owner, 1, later);
+    t.set(&a, &ra).await?;
+    // `b` gets its owner through `apply`, `c` through `create`.
+    t.set(
+        &b,
+        &Record {
+            cookie: full_cookie(Some(later)),
+            data: data(json!({"user": "someone"})),
+        },
+    )
+    .await?;
+    let changes = Changes {
+        cookie: full_cookie(Some(later)),
+        fields: vec![
+            Change::Set(crate::store::OWNER_KEY.into(), json!(owner)),
+            Change::Set(crate::store::OWNER_SINCE_KEY.into(), json!(2)),
+        ],
+    };
+    t.apply_expect(&b, &changes, Applied::Applied, "a live record")
+        .await?;
+    let rc = owned(&owner, 3, later);
+    t.create_expect(&c, &rc, Created::Created, "a fresh id")
+        .await?;
+    t.set(&theirs, &owned(&other, 1, later)).await?;
+    t.set(
+        &nobodys,
+        &Record {
+            cookie: full_cookie(Some(later)),
+            data: data(json!({"user": "x"})),
+        },
+    )
+    .await?;
+    // Touched: still listed, with its data.
+    t.touch(&c, &full_cookie(Some(later + 1_000))).await?;
+
+    let listed = t.sessions_of(&owner).await?;
+    t.expect_ids(&listed, &[&a, &b, &c], "three sessions of one owner")
+        .await?;
+    if let Some(diff) = differences(&ra, &listed[0].record) {
+        return Err(t.fail(format!("sessions_of: the record of {a:?} {diff}")));
+    }
+    // A store sharing Node's format may keep the old cookie through a touch.
+    if listed[2].record.data.to_map().ok() != rc.data.to_map().ok() {
+        return Err(t.fail(format!(
+            "sessions_of: the data of {c:?} (touched) is {}, expected {}",
+            short(listed[2].record.data.as_str()),
+            short(rc.data.as_str())
+        )));
+    }
+    t.expect_ids(&t.sessions_of(&other).await?, &[&theirs], "another owner's")
+        .await?;
+
+    // Given another owner, destroyed, expired: no longer listed.
+    let changes = Changes {
+        cookie: full_cookie(Some(later)),
+        fields: vec![Change::Set(crate::store::OWNER_KEY.into(), json!(other))],
+    };
+    t.apply_expect(&a, &changes, Applied::Applied, "a live record")
+        .await?;
+    t.destroy(&b).await?;
+    let soon = clock::now_ms() + 300;
+    t.set(&d, &owned(&owner, 4, soon)).await?;
+    sleep_until_ms(soon + 150).await;
+    t.expect_ids(
+        &t.sessions_of(&owner).await?,
+        &[&c],
+        "after one session was given another owner, one destroyed and one expired",
+    )
+    .await?;
+    t.expect_ids(
+        &t.sessions_of(&other).await?,
+        &[&a, &theirs],
+        "the new owner's",
+    )
+    .await?;
+
+    // Everything of one owner but the current session, then everything.
+    let (e, f) = (t.id("e"), t.id("f"));
+    t.set(&e, &owned(&owner, 5, later)).await?;
+    t.set(&f, &owned(&owner, 6, later)).await?;
+    let n = t
+        .call(
+            "destroy_all_of",
+            &owner,
+            t.store.destroy_all_of(&owner, Some(&e)),
+        )
+        .await?;
+    if n != 2 {
+        return Err(t.fail(format!(
+            "destroy_all_of(except one of 3) returned {n}, expected 2"
+        )));
+    }
+    for id in [&c, &f] {
+        t.expect_missing(id, "after destroy_all_of of its owner")
+            .await?;
+    }
+    t.expect_ids(
+        &t.sessions_of(&owner).await?,
+        &[&e],
+        "after destroy_all_of but one",
+    )
+    .await?;
+    for id in [&a, &theirs, &nobodys] {
+        if t.get(id).await?.is_none() {
+            return Err(t.fail(format!(
+                "destroy_all_of of one owner destroyed {id:?}, not its own"
+            )));
+        }
+    }
+    let n = t
+        .call(
+            "destroy_all_of",
+            &owner,
+            t.store.destroy_all_of(&owner, None),
+        )
+        .await?;
+    if n != 1 {
+        return Err(t.fail(format!(
+            "destroy_all_of of one session returned {n}, expected 1"
+        )));
+    }
+    t.expect_ids(&t.sessions_of(&owner).await?, &[], "after destroy_all_of")
+        .await
+}
+
 async fn clear<S: SessionStore + ?Sized>(t: &Scope<'_, S>) -> Result<(), SuiteFailure> {
     let now = clock::now_ms();
     let ids = [t.id("one"), t.id("two"), t.id("three")];
@@ -1336,6 +1497,28 @@ impl<'s, S: SessionStore + ?Sized> Scope<'s, S> {
 
     async fn len(&self) -> Result<usize, SuiteFailure> {
         self.call("len", "", self.store.len()).await
+    }
+
+    async fn sessions_of(&self, owner: &str) -> Result<Vec<OwnedSession>, SuiteFailure> {
+        self.call("sessions_of", owner, self.store.sessions_of(owner))
+            .await
+    }
+
+    /// Fails unless `listed` holds exactly the sessions `ids`, in that order.
+    async fn expect_ids(
+        &self,
+        listed: &[OwnedSession],
+        ids: &[&String],
+        what: &str,
+    ) -> Result<(), SuiteFailure> {
+        let got: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+        let want: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+        if got != want {
+            return Err(self.fail(format!(
+                "{what}: sessions_of listed {got:?}, expected {want:?}"
+            )));
+        }
+        Ok(())
     }
 
     async fn create_expect(

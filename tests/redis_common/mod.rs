@@ -72,6 +72,7 @@ pub async fn suite_failures(store: &sessile::RedisStore) -> Vec<String> {
             "undecodable_fields",
             suite::check_undecodable_fields(store).await,
         ),
+        ("owners", suite::check_owners(store).await),
         ("clear", suite::check_clear(store).await),
     ];
     checks

@@ -322,9 +322,9 @@ impl Timer {
 }
 
 /// The `name=value` of the session cookie a first request to `/views` of `app` sets.
-pub fn first_cookie(rt: &tokio::runtime::Runtime, app: &axum::Router) -> String {
+pub fn first_cookie(rt: &tokio::runtime::Runtime, app: &axum::Router, path: &str) -> String {
     use tower::ServiceExt as _;
-    let req = http::Request::get("/views")
+    let req = http::Request::get(path)
         .body(axum::body::Body::empty())
         .expect("request");
     let res = rt.block_on(app.clone().oneshot(req)).expect("response");

@@ -6,6 +6,7 @@
 //! map; when it is done under which lock, by the shard (`shard/`).
 
 use super::expiry::{bucket_of, Place, Wheel, BACK, NEW};
+use super::owners::Owners;
 use super::shape::Shapes;
 use super::slab::{Entry, New, Slab};
 use crate::record::{CookieRecord, Data, Record};
@@ -68,6 +69,9 @@ pub(crate) struct Map {
     pub(crate) slab: Slab,
     pub(crate) wheel: Wheel,
     pub(crate) shapes: Shapes,
+    /// Which entries belong to which owner, kept in step by every insert, replace and
+    /// removal here.
+    pub(crate) owners: Owners,
     /// Bytes charged for the entries ([`charge`]).
     pub(crate) bytes: usize,
     /// The (entries, bytes) last added to the store's caps.
@@ -88,6 +92,7 @@ impl Default for Map {
             slab: Slab::default(),
             wheel: Wheel::default(),
             shapes: Shapes::default(),
+            owners: Owners::default(),
             bytes: 0,
             recorded: (0, 0),
             copying: AtomicU64::new(0),
@@ -114,6 +119,7 @@ impl Map {
     /// Removes the entry at `pos` from the slab, the wheel and the shapes.
     pub(crate) fn remove_at(&mut self, pos: u32) -> Option<Entry> {
         let key_len = self.slab.key_len(pos);
+        self.owners.forget(self.slab.key(pos));
         let entry = self.slab.remove(pos)?;
         self.bytes = self.bytes.saturating_sub(charge(key_len, &entry.data));
         if let Some(moved) = self.wheel.remove(entry.place()) {
@@ -129,6 +135,7 @@ impl Map {
     /// shapes. Returns whether there was one.
     pub(crate) fn remove_unplaced(&mut self, pos: u32) -> bool {
         let key_len = self.slab.key_len(pos);
+        self.owners.forget(self.slab.key(pos));
         let Some(e) = self.slab.remove(pos) else {
             return false;
         };
@@ -158,6 +165,7 @@ impl Map {
             return;
         };
         self.place(pos, deadline);
+        self.owners.note(key, &record.data);
         self.bytes += bytes;
     }
 
@@ -166,6 +174,7 @@ impl Map {
         self.slab.clear();
         self.wheel.clear();
         self.shapes.clear();
+        self.owners.clear();
         self.bytes = 0;
     }
 
@@ -173,6 +182,12 @@ impl Map {
     /// wheel change unless the deadline's bucket gets earlier).
     pub(crate) fn replace(&mut self, pos: u32, data: Data, cookie: &CookieRecord, deadline: i64) {
         let key_len = self.slab.key_len(pos);
+        let Some(e) = self.slab.get(pos) else {
+            return;
+        };
+        if !e.data.same(&data) {
+            self.owners.note(self.slab.key(pos), &data);
+        }
         let Some(e) = self.slab.get_mut(pos) else {
             return;
         };

@@ -25,8 +25,8 @@
 //! - `shard/`: one shard's lock and the order of each call (check, log, change);
 //!   `room.rs`: making room across shards for a write under the caps;
 //! - `policy/`: expiry sweeps, compaction, caps and eviction, working on the data;
-//! - `map.rs`, `slab.rs`, `index.rs`, `expiry.rs`, `shape.rs`: the data of a shard (entries,
-//!   their id index, the expiry wheel, the cookie shapes);
+//! - `map.rs`, `slab.rs`, `index.rs`, `expiry.rs`, `shape.rs`, `owners.rs`: the data of a
+//!   shard (entries, their id index, the expiry wheel, the cookie shapes, the owner index);
 //! - `log.rs`: the log as a shard knows it (`OpLog`: append an operation, get its sequence
 //!   number), implemented by the write-ahead log of `durable/`.
 
@@ -41,6 +41,7 @@ pub mod fuzzing;
 mod index;
 mod log;
 mod map;
+mod owners;
 mod policy;
 mod room;
 mod shape;

@@ -16,7 +16,7 @@ use super::shard::Shard;
 use crate::clock;
 use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
-use crate::store::{Applied, Created, SessionStore};
+use crate::store::{Applied, Created, OwnedSession, SessionStore};
 
 /// How many keys one sweep of one shard may look at while holding its write lock.
 const SWEEP_BUDGET: usize = 256;
@@ -165,6 +165,27 @@ impl EmbeddedStore {
     /// The live record under `sid` (synchronous form of [`SessionStore::get`]).
     pub fn get_now(&self, sid: &str) -> Option<Record> {
         self.core.shard(sid).get(sid, clock::now_ms())
+    }
+
+    /// The live sessions of `owner`, oldest owner first (synchronous form of
+    /// [`SessionStore::sessions_of`]), from the owner index each shard keeps.
+    ///
+    /// ```
+    /// use sessile::{EmbeddedStore, Record};
+    ///
+    /// let store = EmbeddedStore::new();
+    /// store.set_now("sid", &Record::from_json(r#"{"cookie":{},"__sessile_owner":"alice"}"#)?)?;
+    /// assert_eq!(store.sessions_of_now("alice")[0].id, "sid");
+    /// # Ok::<(), sessile::StoreError>(())
+    /// ```
+    pub fn sessions_of_now(&self, owner: &str) -> Vec<OwnedSession> {
+        let now = clock::now_ms();
+        let mut out = Vec::new();
+        for shard in self.core.shards.iter() {
+            shard.sessions_of(owner, now, &mut out);
+        }
+        OwnedSession::sort(&mut out);
+        out
     }
 
     /// Insert or replace (synchronous form of [`SessionStore::set`]). On a durable store
@@ -448,5 +469,27 @@ impl SessionStore for EmbeddedStore {
     async fn len(&self) -> Result<usize, StoreError> {
         let now = clock::now_ms();
         Ok(self.core.shards.iter().map(|s| s.count_live(now)).sum())
+    }
+
+    /// From the owner index each shard keeps in memory (no walk of the store).
+    async fn sessions_of(&self, owner: &str) -> Result<Vec<OwnedSession>, StoreError> {
+        Ok(self.sessions_of_now(owner))
+    }
+
+    async fn destroy_all_of(&self, owner: &str, except: Option<&str>) -> Result<usize, StoreError> {
+        let mut destroyed = 0;
+        let mut seq = None;
+        for s in self.sessions_of_now(owner) {
+            if Some(s.id.as_str()) != except {
+                seq = self
+                    .core
+                    .shard(&s.id)
+                    .destroy(&s.id, self.core.log())?
+                    .or(seq);
+                destroyed += 1;
+            }
+        }
+        self.core.durable(seq).await?;
+        Ok(destroyed)
     }
 }

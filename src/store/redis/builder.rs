@@ -130,6 +130,7 @@ impl RedisStoreBuilder {
                 timeouts: self.timeouts,
                 scan_count: self.scan_count,
                 cas: Cas::new(),
+                owner_scripts: super::owners::OwnerScripts::new(),
                 locks: KeyLocks::default(),
                 stats: Default::default(),
             }),

@@ -8,11 +8,12 @@
 //! | --- | --- | --- |
 //! | `get` | `GET prefix+sid`, parsed as express's JSON | yes |
 //! | `set` | `SET prefix+sid json EX ttl`, or `DEL` when `ttl <= 0` | yes |
-//! | `touch` | `EXPIRE prefix+sid ttl` (the value is not rewritten), or `DEL` when `ttl <= 0` | yes |
+//! | `touch` | `EXPIRE prefix+sid ttl` (the value is not rewritten), or `DEL` when `ttl <= 0`; for a session the layer knows is owned (`touch_owned`), then the owner's set's TTL raised to match (see [`owners`]) | yes |
 //! | `destroy` | `DEL prefix+sid` | yes |
 //! | `create` | `SET prefix+sid json NX EX ttl` (insert if absent) | sessile only |
 //! | `all`, `len`, `clear` | `SCAN MATCH prefix*` (never `KEYS`), then `MGET` / `DEL` per page; `all` and `len` skip values that are not sessions | yes |
 //! | `apply` | `GET`, then a compare-and-set Lua script (see below) | sessile only |
+//! | `sessions_of`, `destroy_all_of` | the owner's set `prefix+owner:<owner>`, which every write of an owned session joins (see [`owners`]) | sessile only |
 //!
 //! - **Key**: the prefix (default `sess:`) followed by the session id.
 //! - **Value**: `{"cookie":{...},...fields}`, the text `JSON.stringify(req.session)` gives.
@@ -74,7 +75,7 @@ use async_trait::async_trait;
 use crate::clock;
 use crate::error::{Corrupted, Corruption, StoreError};
 use crate::record::{Changes, CookieRecord, Record};
-use crate::store::{Applied, Created, SessionStore};
+use crate::store::{Applied, Created, OwnedSession, SessionStore};
 
 mod builder;
 #[cfg(feature = "redis-cluster")]
@@ -82,6 +83,7 @@ mod cluster;
 mod conn;
 mod limits;
 mod locks;
+pub mod owners;
 mod reply;
 pub mod script;
 #[cfg(feature = "redis-sentinel")]
@@ -132,6 +134,8 @@ struct Inner {
     timeouts: Timeouts,
     scan_count: usize,
     cas: Cas,
+    /// The owner sets' scripts (see [`owners`]).
+    owner_scripts: owners::OwnerScripts,
     /// Queues this process's `apply` calls per session (see [`locks`]).
     locks: KeyLocks,
     /// What [`RedisStore::stats`] reports.
@@ -315,7 +319,7 @@ impl RedisStore {
         }
     }
 
-    async fn write(&self, key: &str, record: &Record) -> Result<(), StoreError> {
+    async fn write(&self, sid: &str, key: &str, record: &Record) -> Result<(), StoreError> {
         let ttl = self.ttl_secs(&record.cookie, clock::now_ms());
         let mut cmd = ::redis::cmd(if ttl > 0 { "SET" } else { "DEL" });
         cmd.arg(key);
@@ -326,10 +330,15 @@ impl RedisStore {
             .query_async(&mut self.conn())
             .await
             .map_err(|e| self.err(e))?;
-        Ok(())
+        self.join_owner(sid, record, ttl).await
     }
 
-    async fn apply_inner(&self, key: &str, changes: &Changes) -> Result<Applied, StoreError> {
+    async fn apply_inner(
+        &self,
+        sid: &str,
+        key: &str,
+        changes: &Changes,
+    ) -> Result<Applied, StoreError> {
         // This node's own writers of the session queue up; the compare-and-set handles the
         // others.
         let _turn = self.inner.locks.lock(key).await;
@@ -354,7 +363,10 @@ impl RedisStore {
                 .await
                 .map_err(|e| self.err(e))?;
             match outcome {
-                CasOutcome::Written => return Ok(Applied::Applied),
+                CasOutcome::Written => {
+                    self.join_owner(sid, &new, ttl).await?;
+                    return Ok(Applied::Applied);
+                }
                 CasOutcome::Gone => return Ok(Applied::Missing),
                 CasOutcome::Conflict(now_stored) => {
                     self.inner.stats.cas_retry();
@@ -368,7 +380,22 @@ impl RedisStore {
     /// `SET NX` with the record's TTL. A key already there is read: a live record makes
     /// the create fail; an expired one still in its last rounded-up second is replaced only
     /// if unchanged (the compare-and-set script), and one gone meanwhile is tried again.
-    async fn create_inner(&self, key: &str, record: &Record) -> Result<Created, StoreError> {
+    async fn create_inner(
+        &self,
+        sid: &str,
+        key: &str,
+        record: &Record,
+    ) -> Result<Created, StoreError> {
+        let created = self.create_key(key, record).await?;
+        if created == Created::Created {
+            let ttl = self.ttl_secs(&record.cookie, clock::now_ms());
+            self.join_owner(sid, record, ttl).await?;
+        }
+        Ok(created)
+    }
+
+    /// [`create_inner`](Self::create_inner)'s write of the session itself.
+    async fn create_key(&self, key: &str, record: &Record) -> Result<Created, StoreError> {
         let ttl = self.ttl_secs(&record.cookie, clock::now_ms());
         let json = record.to_json();
         let mut conn = self.conn();
@@ -494,6 +521,9 @@ impl RedisStore {
                     let Some(bytes) = bytes_of(value) else {
                         continue;
                     };
+                    if self.is_owner_set(&sid) {
+                        continue;
+                    }
                     // A value that cannot be read as a session is skipped: one bad record
                     // must not fail the call for every caller. (Not reported yet: the
                     // store has no channel to report through.)
@@ -527,18 +557,19 @@ impl SessionStore for RedisStore {
 
     async fn set(&self, sid: &str, record: &Record) -> Result<(), StoreError> {
         let key = self.key(sid);
-        self.within(Call::Write, self.write(&key, record)).await
+        self.within(Call::Write, self.write(sid, &key, record))
+            .await
     }
 
     async fn create(&self, sid: &str, record: &Record) -> Result<Created, StoreError> {
         let key = self.key(sid);
-        self.within(Call::Write, self.create_inner(&key, record))
+        self.within(Call::Write, self.create_inner(sid, &key, record))
             .await
     }
 
     async fn apply(&self, sid: &str, changes: &Changes) -> Result<Applied, StoreError> {
         let key = self.key(sid);
-        self.within(Call::Write, self.apply_inner(&key, changes))
+        self.within(Call::Write, self.apply_inner(sid, &key, changes))
             .await
     }
 
@@ -601,6 +632,49 @@ impl SessionStore for RedisStore {
             }
         }
         Ok(())
+    }
+
+    /// `EXPIRE` (or `DEL`) as [`touch`](SessionStore::touch), then, if the session is
+    /// still there, the [`owners::JOIN`] script on the owner's set, so that the set lives as
+    /// long as the session.
+    async fn touch_owned(
+        &self,
+        sid: &str,
+        cookie: &CookieRecord,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let key = self.key(sid);
+        let ttl = self.ttl_secs(cookie, clock::now_ms());
+        if ttl <= 0 {
+            return self.touch(sid, cookie).await;
+        }
+        self.within(Call::Write, async {
+            let found: i64 = ::redis::cmd("EXPIRE")
+                .arg(&key)
+                .arg(ttl)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| self.err(e))?;
+            if found == 1 {
+                self.join(sid, owner, ttl).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// From the set `<prefix>owner:<owner>` (see [`owners`]): `SMEMBERS`, a `GET` per
+    /// member, and one `SREM` of the members found gone or re-owned.
+    async fn sessions_of(&self, owner: &str) -> Result<Vec<OwnedSession>, StoreError> {
+        self.within(Call::Walk, self.owned(owner)).await
+    }
+
+    /// [`sessions_of`](SessionStore::sessions_of), then a `DEL` of each session and one
+    /// `SREM` of them from the set.
+    async fn destroy_all_of(&self, owner: &str, except: Option<&str>) -> Result<usize, StoreError> {
+        let sessions = self.sessions_of(owner).await?;
+        self.within(Call::Walk, self.destroy_owned(owner, sessions, except))
+            .await
     }
 
     async fn len(&self) -> Result<usize, StoreError> {

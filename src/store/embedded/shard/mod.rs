@@ -27,7 +27,7 @@ use super::policy::{Caps, Elsewhere, Evicted, Need, Written, NO_VICTIM};
 use super::slab::KeyCopy;
 use crate::error::StoreError;
 use crate::record::{Changes, CookieRecord, Record};
-use crate::store::{Applied, Created};
+use crate::store::{Applied, Created, OwnedSession};
 use crate::sync::{AtomicU64, Ordering, RwLock, WriteGuard};
 
 #[cfg(all(test, not(sessile_loom)))]
@@ -511,6 +511,22 @@ impl Shard {
                 if deadline > now_ms {
                     f(g.slab.key_len(pos) + e.data.len(), deadline);
                 }
+            }
+        }
+    }
+
+    /// The live sessions of `owner` in this shard, from the owner index.
+    pub(crate) fn sessions_of(&self, owner: &str, now_ms: i64, out: &mut Vec<OwnedSession>) {
+        let g = self.inner.read();
+        for sid in g.owners.sessions_of(owner) {
+            let Some(e) = g.slab.find(sid).and_then(|p| g.slab.get(p)) else {
+                continue;
+            };
+            if e.live_at(now_ms) {
+                out.push(OwnedSession {
+                    id: sid.to_string(),
+                    record: e.record(&g.shapes),
+                });
             }
         }
     }

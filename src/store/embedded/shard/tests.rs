@@ -203,3 +203,58 @@ fn shapes_follow_the_entries() {
     s.destroy("b", None).unwrap();
     assert_eq!(s.inner.read().shapes.len(), 0);
 }
+
+#[test]
+fn the_owner_index_follows_every_removal() {
+    use crate::record::{Change, Changes};
+    use crate::store::embedded::policy::Caps;
+
+    let owned = |n: i64| Record {
+        data: Data::from_trusted(&format!(r#"{{"n":{n},"__sessile_owner":"alice"}}"#)),
+        ..record(0)
+    };
+    let listed = |s: &Shard, now: i64| {
+        let mut out = Vec::new();
+        s.sessions_of("alice", now, &mut out);
+        let mut ids: Vec<String> = out.into_iter().map(|o| o.id).collect();
+        ids.sort();
+        ids
+    };
+    let counts = |s: &Shard| s.inner.read().owners.counts();
+    // At most 4 sessions: the first two of six are evicted.
+    let s = Shard::new(Caps::new(Some(4), None).map(Arc::new));
+    for i in 0..6 {
+        set_record(&s, &format!("id{i}"), &owned(i), NOW + 1_000 * (i + 1));
+    }
+    assert_eq!(s.usage().0, 4);
+    assert_eq!(listed(&s, NOW), ["id2", "id3", "id4", "id5"]);
+    assert_eq!(counts(&s), (4, 1));
+    // Destroyed; disowned by an apply.
+    s.destroy("id5", None).unwrap();
+    let disown = Changes {
+        cookie: cookie(NOW + 5_000),
+        fields: vec![Change::Remove("__sessile_owner".into())],
+    };
+    s.apply("id4", &disown, &ctx(), &Room::single(&s)).unwrap();
+    assert_eq!(listed(&s, NOW), ["id2", "id3"]);
+    assert_eq!(counts(&s), (2, 1));
+    // A touch keeps the owner.
+    s.touch("id3", &cookie(NOW + 9_000), &ctx()).unwrap();
+    assert_eq!(counts(&s), (2, 1));
+    // Expired and swept: nothing is left behind.
+    assert_eq!(listed(&s, NOW + 4_500), ["id3"]);
+    s.sweep(NOW + 20_000, usize::MAX);
+    assert_eq!(s.usage(), (0, 0));
+    assert_eq!(counts(&s), (0, 0));
+    // Replayed sets rebuild it; a replayed clear empties it.
+    for i in 0..3 {
+        s.replay(&Op::Set {
+            sid: format!("r{i}"),
+            record: owned(i),
+            deadline: NOW + 60_000,
+        });
+    }
+    assert_eq!(listed(&s, NOW), ["r0", "r1", "r2"]);
+    s.replay(&Op::Clear);
+    assert_eq!(counts(&s), (0, 0));
+}
