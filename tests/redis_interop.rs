@@ -27,6 +27,7 @@ use redis_common::*;
 use serde_json::{json, Map, Value};
 use sessile::{
     CookieOptions, MaxLifetime, SameSiteOption, Session, SessionLayer, SessionLayerBuilder,
+    SessionStore,
 };
 
 const SHARED_SECRET: &str = "shared by node and rust";
@@ -142,7 +143,12 @@ async fn start_rust_with(
         s.destroy().await?;
         Ok(Json(json!("ok")))
     }
+    async fn own(s: Session, Path(user): Path<String>) -> Result<Json<Value>, sessile::Error> {
+        s.set_owner(user)?;
+        Ok(Json(json!("ok")))
+    }
     let app = Router::new()
+        .route("/own/{user}", get(own))
         .route("/views", get(views))
         .route("/set/{k}/{v}", get(set))
         .route("/read", get(read))
@@ -487,5 +493,75 @@ async fn a_node_write_keeps_the_creation_time_of_max_lifetime() {
         json!(3)
     );
     assert!(created_of(&raw_get(&mut conn, &key).await.unwrap()).is_some());
+    redis.clear(&prefix).await;
+}
+
+/// Sign out everywhere beside a Node app: a Node write of an owned session keeps its owner
+/// (the reserved `__sessile_owner` fields are written back as they were), so the owner's
+/// listing still has it; a Node logout leaves a stale member in the owner's set, which the
+/// next listing removes; sessile's sign-out of every session of the owner ends a session
+/// Node is serving.
+#[tokio::test]
+async fn a_node_write_keeps_the_owner_and_a_node_logout_leaves_the_listing() {
+    let test = "a_node_write_keeps_the_owner_and_a_node_logout_leaves_the_listing";
+    let Some(redis) = prerequisites(test, redis_url(test).map(Deployment::Single)) else {
+        return;
+    };
+    let prefix = unique_prefix("interop-owner");
+    let node = start_node(&redis, &prefix);
+    let rust = start_rust(&redis, &prefix).await;
+    let node = node.addr;
+    let store = redis
+        .builder()
+        .prefix(&prefix)
+        .build()
+        .await
+        .expect("store");
+    let ids_of = |sessions: Vec<sessile::store::OwnedSession>| -> Vec<String> {
+        let mut ids: Vec<String> = sessions.into_iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        let r = get_with(rust, "/own/alice", None).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        devices.push((r.sid_signed_by(SHARED_SECRET), r.cookie_pair()));
+    }
+    let mut both: Vec<String> = devices.iter().map(|(id, _)| id.clone()).collect();
+    both.sort_unstable();
+    assert_eq!(ids_of(store.sessions_of("alice").await.unwrap()), both);
+
+    // Node writes the first session: its owner is kept.
+    let (first, first_cookie) = &devices[0];
+    assert_eq!(
+        get_with(node, "/set/k/v", Some(first_cookie)).await.status,
+        200
+    );
+    let listed = store.sessions_of("alice").await.unwrap();
+    assert_eq!(ids_of(listed.clone()), both);
+    let written = listed.iter().find(|s| &s.id == first).unwrap();
+    assert_eq!(written.owner().as_deref(), Some("alice"));
+    assert!(written.record.data.as_str().contains(r#""k":"v""#));
+
+    // Node logs the first out: the listing drops it.
+    assert_eq!(
+        get_with(node, "/logout", Some(first_cookie)).await.status,
+        200
+    );
+    assert_eq!(
+        ids_of(store.sessions_of("alice").await.unwrap()),
+        vec![devices[1].0.clone()]
+    );
+
+    // sessile signs alice out everywhere: Node no longer finds the second session.
+    assert_eq!(store.destroy_all_of("alice", None).await.unwrap(), 1);
+    let seen_by_node = json_body(&get_with(node, "/read", Some(&devices[1].1)).await);
+    assert_eq!(
+        seen_by_node,
+        json!({}),
+        "Node still serves a signed-out session"
+    );
     redis.clear(&prefix).await;
 }
