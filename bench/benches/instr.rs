@@ -16,6 +16,7 @@
 //! 197-byte payload); `get_dashmap`, `get_papaya` (the same bytes in a plain
 //! `DashMap<String, Arc<[u8]>>` and a `papaya::HashMap`); `read`, `views`, `new_visitor` (one
 //! request through the layer in process, as `hot_paths`'s `layer/*`, one session reused);
+//! `read_owned`, `views_owned` (the same, the session given an owner at its first request);
 //! `read_durable` (`read` over a durable store in a temporary directory). Each thread's CPU
 //! time is printed at the end (the durable store's background threads beside the measuring
 //! one).
@@ -56,6 +57,11 @@ fn store(size: u64) -> EmbeddedStore {
 }
 
 fn layer(path: &'static str, with_cookie: bool, store: EmbeddedStore) -> Subject {
+    layer_of(path, with_cookie, store, false)
+}
+
+/// [`layer`], the session given an owner by its first request when `owned`.
+fn layer_of(path: &'static str, with_cookie: bool, store: EmbeddedStore, owned: bool) -> Subject {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,8 +74,16 @@ fn layer(path: &'static str, with_cookie: bool, store: EmbeddedStore) -> Subject
     let app = Router::new()
         .route("/read", get(support::read))
         .route("/views", get(support::views))
+        .route(
+            "/login",
+            get(|s: sessile::Session| async move {
+                s.set_owner("instr-user").expect("an owner");
+                s.insert("views", 1).expect("a field");
+            }),
+        )
         .layer(sessions);
-    let cookie = support::first_cookie(&rt, &app, "/views");
+    let first = if owned { "/login" } else { "/views" };
+    let cookie = support::first_cookie(&rt, &app, first);
     Subject::Layer(rt, app, with_cookie.then_some(cookie), path)
 }
 
@@ -191,6 +205,8 @@ fn main() {
             )
         }
         "views" => layer("/views", true, EmbeddedStore::new()),
+        "read_owned" => layer_of("/read", true, EmbeddedStore::new(), true),
+        "views_owned" => layer_of("/views", true, EmbeddedStore::new(), true),
         "new_visitor" => layer("/views", false, EmbeddedStore::new()),
         "genid" => Subject::Store(EmbeddedStore::new()),
         _ => Subject::Store(store(live)),

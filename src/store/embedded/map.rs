@@ -179,13 +179,22 @@ impl Map {
     }
 
     /// Replaces the data, cookie and deadline of the entry at `pos` in place (no new id, no
-    /// wheel change unless the deadline's bucket gets earlier).
-    pub(crate) fn replace(&mut self, pos: u32, data: Data, cookie: &CookieRecord, deadline: i64) {
+    /// wheel change unless the deadline's bucket gets earlier). The owner index looks at the
+    /// new data only when `owner_may_change` (a whole record written, or changes naming the
+    /// owner's field: see `Owners::may_change`) and the data is not the same.
+    pub(crate) fn replace(
+        &mut self,
+        pos: u32,
+        data: Data,
+        cookie: &CookieRecord,
+        deadline: i64,
+        owner_may_change: bool,
+    ) {
         let key_len = self.slab.key_len(pos);
         let Some(e) = self.slab.get(pos) else {
             return;
         };
-        if !e.data.same(&data) {
+        if owner_may_change && !e.data.same(&data) {
             self.owners.note(self.slab.key(pos), &data);
         }
         let Some(e) = self.slab.get_mut(pos) else {
@@ -210,7 +219,7 @@ impl Map {
                 if let (Some(e), true) = (self.slab.get(pos), back) {
                     e.came_back();
                 }
-                self.replace(pos, record.data.clone(), &record.cookie, deadline);
+                self.replace(pos, record.data.clone(), &record.cookie, deadline, true);
             }
             None => self.insert(key, record, deadline),
         }

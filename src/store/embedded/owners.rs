@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::record::Data;
-use crate::store::owner_of;
+use crate::record::{Change, Changes, Data};
+use crate::store::{owner_of, OWNER_KEY};
 
 type Hasher = ahash::RandomState;
 
@@ -53,6 +53,15 @@ impl Owners {
             .or_default()
             .push(sid.into());
         self.of.insert(sid.into(), owner);
+    }
+
+    /// Whether applying `changes` may change a session's owner: only changes that name the
+    /// owner's field do (an apply of other fields, the common write, needs no look at the
+    /// owner).
+    pub(crate) fn may_change(changes: &Changes) -> bool {
+        changes.fields.iter().any(|c| match c {
+            Change::Set(k, _) | Change::Remove(k) => k == OWNER_KEY,
+        })
     }
 
     /// Forgets the session `sid` (removed from the shard).

@@ -23,6 +23,7 @@ use super::context::Ctx;
 use super::durable::{Op, OpRef};
 use super::log::{self, Log};
 use super::map::{charge, Map};
+use super::owners::Owners;
 use super::policy::{Caps, Elsewhere, Evicted, Need, Written, NO_VICTIM};
 use super::slab::KeyCopy;
 use crate::error::StoreError;
@@ -262,7 +263,13 @@ impl Shard {
             g.remove_at(pos);
             return Ok(Written::Done((Applied::Applied, seq)));
         }
-        g.replace(pos, data, &changes.cookie, deadline);
+        g.replace(
+            pos,
+            data,
+            &changes.cookie,
+            deadline,
+            Owners::may_change(changes),
+        );
         Ok(Written::Done((Applied::Applied, seq)))
     }
 
@@ -331,7 +338,7 @@ impl Shard {
             g.remove_at(pos);
             return Ok(seq);
         }
-        g.replace(pos, data, cookie, deadline);
+        g.replace(pos, data, cookie, deadline, false);
         Ok(seq)
     }
 
@@ -372,7 +379,13 @@ impl Shard {
                 let data = changes
                     .apply_to_data(&e.data)
                     .unwrap_or_else(|_| e.data.clone());
-                g.replace(pos, data, &changes.cookie, *deadline);
+                g.replace(
+                    pos,
+                    data,
+                    &changes.cookie,
+                    *deadline,
+                    Owners::may_change(changes),
+                );
             }
             Op::Touch {
                 sid,
@@ -385,7 +398,7 @@ impl Shard {
                 let Some(data) = g.slab.get(pos).map(|e| e.data.clone()) else {
                     return;
                 };
-                g.replace(pos, data, cookie, *deadline);
+                g.replace(pos, data, cookie, *deadline, false);
             }
             Op::Destroy { sid } => {
                 g.remove(sid);
