@@ -16,7 +16,8 @@
 //! 197-byte payload); `get_dashmap`, `get_papaya` (the same bytes in a plain
 //! `DashMap<String, Arc<[u8]>>` and a `papaya::HashMap`); `read`, `views`, `new_visitor` (one
 //! request through the layer in process, as `hot_paths`'s `layer/*`, one session reused);
-//! `read_owned`, `views_owned` (the same, the session given an owner at its first request);
+//! `read_owned`, `views_owned` (the same, the session given an owner at its first request),
+//! `read_lifetime`, `views_lifetime` (the same under `max_lifetime`);
 //! `read_durable` (`read` over a durable store in a temporary directory). Each thread's CPU
 //! time is printed at the end (the durable store's background threads beside the measuring
 //! one).
@@ -57,20 +58,32 @@ fn store(size: u64) -> EmbeddedStore {
 }
 
 fn layer(path: &'static str, with_cookie: bool, store: EmbeddedStore) -> Subject {
-    layer_of(path, with_cookie, store, false)
+    layer_of(path, with_cookie, store, Extra::None)
 }
 
-/// [`layer`], the session given an owner by its first request when `owned`.
-fn layer_of(path: &'static str, with_cookie: bool, store: EmbeddedStore, owned: bool) -> Subject {
+/// What a layer of [`layer_of`] has beyond express-session's behaviour.
+#[derive(PartialEq)]
+enum Extra {
+    None,
+    /// The session is given an owner by its first request.
+    Owner,
+    /// `max_lifetime` (8 hours since creation).
+    MaxLifetime,
+}
+
+/// [`layer`], with `extra`.
+fn layer_of(path: &'static str, with_cookie: bool, store: EmbeddedStore, extra: Extra) -> Subject {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let sessions = SessionLayer::builder()
-        .secret("instr secret")
-        .store(store)
-        .build()
-        .expect("valid options");
+    let mut builder = SessionLayer::builder().secret("instr secret").store(store);
+    if extra == Extra::MaxLifetime {
+        builder = builder.max_lifetime(sessile::MaxLifetime::since_created(
+            std::time::Duration::from_secs(8 * 3600),
+        ));
+    }
+    let sessions = builder.build().expect("valid options");
     let app = Router::new()
         .route("/read", get(support::read))
         .route("/views", get(support::views))
@@ -82,7 +95,11 @@ fn layer_of(path: &'static str, with_cookie: bool, store: EmbeddedStore, owned: 
             }),
         )
         .layer(sessions);
-    let first = if owned { "/login" } else { "/views" };
+    let first = if extra == Extra::Owner {
+        "/login"
+    } else {
+        "/views"
+    };
     let cookie = support::first_cookie(&rt, &app, first);
     Subject::Layer(rt, app, with_cookie.then_some(cookie), path)
 }
@@ -205,8 +222,10 @@ fn main() {
             )
         }
         "views" => layer("/views", true, EmbeddedStore::new()),
-        "read_owned" => layer_of("/read", true, EmbeddedStore::new(), true),
-        "views_owned" => layer_of("/views", true, EmbeddedStore::new(), true),
+        "read_owned" => layer_of("/read", true, EmbeddedStore::new(), Extra::Owner),
+        "views_owned" => layer_of("/views", true, EmbeddedStore::new(), Extra::Owner),
+        "read_lifetime" => layer_of("/read", true, EmbeddedStore::new(), Extra::MaxLifetime),
+        "views_lifetime" => layer_of("/views", true, EmbeddedStore::new(), Extra::MaxLifetime),
         "new_visitor" => layer("/views", false, EmbeddedStore::new()),
         "genid" => Subject::Store(EmbeddedStore::new()),
         _ => Subject::Store(store(live)),
