@@ -40,10 +40,16 @@ pub(crate) fn valid_owner(owner: &str) -> bool {
 
 /// The owner stored in `data`, if it holds a valid one. Text without the field's name (or
 /// any `\u` escape, which could spell it) is not parsed, so records of sessions without an
-/// owner cost a substring search.
+/// owner cost two vectorised substring searches (`memchr::memmem`: an unmodified request's
+/// touch asks every session for its owner).
 pub(crate) fn owner_of(data: &Data) -> Option<String> {
-    let text = data.as_str();
-    if !text.contains(OWNER_KEY) && !text.contains("\\u") {
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: a finder's setup costs more than a search of a small record.
+    static NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(OWNER_KEY));
+    static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\\u"));
+    let text = data.as_str().as_bytes();
+    if NAME.find(text).is_none() && ESCAPE.find(text).is_none() {
         return None;
     }
     data.field::<String>(OWNER_KEY)
